@@ -1,0 +1,103 @@
+// The one small interface every compute backend implements (ggml-backend style): buffers,
+// uploads, and the ops a decoder layer needs. The engine and the streamer only ever see this;
+// they branch on `caps`, never on `name`.
+//
+// Conventions shared by every backend (the CPU backend is the reference):
+// - Addresses are plain numbers: host addresses on the CPU backend, CUdeviceptr on CUDA. Both
+//   fit in 53 bits on x86-64 Linux. Address arithmetic (base + byte offset) is the caller's.
+// - Activations are f32, row-major, tokens along the rows: x[T, n] is T rows of n floats.
+// - Weights are row-major [rows, cols] in f32, f16 or bf16 (Hugging Face `nn.Linear` layout:
+//   out_features rows, in_features cols); every op accumulates in f32.
+// - Ops are enqueued in order; `sync()` waits for all of them. A download is synchronous.
+
+export type DType = "f32" | "f16" | "bf16";
+
+/** Numeric codes passed across the native boundary (Zig `DType` enum has the same values). */
+export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
+
+export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+
+/** A weight tensor as a backend sees it: where it lives and how to read it. */
+export interface Weight {
+  readonly addr: number;
+  readonly dtype: DType;
+  /** [rows, cols] for matrices, [n] for vectors (norm weights, biases). */
+  readonly shape: readonly number[];
+}
+
+export interface BackendCaps {
+  /** Ops can read weights straight from host memory (an mmap of the file): no upload needed. */
+  readonly readsHostMemory: boolean;
+  /** `upload` returns before the copy finishes; order it with `recordUpload`/`waitUpload`. */
+  readonly asyncUpload: boolean;
+  /** `allocHost` returns page-locked memory (faster, asynchronous uploads). */
+  readonly pinnedHost: boolean;
+}
+
+/** Geometry of one attention call over one sequence's KV cache. */
+export interface AttentionShape {
+  /** Query tokens in this call (prefill: prompt length; decode: 1). */
+  readonly T: number;
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly headDim: number;
+  /** Position of the first query token; its keys are already stored at this index in the cache. */
+  readonly pos0: number;
+  /** Sliding window (keys at positions > p - window are visible to position p); 0 = unlimited. */
+  readonly window: number;
+  /** Softmax scale, usually 1/sqrt(headDim). */
+  readonly scale: number;
+}
+
+export interface Backend {
+  readonly name: "cpu" | "cuda";
+  readonly caps: BackendCaps;
+
+  /** Device memory (host memory on the CPU backend). Freed with `free`. */
+  alloc(bytes: number): number;
+  free(addr: number): void;
+  /** Host memory suited to `upload` sources (pinned where caps.pinnedHost). Freed with `freeHost`. */
+  allocHost(bytes: number): number;
+  freeHost(addr: number): void;
+
+  /** Copy `bytes` from host address `src` to device address `dst`. */
+  upload(dst: number, src: number, bytes: number): void;
+  /** Copy `bytes` from device address `src` into `dst` (synchronous; waits for queued ops). */
+  download(dst: Float32Array | Uint8Array, src: number, bytes: number): void;
+  /** Device-to-device copy, ordered with the ops. */
+  copy(dst: number, src: number, bytes: number): void;
+  /** Copy a host typed array to device memory (small things: token ids, inv_freq). */
+  write(dst: number, src: Float32Array | Int32Array): void;
+  /** Wait for every queued op and upload. */
+  sync(): void;
+
+  // --- ops (all outputs f32) ---
+  /** out[t, :] = table[ids[t], :] for t < ids.length (ids on the host). */
+  embedding(out: number, table: Weight, ids: Int32Array): void;
+  /** out[T, rows] = x[T, cols] · wᵀ (T = 1 is the decode matvec). out must not alias x. */
+  matmul(out: number, x: number, w: Weight, T: number): void;
+  /** x[t, :] += bias for t < T. */
+  addBias(x: number, bias: Weight, T: number): void;
+  /** out[t, :] = x[t, :] / rms(x[t, :]) * w. out may alias x. */
+  rmsnorm(out: number, x: number, w: Weight, T: number, eps: number): void;
+  /**
+   * Rotary embedding in place, Hugging Face rotate-half layout: for each of nHeads heads of
+   * headDim, pair i with i + headDim/2, angle = (pos0 + t) * invFreq[i] (invFreq: device f32
+   * [headDim/2], scaling already folded in), then both halves are multiplied by attnFactor.
+   */
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number): void;
+  /**
+   * Causal grouped-query attention of q[T, nHeads*headDim] over this sequence's caches
+   * k/v[maxSeq, nKvHeads*headDim] (entries 0 .. pos0+T-1 filled), into out[T, nHeads*headDim].
+   */
+  attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void;
+  /** out[i] = silu(gate[i]) * up[i] for i < n. out may alias gate. */
+  swiglu(out: number, gate: number, up: number, n: number): void;
+  /** out[i] = a[i] + b[i]. out may alias a. */
+  add(out: number, a: number, b: number, n: number): void;
+  /** Row-wise softmax in place over rows × n. */
+  softmax(x: number, rows: number, n: number): void;
+
+  /** Release everything this backend allocated. Idempotent. */
+  destroy(): void;
+}
