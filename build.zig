@@ -12,7 +12,7 @@ pub fn build(b: *std.Build) void {
         .abi = .gnu,
         .cpu_model = .{ .explicit = &std.Target.x86.cpu.x86_64_v3 },
     } });
-    const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseFast });
+    const optimize = b.standardOptimizeOption(.{});
 
     const cpu_mod = b.createModule(.{
         .root_source_file = b.path("zig-src/lib.zig"),
