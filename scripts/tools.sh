@@ -5,6 +5,8 @@
 set -euo pipefail
 BUN_VERSION=1.4.4
 ZIG_VERSION=0.14.1
+# ptxas (validates the CUDA kernels' PTX in the tests; no GPU needed).
+CUDA_NVCC_VERSION=13.5.37
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$ROOT/.tools"
@@ -31,6 +33,17 @@ ensure_zig() {
   export PATH="$dir/bin:$PATH"
 }
 
+ensure_ptxas() {
+  local dir="$TOOLS/nvcc"
+  if [ ! -x "$dir/bin/ptxas" ]; then
+    echo "airllm setup: installing ptxas (nvidia-cuda-nvcc==$CUDA_NVCC_VERSION) from PyPI into .tools/nvcc" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir/py" "nvidia-cuda-nvcc==$CUDA_NVCC_VERSION" >&2
+    mkdir -p "$dir/bin"
+    ln -sf "$(find "$dir/py" -name ptxas -type f | head -n 1)" "$dir/bin/ptxas"
+  fi
+  export AIRLLM_PTXAS="$dir/bin/ptxas"
+}
+
 ensure_deps() {
   # bun install is a no-op when node_modules matches the lockfile.
   (cd "$ROOT" && bun install --frozen-lockfile --silent >&2)
@@ -42,5 +55,6 @@ ensure_native() {
 
 ensure_bun
 ensure_zig
+ensure_ptxas
 ensure_deps
 ensure_native

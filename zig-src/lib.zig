@@ -10,5 +10,22 @@ comptime {
         // ---- CUDA kernels (nvptx64) ----
     } else {
         // ---- CPU backend (host) ----
+        const cpu = @import("cpu/api.zig");
+        @export(&cpu.airllm_init, .{ .name = "airllm_init" });
+        @export(&cpu.airllm_shutdown, .{ .name = "airllm_shutdown" });
+        @export(&cpu.airllm_threads, .{ .name = "airllm_threads" });
+        @export(&cpu.airllm_alloc, .{ .name = "airllm_alloc" });
+        @export(&cpu.airllm_free, .{ .name = "airllm_free" });
+        @export(&cpu.airllm_memcpy, .{ .name = "airllm_memcpy" });
+        @export(&cpu.airllm_convert_f32, .{ .name = "airllm_convert_f32" });
+        @export(&cpu.airllm_embedding, .{ .name = "airllm_embedding" });
+        @export(&cpu.airllm_matmul, .{ .name = "airllm_matmul" });
+        @export(&cpu.airllm_add_bias, .{ .name = "airllm_add_bias" });
+        @export(&cpu.airllm_rmsnorm, .{ .name = "airllm_rmsnorm" });
+        @export(&cpu.airllm_rope, .{ .name = "airllm_rope" });
+        @export(&cpu.airllm_attention, .{ .name = "airllm_attention" });
+        @export(&cpu.airllm_swiglu, .{ .name = "airllm_swiglu" });
+        @export(&cpu.airllm_add, .{ .name = "airllm_add" });
+        @export(&cpu.airllm_softmax, .{ .name = "airllm_softmax" });
     }
 }

@@ -25,10 +25,16 @@ export interface Weight {
   readonly shape: readonly number[];
 }
 
+/** Uploads run on the "upload" queue, ops and device copies on the "compute" queue. */
+export type Queue = "upload" | "compute";
+
+/** Opaque event handle (a CUevent on CUDA; a counter on the synchronous CPU backend). */
+export type BackendEvent = number;
+
 export interface BackendCaps {
   /** Ops can read weights straight from host memory (an mmap of the file): no upload needed. */
   readonly readsHostMemory: boolean;
-  /** `upload` returns before the copy finishes; order it with `recordUpload`/`waitUpload`. */
+  /** `upload` returns before the copy finishes; order it with `record`/`waitOn`. */
   readonly asyncUpload: boolean;
   /** `allocHost` returns page-locked memory (faster, asynchronous uploads). */
   readonly pinnedHost: boolean;
@@ -71,6 +77,15 @@ export interface Backend {
   /** Wait for every queued op and upload. */
   sync(): void;
 
+  // --- ordering between the upload queue and the compute queue (no-ops where both are one) ---
+  /** An event marking everything queued so far on `queue`. Release it with `releaseEvent`. */
+  record(queue: Queue): BackendEvent;
+  /** Work queued on `queue` after this call starts only once `event` has completed (no host wait). */
+  waitOn(queue: Queue, event: BackendEvent): void;
+  /** Block the host until `event` has completed. */
+  waitHost(event: BackendEvent): void;
+  releaseEvent(event: BackendEvent): void;
+
   // --- ops (all outputs f32) ---
   /** out[t, :] = table[ids[t], :] for t < ids.length (ids on the host). */
   embedding(out: number, table: Weight, ids: Int32Array): void;
@@ -97,6 +112,9 @@ export interface Backend {
   add(out: number, a: number, b: number, n: number): void;
   /** Row-wise softmax in place over rows × n. */
   softmax(x: number, rows: number, n: number): void;
+
+  /** Free and total device memory in bytes, where the backend can tell (CUDA: cuMemGetInfo). */
+  memInfo?(): { free: number; total: number };
 
   /** Release everything this backend allocated. Idempotent. */
   destroy(): void;

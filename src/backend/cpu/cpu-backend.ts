@@ -1,0 +1,190 @@
+// The CPU backend: host memory from the Zig allocator and ops from the Zig library, run on a
+// process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
+// ops read weights wherever they are in host memory (an mmap included): no upload needed.
+import { freemem, totalmem } from "node:os";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, Queue, Weight } from "../backend.ts";
+import { DTYPE_CODE } from "../backend.ts";
+import { NativeError, UsageError } from "../../errors.ts";
+import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
+
+export interface CpuBackendOptions {
+  /** Threads for the ops (the calling thread included); default one per CPU. */
+  threads?: number;
+}
+
+// The native pool is one per process: the first backend starts it, the last one destroyed
+// stops it. A later backend asking for another thread count resizes it for everyone.
+let liveBackends = 0;
+
+function matrixShape(w: Weight, op: string): [number, number] {
+  if (w.shape.length !== 2) throw new UsageError(`${op}: weight must be 2-D, got shape [${w.shape}]`);
+  return [w.shape[0]!, w.shape[1]!];
+}
+
+function vectorLength(w: Weight, op: string): number {
+  if (w.shape.length !== 1) throw new UsageError(`${op}: weight must be 1-D, got shape [${w.shape}]`);
+  return w.shape[0]!;
+}
+
+export class CpuBackend implements Backend {
+  readonly name = "cpu" as const;
+  readonly caps: BackendCaps = { readsHostMemory: true, asyncUpload: false, pinnedHost: false };
+  /** Threads the ops run on. */
+  readonly threads: number;
+
+  private readonly lib: CpuLibrary;
+  /** Every live allocation, so `destroy` can free what callers forgot. */
+  private readonly owned = new Set<number>();
+  private destroyed = false;
+
+  constructor(options: CpuBackendOptions = {}) {
+    const threads = options.threads ?? 0;
+    if (!Number.isInteger(threads) || threads < 0) throw new UsageError(`threads must be a non-negative integer, got ${threads}`);
+    this.lib = cpuLibrary();
+    this.threads = this.lib.airllm_init(threads);
+    liveBackends++;
+  }
+
+  alloc(bytes: number): number {
+    this.alive();
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new UsageError(`alloc: bad byte count ${bytes}`);
+    const addr = this.lib.airllm_alloc(bytes);
+    if (addr === null || addr === 0) {
+      throw new NativeError(`airllm_alloc(${bytes}) returned null`, "not enough host memory: lower the memory budget or the context length");
+    }
+    const a = Number(addr);
+    this.owned.add(a);
+    return a;
+  }
+
+  free(addr: number): void {
+    this.alive();
+    if (!this.owned.delete(addr)) throw new UsageError(`free: address 0x${addr.toString(16)} was not allocated by this backend (or was freed already)`);
+    this.lib.airllm_free(asPtr(addr));
+  }
+
+  allocHost(bytes: number): number {
+    return this.alloc(bytes);
+  }
+
+  freeHost(addr: number): void {
+    this.free(addr);
+  }
+
+  upload(dst: number, src: number, bytes: number): void {
+    this.copy(dst, src, bytes);
+  }
+
+  download(dst: Float32Array | Uint8Array, src: number, bytes: number): void {
+    this.alive();
+    if (bytes > dst.byteLength) throw new UsageError(`download: ${bytes} bytes do not fit a ${dst.byteLength}-byte array`);
+    if (bytes > 0) this.lib.airllm_memcpy(dst, asPtr(src), bytes);
+  }
+
+  copy(dst: number, src: number, bytes: number): void {
+    this.alive();
+    if (bytes > 0) this.lib.airllm_memcpy(asPtr(dst), asPtr(src), bytes);
+  }
+
+  write(dst: number, src: Float32Array | Int32Array): void {
+    this.alive();
+    if (src.byteLength > 0) this.lib.airllm_memcpy(asPtr(dst), src, src.byteLength);
+  }
+
+  sync(): void {}
+
+  // One synchronous queue: everything recorded has already completed, so events are just
+  // distinct numbers and waiting on them is free.
+  private nextEvent = 1;
+
+  record(_queue: Queue): BackendEvent {
+    this.alive();
+    return this.nextEvent++;
+  }
+
+  waitOn(_queue: Queue, _event: BackendEvent): void {}
+
+  waitHost(_event: BackendEvent): void {}
+
+  releaseEvent(_event: BackendEvent): void {}
+
+  /** Host RAM as the OS reports it (free = what the kernel counts as available). */
+  memInfo(): { free: number; total: number } {
+    return { free: freemem(), total: totalmem() };
+  }
+
+  embedding(out: number, table: Weight, ids: Int32Array): void {
+    this.alive();
+    const [rows, cols] = matrixShape(table, "embedding");
+    const status = this.lib.airllm_embedding(asPtr(out), asPtr(table.addr), DTYPE_CODE[table.dtype], rows, cols, ids, ids.length);
+    if (status !== 0) {
+      const bad = ids.findIndex((id) => id < 0 || id >= rows);
+      check(status, "airllm_embedding", `ids[${bad}] = ${ids[bad]}, table has ${rows} rows`);
+    }
+  }
+
+  matmul(out: number, x: number, w: Weight, T: number): void {
+    this.alive();
+    const [rows, cols] = matrixShape(w, "matmul");
+    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T);
+    check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}`);
+  }
+
+  addBias(x: number, bias: Weight, T: number): void {
+    this.alive();
+    const n = vectorLength(bias, "addBias");
+    check(this.lib.airllm_add_bias(asPtr(x), asPtr(bias.addr), DTYPE_CODE[bias.dtype], n, T), "airllm_add_bias", `bias ${bias.dtype} [${n}], T=${T}`);
+  }
+
+  rmsnorm(out: number, x: number, w: Weight, T: number, eps: number): void {
+    this.alive();
+    const n = vectorLength(w, "rmsnorm");
+    check(this.lib.airllm_rmsnorm(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], n, T, eps), "airllm_rmsnorm", `w ${w.dtype} [${n}], T=${T}`);
+  }
+
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number): void {
+    this.alive();
+    const status = this.lib.airllm_rope(asPtr(x), T, nHeads, headDim, pos0, asPtr(invFreq), attnFactor);
+    check(status, "airllm_rope", `T=${T} nHeads=${nHeads} headDim=${headDim} (even, at most 1024)`);
+  }
+
+  attention(out: number, q: number, kCache: number, vCache: number, s: AttentionShape): void {
+    this.alive();
+    const status = this.lib.airllm_attention(
+      asPtr(out), asPtr(q), asPtr(kCache), asPtr(vCache),
+      s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale,
+    );
+    check(status, "airllm_attention", `nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it) headDim=${s.headDim} (at most 4096)`);
+  }
+
+  swiglu(out: number, gate: number, up: number, n: number): void {
+    this.alive();
+    this.lib.airllm_swiglu(asPtr(out), asPtr(gate), asPtr(up), n);
+  }
+
+  add(out: number, a: number, b: number, n: number): void {
+    this.alive();
+    this.lib.airllm_add(asPtr(out), asPtr(a), asPtr(b), n);
+  }
+
+  softmax(x: number, rows: number, n: number): void {
+    this.alive();
+    this.lib.airllm_softmax(asPtr(x), rows, n);
+  }
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    for (const addr of this.owned) this.lib.airllm_free(asPtr(addr));
+    this.owned.clear();
+    if (--liveBackends === 0) this.lib.airllm_shutdown();
+  }
+
+  private alive(): void {
+    if (this.destroyed) throw new UsageError("the CPU backend was used after destroy()");
+  }
+}
+
+export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
+  return new CpuBackend(options);
+}

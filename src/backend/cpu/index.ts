@@ -1,0 +1,1 @@
+export { CpuBackend, createCpuBackend, type CpuBackendOptions } from "./cpu-backend.ts";

@@ -1,0 +1,27 @@
+// bun:ffi signatures of the Zig library's op exports (zig-src/cpu/api.zig). Dims are u32,
+// element counts u64; ops that can reject arguments return a status (0 = ok, see `check` in native.ts).
+import type { FFIFunction } from "bun:ffi";
+
+export const opSymbols = {
+  /** (out, table, dtype, rows, cols, ids i32[], nIds) → status */
+  airllm_embedding: { args: ["ptr", "ptr", "u32", "u32", "u32", "ptr", "u32"], returns: "i32" },
+  /** (out, x, w, dtype, rows, cols, T) → status */
+  airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32"], returns: "i32" },
+  /** (x, bias, dtype, n, T) → status */
+  airllm_add_bias: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
+  /** (out, x, w, dtype, n, T, eps) → status */
+  airllm_rmsnorm: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "f32"], returns: "i32" },
+  /** (x, T, nHeads, headDim, pos0, invFreq, attnFactor) → status */
+  airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "ptr", "f32"], returns: "i32" },
+  /** (out, q, kCache, vCache, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
+  airllm_attention: {
+    args: ["ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],
+    returns: "i32",
+  },
+  /** (out, gate, up, n) */
+  airllm_swiglu: { args: ["ptr", "ptr", "ptr", "u64"], returns: "void" },
+  /** (out, a, b, n) */
+  airllm_add: { args: ["ptr", "ptr", "ptr", "u64"], returns: "void" },
+  /** (x, rows, n) */
+  airllm_softmax: { args: ["ptr", "u32", "u32"], returns: "void" },
+} as const satisfies Record<string, FFIFunction>;

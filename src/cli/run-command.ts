@@ -1,0 +1,148 @@
+// `airllm run MODEL`: generate from a prompt, streaming text to stdout; everything else to stderr.
+import { readFileSync } from "node:fs";
+import { UsageError } from "../errors.ts";
+import { AutoModel } from "../model/auto-model.ts";
+import type { GenerationResult } from "../engine/generate.ts";
+import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+
+export const RUN_FLAGS: readonly FlagSpec[] = [
+  { name: "prompt", short: "p", value: "TEXT", help: "prompt text (else -f, else standard input; empty: start from BOS)" },
+  { name: "file", short: "f", value: "FILE", help: "read the prompt from FILE" },
+  { name: "max-tokens", short: "n", value: "N", help: "generate at most N tokens (default 256)" },
+  { name: "temp", value: "T", help: "sampling temperature; 0 = greedy (default: generation_config.json, else 0)" },
+  { name: "top-k", value: "K", help: "keep the K most likely tokens (0 = off)" },
+  { name: "top-p", value: "P", help: "keep the smallest set of tokens with probability mass P (1 = off)" },
+  { name: "min-p", value: "P", help: "drop tokens less likely than P × the most likely (0 = off)" },
+  { name: "repeat-penalty", value: "R", help: "divide positive logits of seen tokens by R, multiply negative ones (1 = off)" },
+  { name: "seed", value: "S", help: "random seed: the same seed gives the same output" },
+  { name: "stop", value: "STR", repeat: true, help: "stop when STR appears (repeatable); STR is not printed" },
+  { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
+  { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
+  { name: "device", value: "D", help: "cuda, cpu or auto (default auto: CUDA when available, else CPU)" },
+  { name: "ctx", value: "N", help: "context length to allocate (default: min(max_position_embeddings, 4096))" },
+  { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
+  { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
+  { name: "prefetch", value: "N", help: "layers uploaded ahead while one computes (default 1)" },
+  { name: "no-prefetch", help: "upload each layer only when it is needed (AirLLM prefetching=False)" },
+  { name: "json", help: "print one JSON object on stdout instead of streaming text" },
+  { name: "verbose", short: "v", help: "print load details on stderr" },
+  { name: "help", short: "h", help: "show this help" },
+];
+
+export const RUN_HELP = `usage: airllm run MODEL [options]
+
+Generate text with the model in folder MODEL (Hugging Face layout: config.json, *.safetensors,
+tokenizer.json). Text goes to stdout as it is generated; a summary goes to stderr.
+
+options:
+${flagHelp(RUN_FLAGS)}
+`;
+
+async function readStdin(): Promise<string> {
+  return await new Response(Bun.stdin.stream()).text();
+}
+
+export async function runCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const parsed = parseArgs(argv, RUN_FLAGS, "run");
+  const f = new Flags(parsed);
+  if (f.has("help")) {
+    out(RUN_HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) {
+    throw new UsageError(parsed.positionals.length === 0 ? "no model given" : `expected one model, got ${parsed.positionals.length}`, "airllm run MODEL_DIR -p \"Once upon a time\"");
+  }
+  const modelDir = parsed.positionals[0];
+  const sources = ["prompt", "file", "ids"].filter((n) => f.has(n));
+  if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((s) => "--" + s).join(", ")}`);
+  const device = f.string("device") ?? "auto";
+  if (device !== "auto" && device !== "cpu" && device !== "cuda") throw new UsageError(`--device ${device} is not one of cuda, cpu, auto`);
+  const verbose = f.has("verbose");
+
+  let prompt: string | number[];
+  if (f.has("ids")) {
+    prompt = f.string("ids")!.split(",").map((s) => {
+      const v = Number(s);
+      if (s.trim() === "" || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids: "${s}" is not a token id`);
+      return v;
+    });
+  } else if (f.has("file")) {
+    const path = f.string("file")!;
+    try {
+      prompt = readFileSync(path, "utf8");
+    } catch (e) {
+      throw new UsageError(`cannot read prompt file "${path}": ${(e as Error).message}`);
+    }
+  } else if (f.has("prompt")) {
+    prompt = f.string("prompt")!;
+  } else {
+    prompt = process.stdin.isTTY ? "" : await readStdin();
+  }
+
+  const t0 = performance.now();
+  const model = await AutoModel.from_pretrained(modelDir, {
+    device,
+    threads: f.number("threads", { integer: true }),
+    max_seq_len: f.number("ctx", { integer: true }),
+    max_gpu_memory: f.string("max-gpu-memory"),
+    max_host_cache: f.string("max-host-cache"),
+    prefetching: !f.has("no-prefetch"),
+    prefetch_depth: f.number("prefetch", { integer: true }),
+    onNotice: (line) => err(`airllm: ${line}\n`),
+  });
+  const loadMs = performance.now() - t0;
+  try {
+    if (verbose) {
+      const c = model.config;
+      err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.kv.maxSeq}\n`);
+    }
+    const ids = model.encodePrompt(prompt);
+    if (ids.length === 0) {
+      throw new UsageError("the prompt encodes to no tokens and the tokenizer adds no BOS", "pass a non-empty prompt (-p)");
+    }
+    const opts = {
+      maxNewTokens: f.number("max-tokens", { integer: true }) ?? 256,
+      temperature: f.number("temp"),
+      topK: f.number("top-k", { integer: true }),
+      topP: f.number("top-p"),
+      minP: f.number("min-p"),
+      repetitionPenalty: f.number("repeat-penalty"),
+      seed: f.number("seed", { integer: true }),
+      stop: f.all("stop"),
+    };
+    const it = model.stream(ids, opts);
+    let result: GenerationResult;
+    for (;;) {
+      const step = await it.next();
+      if (step.done) {
+        result = step.value;
+        break;
+      }
+      if (!f.has("json") && step.value.text) out(step.value.text);
+    }
+    const t = result.timings;
+    const timings = {
+      load_ms: round(loadMs),
+      prompt_ms: round(t.promptMs),
+      generate_ms: round(t.generateMs),
+      prompt_tokens_per_s: round(t.promptTokensPerSecond),
+      tokens_per_s: round(t.tokensPerSecond),
+    };
+    if (f.has("json")) {
+      out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings }) + "\n");
+    } else {
+      out("\n");
+    }
+    err(
+      `airllm: load ${(loadMs / 1000).toFixed(2)} s · prompt ${result.promptTokens.length} tok at ${timings.prompt_tokens_per_s} tok/s · ` +
+        `generated ${result.tokens.length} tok at ${timings.tokens_per_s} tok/s · finish: ${result.finishReason}` +
+        (result.stoppedBy !== null ? ` (${typeof result.stoppedBy === "number" ? `eos id ${result.stoppedBy}` : `stop string ${JSON.stringify(result.stoppedBy)}`})` : "") +
+        "\n",
+    );
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
+
+const round = (v: number) => (Number.isFinite(v) ? Math.round(v * 10) / 10 : 0);

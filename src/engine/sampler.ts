@@ -1,0 +1,114 @@
+// Next-token choice from logits. Order of the transforms is Hugging Face's logits-processor
+// order: repetition penalty, temperature, top-k, top-p, min-p; then a draw from a seeded PRNG
+// (same seed, same output). temperature 0 means greedy (argmax, lowest id on ties).
+import { UsageError } from "../errors.ts";
+
+export interface SamplingOptions {
+  /** 0 = greedy. */
+  readonly temperature?: number;
+  /** 0 = off. */
+  readonly topK?: number;
+  /** 1 = off. */
+  readonly topP?: number;
+  /** 0 = off. */
+  readonly minP?: number;
+  /** 1 = off. Applied to every id already in the sequence (prompt included), as transformers does. */
+  readonly repetitionPenalty?: number;
+  readonly seed?: number;
+}
+
+export function validateSampling(o: SamplingOptions): void {
+  const bad = (what: string, v: number, hint: string) => {
+    throw new UsageError(`${what} ${v} is out of range`, hint);
+  };
+  if (o.temperature !== undefined && !(o.temperature >= 0)) bad("temperature", o.temperature, "use 0 (greedy) or a positive value");
+  if (o.topK !== undefined && !(o.topK >= 0 && Number.isInteger(o.topK))) bad("top-k", o.topK, "use 0 (off) or a positive integer");
+  if (o.topP !== undefined && !(o.topP > 0 && o.topP <= 1)) bad("top-p", o.topP, "use a value in (0, 1]; 1 turns it off");
+  if (o.minP !== undefined && !(o.minP >= 0 && o.minP < 1)) bad("min-p", o.minP, "use a value in [0, 1); 0 turns it off");
+  if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) {
+    bad("repetition penalty", o.repetitionPenalty, "use a positive value; 1 turns it off");
+  }
+}
+
+/** mulberry32: small, fast, and the same sequence on every platform for a given seed. */
+export class Rng {
+  private state: number;
+  constructor(seed: number) {
+    this.state = seed >>> 0;
+  }
+  /** Uniform in [0, 1). */
+  next(): number {
+    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+}
+
+export function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
+export class Sampler {
+  private readonly rng: Rng;
+
+  constructor(private readonly o: SamplingOptions) {
+    validateSampling(o);
+    this.rng = new Rng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
+  }
+
+  /** Picks the next id. `history` is every id of the sequence so far. Does not modify `logits`. */
+  sample(logits: Float32Array, history: readonly number[]): number {
+    const penalty = this.o.repetitionPenalty ?? 1;
+    let scores = logits;
+    if (penalty !== 1) {
+      scores = Float32Array.from(logits);
+      for (const id of new Set(history)) {
+        const s = scores[id];
+        scores[id] = s > 0 ? s / penalty : s * penalty;
+      }
+    }
+    const temperature = this.o.temperature ?? 0;
+    if (temperature === 0) return argmax(scores);
+
+    // Candidates sorted by score, highest first; top-k keeps a prefix.
+    const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+    const topK = this.o.topK ?? 0;
+    const kept = topK > 0 ? order.slice(0, topK) : order;
+    const max = scores[kept[0]];
+    const probs = kept.map((id) => Math.exp((scores[id] - max) / temperature));
+    const total = probs.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < probs.length; i++) probs[i] /= total;
+
+    // top-p: the smallest prefix whose mass reaches p (the first token always stays).
+    let n = probs.length;
+    const topP = this.o.topP ?? 1;
+    if (topP < 1) {
+      let mass = 0;
+      for (let i = 0; i < probs.length; i++) {
+        mass += probs[i];
+        if (mass >= topP) {
+          n = i + 1;
+          break;
+        }
+      }
+    }
+    // min-p: drop tokens below min_p × the top probability.
+    const minP = this.o.minP ?? 0;
+    if (minP > 0) {
+      const floor = minP * probs[0];
+      while (n > 1 && probs[n - 1] < floor) n--;
+    }
+
+    let mass = 0;
+    for (let i = 0; i < n; i++) mass += probs[i];
+    let r = this.rng.next() * mass;
+    for (let i = 0; i < n; i++) {
+      r -= probs[i];
+      if (r < 0) return kept[i];
+    }
+    return kept[n - 1];
+  }
+}

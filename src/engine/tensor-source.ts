@@ -1,0 +1,21 @@
+// What the engine needs from model files: named host tensors with raw addresses (mmap'd),
+// whatever the format behind them (safetensors today; split folders and GGUF later).
+import type { DType } from "../backend/backend.ts";
+
+export interface HostTensor {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Absolute host address of the first byte (inside a read-only file mapping). */
+  readonly addr: number;
+  readonly bytes: number;
+  /** The file it lives in, for error messages and profiling. */
+  readonly file: string;
+}
+
+export interface TensorSource {
+  has(name: string): boolean;
+  /** Throws a ModelFormatError naming the tensor when absent. */
+  get(name: string): HostTensor;
+  close(): void;
+}

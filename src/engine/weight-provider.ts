@@ -1,0 +1,60 @@
+// How a plan entry's weights become usable by the backend's ops. The forward pass asks for one
+// entry at a time (acquire), queues its ops, and hands it back (release); what happens in
+// between — nothing, an upload, a prefetch — is the provider's business, not the model's.
+import type { Weight } from "../backend/backend.ts";
+import { ModelFormatError } from "../errors.ts";
+import type { PlanEntry } from "../model/layer-plan.ts";
+import type { EntryWeights } from "../model/llama.ts";
+import type { HostTensor, TensorSource } from "./tensor-source.ts";
+
+export interface WeightProvider {
+  /** The entry's weights, valid for ops queued until `release(entry)`. */
+  acquire(entry: PlanEntry): EntryWeights;
+  /** Every op reading the entry has been queued; its memory may be reused once they finish. */
+  release(entry: PlanEntry): void;
+  dispose(): void;
+}
+
+/** Looks up only the entry's own tensors, so no model code can reach past its plan entry. */
+export function entryLookup(entry: PlanEntry, resolve: (name: string) => Weight): EntryWeights {
+  return (name: string) => {
+    if (!entry.tensors.includes(name)) {
+      throw new Error(`internal: ${entry.name} asked for ${name}, which is not in its plan entry`);
+    }
+    return resolve(name);
+  };
+}
+
+export function hostWeight(t: HostTensor): Weight {
+  return { addr: t.addr, dtype: t.dtype, shape: t.shape };
+}
+
+/** Checks an entry's tensors exist and have the shapes the config implies. */
+export function checkEntryShapes(entry: PlanEntry, source: TensorSource, expected: (name: string) => readonly number[]): void {
+  for (const name of entry.tensors) {
+    const t = source.get(name);
+    const want = expected(name);
+    if (t.shape.length !== want.length || t.shape.some((v, i) => v !== want[i])) {
+      throw new ModelFormatError(
+        `${t.file}: tensor ${name} has shape [${t.shape.join(", ")}], but config.json implies [${want.join(", ")}]`,
+        "the weights and config.json disagree: check that they come from the same model",
+      );
+    }
+  }
+}
+
+/**
+ * For backends that read host memory (the CPU): the ops read the file mapping itself, so a
+ * layer's pages are touched only while that layer runs and the OS may drop them after.
+ */
+export class HostMappedWeights implements WeightProvider {
+  constructor(private readonly source: TensorSource) {}
+
+  acquire(entry: PlanEntry): EntryWeights {
+    return entryLookup(entry, (name) => hostWeight(this.source.get(name)));
+  }
+
+  release(_entry: PlanEntry): void {}
+
+  dispose(): void {}
+}

@@ -1,0 +1,140 @@
+// The weights of a Hugging Face model folder as one name → tensor table, whether they live in a
+// single `model.safetensors` or in shards listed by `model.safetensors.index.json`.
+
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { ModelFormatError } from "../errors.ts";
+import { SafetensorsFile, type TensorInfo } from "./safetensors.ts";
+
+export type { TensorInfo } from "./safetensors.ts";
+
+/** What the engine and the layer streamer need from a set of weight files. */
+export interface TensorStore {
+  has(name: string): boolean;
+  /** Throws ModelFormatError naming the tensor when it is absent. */
+  get(name: string): TensorInfo;
+  names(): string[];
+  /** Unmap everything; addresses handed out become invalid. Idempotent. */
+  close(): void;
+}
+
+export const SINGLE_FILE = "model.safetensors";
+export const INDEX_FILE = "model.safetensors.index.json";
+
+/** Every tensor of a model folder, each mapped from the file that holds it. */
+export class WeightFiles implements TensorStore {
+  readonly dir: string;
+  /** The safetensors files opened, in the order they were opened. */
+  readonly files: readonly SafetensorsFile[];
+  readonly #where: Map<string, SafetensorsFile>;
+
+  private constructor(dir: string, files: SafetensorsFile[], where: Map<string, SafetensorsFile>) {
+    this.dir = dir;
+    this.files = files;
+    this.#where = where;
+  }
+
+  /**
+   * Open the weights of the model folder `dir`: the shards of `model.safetensors.index.json` if it
+   * exists, else `model.safetensors`. Every file is mapped and validated up front, so a bad shard
+   * fails here rather than halfway through a forward pass.
+   */
+  static open(dir: string): WeightFiles {
+    const index = join(dir, INDEX_FILE);
+    if (existsSync(index)) return WeightFiles.#openSharded(dir, index);
+    const single = join(dir, SINGLE_FILE);
+    if (existsSync(single)) {
+      const file = SafetensorsFile.open(single);
+      return new WeightFiles(dir, [file], new Map(file.names().map((n) => [n, file])));
+    }
+    let present: string[] = [];
+    try {
+      present = readdirSync(dir);
+    } catch (e) {
+      throw new ModelFormatError(`model folder "${dir}" cannot be read: ${(e as Error).message}`, "Pass the folder that holds config.json and the weights.");
+    }
+    const other = present.filter((f) => /\.(bin|pt|pth|gguf)$/.test(f) || f.endsWith(".safetensors"));
+    throw new ModelFormatError(
+      `no ${SINGLE_FILE} or ${INDEX_FILE} in "${dir}"` + (other.length > 0 ? ` (found: ${other.slice(0, 5).join(", ")})` : ""),
+      other.some((f) => /\.(bin|pt|pth)$/.test(f))
+        ? "PyTorch pickles are not read; re-save the model with safetensors (save_pretrained(..., safe_serialization=True))."
+        : "Download the model's safetensors weights into this folder.",
+    );
+  }
+
+  static #openSharded(dir: string, index: string): WeightFiles {
+    let weightMap: Record<string, unknown>;
+    try {
+      const parsed = JSON.parse(readFileSync(index, "utf8")) as { weight_map?: unknown };
+      if (parsed === null || typeof parsed.weight_map !== "object" || parsed.weight_map === null || Array.isArray(parsed.weight_map)) {
+        throw new Error(`no "weight_map" object`);
+      }
+      weightMap = parsed.weight_map as Record<string, unknown>;
+    } catch (e) {
+      throw new ModelFormatError(`"${index}" is not a valid shard index: ${(e as Error).message}`, "Download the index file again.");
+    }
+
+    const shards = new Map<string, SafetensorsFile>();
+    const where = new Map<string, SafetensorsFile>();
+    try {
+      for (const [name, shard] of Object.entries(weightMap)) {
+        // A shard name is a file beside the index; anything with a path part is not one we made.
+        if (typeof shard !== "string" || shard === "" || basename(shard) !== shard) {
+          throw new ModelFormatError(`"${index}": tensor "${name}" maps to ${JSON.stringify(shard)}, not a shard file name`, "Download the index file again.");
+        }
+        let file = shards.get(shard);
+        if (file === undefined) {
+          const path = join(dir, shard);
+          if (!existsSync(path)) {
+            throw new ModelFormatError(
+              `shard "${path}" (listed in "${index}" for tensor "${name}") does not exist`,
+              "The download is incomplete; fetch every model-*.safetensors shard.",
+            );
+          }
+          file = SafetensorsFile.open(path);
+          shards.set(shard, file);
+        }
+        if (!file.has(name)) {
+          throw new ModelFormatError(
+            `"${index}" puts tensor "${name}" in "${file.path}", which does not contain it`,
+            "The index and the shards come from different versions; download them together.",
+          );
+        }
+        where.set(name, file);
+      }
+    } catch (e) {
+      for (const f of shards.values()) f.close();
+      throw e;
+    }
+    if (where.size === 0) throw new ModelFormatError(`"${index}" lists no tensors`, "Download the index file again.");
+    return new WeightFiles(dir, [...shards.values()], where);
+  }
+
+  has(name: string): boolean {
+    return this.#where.has(name);
+  }
+
+  get(name: string): TensorInfo {
+    const file = this.#where.get(name);
+    if (file === undefined) {
+      throw new ModelFormatError(
+        `model "${this.dir}" has no tensor "${name}"`,
+        "The checkpoint does not match the architecture named in config.json (model_type), or it is incomplete.",
+      );
+    }
+    return file.get(name);
+  }
+
+  names(): string[] {
+    return [...this.#where.keys()];
+  }
+
+  close(): void {
+    for (const f of this.files) f.close();
+  }
+}
+
+/** Open the weight files of the model folder `dir` (see WeightFiles.open). */
+export function openWeightFiles(dir: string): WeightFiles {
+  return WeightFiles.open(dir);
+}

@@ -1,0 +1,188 @@
+// One safetensors file, mapped and validated: 8-byte little-endian header length N, N bytes of
+// JSON { name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: {...} }, then the
+// data region, with offsets relative to its start. Every check that makes a later raw-address
+// read safe happens here, once, so the backends can trust `addr` and `bytes` blindly.
+
+import { statSync } from "node:fs";
+import type { DType } from "../backend/backend.ts";
+import { DTYPE_BYTES } from "../backend/backend.ts";
+import { ModelFormatError } from "../errors.ts";
+import { MappedFile } from "./mmap.ts";
+
+/** A tensor inside a mapped file; `addr` is an absolute host address valid until `close()`. */
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Host address of the first byte of the tensor's data in the mapping. */
+  readonly addr: number;
+  readonly bytes: number;
+  /** The file holding the tensor and the tensor's byte offset from the start of that file. */
+  readonly file: string;
+  readonly fileOffset: number;
+}
+
+/** safetensors dtype names we compute with, and the DType each becomes. */
+const SUPPORTED: Record<string, DType> = { F32: "f32", F16: "f16", BF16: "bf16" };
+
+// The other dtypes of the safetensors spec: named "unsupported" rather than "unknown" in errors, so a
+// user can tell a quantized or integer checkpoint from a corrupt header.
+const KNOWN_UNSUPPORTED = ["F64", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"];
+
+/** Same limit as the reference Rust implementation: a bigger header is corruption, not a model. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+const HINT_CORRUPT = "The file is truncated or corrupt; download or convert it again.";
+
+function fail(path: string, what: string, hint = HINT_CORRUPT): never {
+  throw new ModelFormatError(`safetensors "${path}": ${what}`, hint);
+}
+
+/** Parse and validate the header of the mapped `file`; returns tensors in data order. */
+function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; dataStart: number } {
+  const size = map.length;
+  if (size < 8) fail(path, `file is ${size} bytes, shorter than the 8-byte header length`);
+  const n = new DataView(map.view(0, 8)).getBigUint64(0, true);
+  if (n > BigInt(size - 8)) {
+    fail(path, `header length ${n} runs past the end of the file (${size} bytes, at most ${size - 8} available for the header)`);
+  }
+  const headerBytes = Number(n);
+  if (headerBytes > MAX_HEADER_BYTES) fail(path, `header length ${headerBytes} exceeds ${MAX_HEADER_BYTES} bytes`);
+  const dataStart = 8 + headerBytes;
+  const dataBytes = size - dataStart;
+
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(map.view(8, headerBytes)));
+  } catch (e) {
+    fail(path, `header is not valid UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (header === null || typeof header !== "object" || Array.isArray(header)) fail(path, "header is not a JSON object");
+
+  const tensors: TensorInfo[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") continue;
+    const where = `tensor "${name}"`;
+    if (raw === null || typeof raw !== "object") fail(path, `${where}: entry is not an object`);
+    const { dtype: dt, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+
+    if (typeof dt !== "string") fail(path, `${where}: missing "dtype"`);
+    const dtype = SUPPORTED[dt];
+    if (dtype === undefined) {
+      const kind = KNOWN_UNSUPPORTED.includes(dt) ? "unsupported" : "unknown";
+      fail(
+        path,
+        `${where} has ${kind} dtype ${dt}; supported: ${Object.keys(SUPPORTED).join(", ")}`,
+        "Convert the checkpoint to float32, float16 or bfloat16 weights (e.g. load and re-save it with transformers).",
+      );
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(path, `${where}: "shape" must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+    }
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
+    ) {
+      fail(path, `${where}: "data_offsets" must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`);
+    }
+    const [begin, end] = offsets as [number, number];
+    if (end < begin) fail(path, `${where}: data_offsets [${begin}, ${end}] end before begin`);
+    if (end > dataBytes) {
+      fail(path, `${where}: data_offsets [${begin}, ${end}] run past the data region (${dataBytes} bytes after the ${headerBytes}-byte header)`);
+    }
+    const elements = (shape as number[]).reduce((a, d) => a * d, 1);
+    const expected = elements * DTYPE_BYTES[dtype];
+    if (end - begin !== expected) {
+      fail(
+        path,
+        `${where}: ${dt} shape [${(shape as number[]).join(", ")}] needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+      );
+    }
+    tensors.push({
+      name,
+      dtype,
+      shape: Object.freeze([...(shape as number[])]),
+      addr: map.addr + dataStart + begin,
+      bytes: end - begin,
+      file: path,
+      fileOffset: dataStart + begin,
+    });
+  }
+
+  // Sorted by begin, tensors may leave gaps (harmless: nothing reads them) but must not share bytes.
+  tensors.sort((a, b) => a.fileOffset - b.fileOffset || a.bytes - b.bytes);
+  let prev: TensorInfo | undefined;
+  for (const t of tensors) {
+    if (t.bytes === 0) continue;
+    if (prev !== undefined && t.fileOffset < prev.fileOffset + prev.bytes) {
+      const span = (x: TensorInfo) => `[${x.fileOffset - dataStart}, ${x.fileOffset - dataStart + x.bytes})`;
+      fail(path, `tensor "${t.name}" data ${span(t)} overlaps tensor "${prev.name}" data ${span(prev)}`);
+    }
+    prev = t;
+  }
+  return { tensors, dataStart };
+}
+
+/** A mapped, validated safetensors file. Tensor addresses are valid until `close()`. */
+export class SafetensorsFile {
+  readonly path: string;
+  /** Byte offset of the data region (8 + header length). */
+  readonly dataStart: number;
+  readonly #map: MappedFile;
+  readonly #tensors: Map<string, TensorInfo>;
+
+  private constructor(path: string, map: MappedFile, tensors: TensorInfo[], dataStart: number) {
+    this.path = path;
+    this.#map = map;
+    this.dataStart = dataStart;
+    this.#tensors = new Map(tensors.map((t) => [t.name, t]));
+  }
+
+  /** Map and validate `path`. Throws ModelFormatError naming the file (and tensor) on any defect. */
+  static open(path: string): SafetensorsFile {
+    try {
+      if (!statSync(path).isFile()) fail(path, "not a regular file", "Pass the path of a .safetensors file.");
+    } catch (e) {
+      if (e instanceof ModelFormatError) throw e;
+      fail(path, `cannot be read (${(e as Error).message})`, "Check that the file exists and is readable.");
+    }
+    const map = MappedFile.open(path);
+    try {
+      const { tensors, dataStart } = parseHeader(path, map);
+      return new SafetensorsFile(path, map, tensors, dataStart);
+    } catch (e) {
+      map.close();
+      throw e;
+    }
+  }
+
+  /** The mapping itself (for madvise or registering the range with a device). */
+  get mapping(): MappedFile {
+    return this.#map;
+  }
+
+  has(name: string): boolean {
+    return this.#tensors.has(name);
+  }
+
+  /** The tensor called `name`; throws ModelFormatError naming the file when it is absent. */
+  get(name: string): TensorInfo {
+    const t = this.#tensors.get(name);
+    if (t === undefined) {
+      fail(this.path, `no tensor "${name}"`, "The checkpoint does not match the model architecture in config.json.");
+    }
+    if (!this.#map.isOpen) fail(this.path, `tensor "${name}" read after close()`, "Keep the model open while its weights are in use.");
+    return t;
+  }
+
+  /** Tensor names in data order. */
+  names(): string[] {
+    return [...this.#tensors.keys()];
+  }
+
+  /** Unmap the file; every TensorInfo.addr from it becomes invalid. Idempotent. */
+  close(): void {
+    this.#map.close();
+  }
+}

@@ -1,0 +1,9 @@
+// The library: `import { AutoModel } from "airllm"`.
+export { AutoModel, type FromPretrainedOptions } from "./model/auto-model.ts";
+export { CausalLM, type GenerateCallOptions, type PromptInput } from "./model/causal-lm.ts";
+export type { GenerationChunk, GenerationResult, FinishReason, GenerateOptions } from "./engine/generate.ts";
+export type { Sequence } from "./engine/sequence.ts";
+export type { ModelConfig } from "./model/config.ts";
+export { AirTokenizer } from "./tokenizer/tokenizer.ts";
+export type { Backend, BackendCaps, Weight, DType } from "./backend/backend.ts";
+export { AirLLMError, ModelFormatError, UsageError, NativeError } from "./errors.ts";

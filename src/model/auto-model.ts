@@ -1,0 +1,140 @@
+// AutoModel.from_pretrained (AirLLM's entry point): read config and tokenizer, map the weights,
+// check them against the config, pick a backend, decide residency, build the engine.
+import { existsSync, statSync } from "node:fs";
+import { freemem } from "node:os";
+import type { Backend } from "../backend/backend.ts";
+import { selectBackend, type DeviceChoice } from "../backend/select.ts";
+import { DeviceWeights, layoutEntry } from "../engine/device-weights.ts";
+import { Engine } from "../engine/engine.ts";
+import { PREFILL_CHUNK } from "../engine/generate.ts";
+import { Scratch } from "../engine/scratch.ts";
+import { Sequence, type KvGeometry } from "../engine/sequence.ts";
+import { checkEntryShapes, HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
+import { ModelFormatError, UsageError } from "../errors.ts";
+import { openWeightFiles } from "../formats/model-files.ts";
+import { AirTokenizer } from "../tokenizer/tokenizer.ts";
+import { parseSize } from "../util/size.ts";
+import { CausalLM } from "./causal-lm.ts";
+import { loadModelConfig, type ModelConfig } from "./config.ts";
+import { loadGenerationConfig } from "./generation-config.ts";
+import { buildLayerPlan, type PlanEntry } from "./layer-plan.ts";
+import type { LlamaDims } from "./llama.ts";
+import { computeRope } from "./rope.ts";
+import { expectedShape } from "./shapes.ts";
+
+export interface FromPretrainedOptions {
+  /** "auto" (default): CUDA when a GPU and driver are present, else the CPU with a notice. */
+  readonly device?: DeviceChoice;
+  /** CPU threads (default: all cores). */
+  readonly threads?: number;
+  /** Context length to allocate the KV cache for (default: min(max_position_embeddings, 4096)). */
+  readonly max_seq_len?: number;
+  /** Device memory budget ("4GiB" or bytes): weights, KV cache and activations all inside it. */
+  readonly max_gpu_memory?: number | string;
+  /** Pinned host RAM for streamed layers (default: half the free RAM). */
+  readonly max_host_cache?: number | string;
+  /** AirLLM's `prefetching` (default true): upload the next layer while this one computes. */
+  readonly prefetching?: boolean;
+  /** Layers uploaded ahead when prefetching (default 1). */
+  readonly prefetch_depth?: number;
+  /** One-line notices (backend fallback); default: none are shown. */
+  readonly onNotice?: (line: string) => void;
+}
+
+const DEFAULT_MAX_SEQ = 4096;
+/** Device memory kept free for the driver, the module and fragmentation. */
+const DEVICE_MARGIN = 256 * 2 ** 20;
+
+export const AutoModel = {
+  async from_pretrained(path: string, options: FromPretrainedOptions = {}): Promise<CausalLM> {
+    return loadModel(path, options);
+  },
+};
+
+function dimsOf(c: ModelConfig, attnFactor: number): LlamaDims {
+  return {
+    hidden: c.hiddenSize,
+    intermediate: c.intermediateSize,
+    numHeads: c.numHeads,
+    numKvHeads: c.numKvHeads,
+    headDim: c.headDim,
+    vocab: c.vocabSize,
+    rmsNormEps: c.rmsNormEps,
+    layerWindows: c.layerWindows,
+    bias: { qkv: c.attentionBias, out: c.attentionOutBias, mlp: c.mlpBias },
+    ropeAttnFactor: attnFactor,
+  };
+}
+
+export async function loadModel(path: string, o: FromPretrainedOptions): Promise<CausalLM> {
+  if (!existsSync(path) || !statSync(path).isDirectory()) {
+    throw new ModelFormatError(`model folder "${path}" does not exist or is not a folder`, "pass the folder that holds config.json, the safetensors weights and tokenizer.json");
+  }
+  const config = loadModelConfig(path);
+  const generationConfig = loadGenerationConfig(path);
+  const tokenizer = AirTokenizer.fromDir(path);
+  const maxSeq = o.max_seq_len ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
+  if (!(Number.isInteger(maxSeq) && maxSeq > 0)) throw new UsageError(`max_seq_len ${maxSeq} must be a positive integer`);
+
+  const files = openWeightFiles(path);
+  let backend: Backend | null = null;
+  try {
+    const tied = config.tieWordEmbeddings || !files.has("lm_head.weight");
+    const plan = buildLayerPlan({
+      numLayers: config.numLayers,
+      bias: { qkv: config.attentionBias, out: config.attentionOutBias, mlp: config.mlpBias },
+      tiedEmbeddings: tied,
+    });
+    for (const entry of plan) checkEntryShapes(entry, files, (n) => expectedShape(config, n));
+
+    const selected = selectBackend(o.device ?? "auto", { threads: o.threads });
+    const be = selected.backend;
+    backend = be;
+    if (selected.notice) o.onNotice?.(selected.notice);
+
+    const rope = computeRope(config);
+    const dims = dimsOf(config, rope.attentionFactor);
+    const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
+    const weights = be.caps.readsHostMemory ? new HostMappedWeights(files) : deviceWeights(be, plan, files, dims, kv, o);
+    const engine = new Engine(be, plan, weights, dims, kv, rope.invFreq);
+    const eosIds = generationConfig?.eosTokenIds ?? (config.eosTokenIds.length > 0 ? config.eosTokenIds : tokenizer.eosIds);
+    return new CausalLM(config, generationConfig, tokenizer, engine, be, eosIds, () => files.close());
+  } catch (e) {
+    backend?.destroy();
+    files.close();
+    throw e;
+  }
+}
+
+/** Residency for a backend with its own memory: what stays resident within the device budget. */
+function deviceWeights(
+  backend: Backend,
+  plan: readonly PlanEntry[],
+  files: ReturnType<typeof openWeightFiles>,
+  dims: LlamaDims,
+  kv: KvGeometry,
+  o: FromPretrainedOptions,
+): WeightProvider {
+  const free = backend.memInfo?.().free ?? Number.POSITIVE_INFINITY;
+  const budget = o.max_gpu_memory !== undefined ? parseSize(o.max_gpu_memory, "max_gpu_memory") : free - DEVICE_MARGIN;
+  const scratch = Scratch.bytesFor(
+    { hidden: dims.hidden, qDim: dims.numHeads * dims.headDim, kvDim: dims.numKvHeads * dims.headDim, intermediate: dims.intermediate, vocab: dims.vocab },
+    PREFILL_CHUNK,
+    1,
+  );
+  const fixed = Sequence.cacheBytes(kv) + scratch;
+  const weightBudget = budget - fixed;
+  if (weightBudget <= 0) {
+    throw new UsageError(
+      `the device budget of ${(budget / 2 ** 20).toFixed(0)} MiB does not hold the KV cache and activations (${(fixed / 2 ** 20).toFixed(0)} MiB)`,
+      "raise --max-gpu-memory or lower --ctx (max_seq_len)",
+    );
+  }
+  const hostCacheBudget = o.max_host_cache !== undefined ? parseSize(o.max_host_cache, "max_host_cache") : freemem() / 2;
+  const layouts = plan.map((e) => layoutEntry(e, files));
+  return new DeviceWeights(backend, files, layouts, {
+    weightBudget,
+    prefetchDepth: o.prefetching === false ? 0 : (o.prefetch_depth ?? 1),
+    hostCacheBudget,
+  });
+}

@@ -1,0 +1,116 @@
+//! The CPU backend's C ABI: flat functions over addresses (usize), sizes and codes, as bun:ffi
+//! calls them. lib.zig exports each one under its own name. Ops that can reject their arguments
+//! return a Status; the TypeScript side turns a non-zero status into a NativeError.
+const std = @import("std");
+const DType = @import("../dtype.zig").DType;
+const pool = @import("thread_pool.zig");
+const memory = @import("memory.zig");
+const convert = @import("convert.zig");
+const matmul = @import("matmul.zig");
+const norm = @import("norm.zig");
+const rope = @import("rope.zig");
+const attention = @import("attention.zig");
+const elementwise = @import("elementwise.zig");
+const softmax = @import("softmax.zig");
+const embedding = @import("embedding.zig");
+
+pub const Status = enum(i32) {
+    ok = 0,
+    bad_dtype = 1,
+    bad_shape = 2,
+    bad_index = 3,
+};
+
+fn dtypeOf(code: u32) ?DType {
+    return std.meta.intToEnum(DType, code) catch null;
+}
+
+fn f32Ptr(addr: usize) [*]f32 {
+    return @ptrFromInt(addr);
+}
+
+/// Starts the thread pool (0 = one thread per CPU); returns the threads ops will use.
+pub fn airllm_init(threads: u32) callconv(.c) u32 {
+    return @intCast(pool.init(threads));
+}
+
+pub fn airllm_shutdown() callconv(.c) void {
+    pool.deinit();
+}
+
+pub fn airllm_threads() callconv(.c) u32 {
+    return @intCast(pool.concurrency());
+}
+
+pub fn airllm_alloc(bytes: u64) callconv(.c) ?*anyopaque {
+    return memory.alloc(bytes);
+}
+
+pub fn airllm_free(addr: ?*anyopaque) callconv(.c) void {
+    memory.free(addr);
+}
+
+pub fn airllm_memcpy(dst: usize, src: usize, bytes: u64) callconv(.c) void {
+    if (bytes == 0) return;
+    memory.copy(@ptrFromInt(dst), @ptrFromInt(src), bytes);
+}
+
+pub fn airllm_convert_f32(dst: usize, src: usize, dtype: u32, n: u64) callconv(.c) Status {
+    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (n > 0) convert.convert(f32Ptr(dst), src, dt, n);
+    return .ok;
+}
+
+pub fn airllm_embedding(out: usize, table: usize, dtype: u32, rows: u32, cols: u32, ids: usize, n_ids: u32) callconv(.c) Status {
+    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (n_ids == 0) return .ok;
+    return if (embedding.embedding(f32Ptr(out), table, dt, rows, cols, @ptrFromInt(ids), n_ids)) .ok else .bad_index;
+}
+
+pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32) callconv(.c) Status {
+    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    matmul.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T);
+    return .ok;
+}
+
+pub fn airllm_add_bias(x: usize, bias: usize, dtype: u32, n: u32, T: u32) callconv(.c) Status {
+    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    elementwise.addBias(f32Ptr(x), bias, dt, n, T);
+    return .ok;
+}
+
+pub fn airllm_rmsnorm(out: usize, x: usize, w: usize, dtype: u32, n: u32, T: u32, eps: f32) callconv(.c) Status {
+    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    norm.rmsnorm(f32Ptr(out), f32Ptr(x), w, dt, n, T, eps);
+    return .ok;
+}
+
+pub fn airllm_rope(x: usize, T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: usize, attn_factor: f32) callconv(.c) Status {
+    return if (rope.rope(f32Ptr(x), T, n_heads, head_dim, pos0, f32Ptr(inv_freq), attn_factor)) .ok else .bad_shape;
+}
+
+pub fn airllm_attention(out: usize, q: usize, k_cache: usize, v_cache: usize, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32) callconv(.c) Status {
+    const shape = attention.Shape{
+        .T = T, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
+        .pos0 = pos0, .window = window, .scale = scale,
+    };
+    return if (attention.attention(f32Ptr(out), f32Ptr(q), f32Ptr(k_cache), f32Ptr(v_cache), shape)) .ok else .bad_shape;
+}
+
+pub fn airllm_swiglu(out: usize, gate: usize, up: usize, n: u64) callconv(.c) void {
+    elementwise.swiglu(f32Ptr(out), f32Ptr(gate), f32Ptr(up), n);
+}
+
+pub fn airllm_add(out: usize, a: usize, b: usize, n: u64) callconv(.c) void {
+    elementwise.add(f32Ptr(out), f32Ptr(a), f32Ptr(b), n);
+}
+
+pub fn airllm_softmax(x: usize, rows: u32, n: u32) callconv(.c) void {
+    softmax.softmax(f32Ptr(x), rows, n);
+}
+
+test {
+    _ = @import("thread_pool.zig");
+    _ = @import("convert.zig");
+    _ = @import("matmul.zig");
+}
