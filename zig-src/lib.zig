@@ -8,6 +8,10 @@ const is_ptx = builtin.cpu.arch == .nvptx64;
 comptime {
     if (is_ptx) {
         // ---- CUDA kernels (nvptx64) ----
+        // Kernels are `.entry` functions of the PTX module, loaded by name with
+        // cuModuleGetFunction (src/backend/cuda/module.ts).
+        const cuda_kernels = @import("cuda/kernels.zig").list;
+        for (cuda_kernels) |k| @export(k[1], .{ .name = k[0] });
     } else {
         // ---- CPU backend (host) ----
         const cpu = @import("cpu/api.zig");

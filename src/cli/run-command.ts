@@ -90,8 +90,9 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     prefetch_depth: f.number("prefetch", { integer: true }),
     onNotice: (line) => err(`airllm: ${line}\n`),
   });
-  const loadMs = performance.now() - t0;
   try {
+    model.tokenizer; // a missing or broken tokenizer.json fails here, before any work
+    const loadMs = performance.now() - t0;
     if (verbose) {
       const c = model.config;
       err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.kv.maxSeq}\n`);

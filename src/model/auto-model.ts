@@ -72,7 +72,6 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
   }
   const config = loadModelConfig(path);
   const generationConfig = loadGenerationConfig(path);
-  const tokenizer = AirTokenizer.fromDir(path);
   const maxSeq = o.max_seq_len ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
   if (!(Number.isInteger(maxSeq) && maxSeq > 0)) throw new UsageError(`max_seq_len ${maxSeq} must be a positive integer`);
 
@@ -97,8 +96,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
     const weights = be.caps.readsHostMemory ? new HostMappedWeights(files) : deviceWeights(be, plan, files, dims, kv, o);
     const engine = new Engine(be, plan, weights, dims, kv, rope.invFreq);
-    const eosIds = generationConfig?.eosTokenIds ?? (config.eosTokenIds.length > 0 ? config.eosTokenIds : tokenizer.eosIds);
-    return new CausalLM(config, generationConfig, tokenizer, engine, be, eosIds, () => files.close());
+    return new CausalLM(config, generationConfig, () => AirTokenizer.fromDir(path), engine, be, () => files.close());
   } catch (e) {
     backend?.destroy();
     files.close();

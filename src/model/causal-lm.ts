@@ -29,16 +29,29 @@ export class CausalLM {
   /** Logits of the last step of the last generate()/stream() call ([vocab]), or null. */
   lastLogits: Float32Array | null = null;
   private disposed = false;
+  private loadedTokenizer: AirTokenizer | null = null;
 
   constructor(
     readonly config: ModelConfig,
     readonly generationConfig: GenerationConfig | null,
-    readonly tokenizer: AirTokenizer,
+    /** Read on first use: a model driven by ids alone needs no tokenizer.json. */
+    private readonly loadTokenizer: () => AirTokenizer,
     readonly engine: Engine,
     readonly backend: Backend,
-    readonly eosIds: readonly number[],
     private readonly closeFiles: () => void,
   ) {}
+
+  get tokenizer(): AirTokenizer {
+    this.loadedTokenizer ??= this.loadTokenizer();
+    return this.loadedTokenizer;
+  }
+
+  /** Ids that end generation: generation_config.json's, else config.json's, else the tokenizer's. */
+  get eosIds(): readonly number[] {
+    const g = this.generationConfig?.eosTokenIds;
+    if (g && g.length > 0) return g;
+    return this.config.eosTokenIds.length > 0 ? this.config.eosTokenIds : this.tokenizer.eosIds;
+  }
 
   /** Ids for a prompt: text is encoded (BOS per the tokenizer config), ids pass through. */
   encodePrompt(input: PromptInput): number[] {

@@ -24,34 +24,146 @@ pub const Shape = struct {
 /// f32 slots for the output accumulators of the query heads processed together.
 const acc_floats = 4096;
 pub const max_head_dim = acc_floats;
+/// Query heads sharing a KV head that one pass walks the cache for.
+const max_pass_heads = 16;
 const key_block = 64;
+/// Heads in one register tile: four heads' accumulators plus the shared loads fit 16 ymm.
+const head_tile = 4;
 
 const Args = struct { out: [*]f32, q: [*]const f32, k: [*]const f32, v: [*]const f32, s: Shape };
 
-fn dot(a: [*]const f32, b: [*]const f32, n: usize) f32 {
-    var acc0: V = @splat(0);
-    var acc1: V = @splat(0);
-    var i: usize = 0;
-    while (i + 2 * lanes <= n) : (i += 2 * lanes) {
-        acc0 = @mulAdd(V, cv.loadF32(a, i), cv.loadF32(b, i), acc0);
-        acc1 = @mulAdd(V, cv.loadF32(a, i + lanes), cv.loadF32(b, i + lanes), acc1);
+const Scores = [max_pass_heads][key_block]f32;
+const zero: V = @splat(0);
+
+/// A tile of dot products: heads g..g+ht (query rows hd apart) × keys j..j+kt (cache rows
+/// `stride` apart). Each key vector is loaded once for all heads of the tile.
+inline fn scoreTile(comptime kt: usize, comptime ht: usize, q: [*]const f32, hd: usize, k: [*]const f32, stride: usize, j: usize, g: usize, scores: *Scores, scale: f32) void {
+    var acc: [kt][ht]V = @splat(@splat(zero));
+    var d: usize = 0;
+    while (d + lanes <= hd) : (d += lanes) {
+        var kv: [kt]V = undefined;
+        inline for (0..kt) |u| kv[u] = cv.loadF32(k + (j + u) * stride, d);
+        inline for (0..ht) |h| {
+            const qv = cv.loadF32(q + (g + h) * hd, d);
+            inline for (0..kt) |u| acc[u][h] = @mulAdd(V, qv, kv[u], acc[u][h]);
+        }
     }
-    if (i + lanes <= n) {
-        acc0 = @mulAdd(V, cv.loadF32(a, i), cv.loadF32(b, i), acc0);
-        i += lanes;
-    }
-    var s = @reduce(.Add, acc0 + acc1);
-    while (i < n) : (i += 1) s = @mulAdd(f32, a[i], b[i], s);
-    return s;
+    inline for (0..kt) |u| inline for (0..ht) |h| {
+        var sum = @reduce(.Add, acc[u][h]);
+        var e = d;
+        while (e < hd) : (e += 1) sum = @mulAdd(f32, q[(g + h) * hd + e], k[(j + u) * stride + e], sum);
+        scores[g + h][j + u] = sum * scale;
+    };
 }
 
-/// y = y * c + p * v over n floats.
-fn scaleAdd(y: [*]f32, c: f32, p: f32, v: [*]const f32, n: usize) void {
-    const cs: V = @splat(c);
-    const ps: V = @splat(p);
-    var i: usize = 0;
-    while (i + lanes <= n) : (i += lanes) cv.storeF32(y, i, @mulAdd(V, ps, cv.loadF32(v, i), cv.loadF32(y, i) * cs));
-    while (i < n) : (i += 1) y[i] = @mulAdd(f32, p, v[i], y[i] * c);
+inline fn scoreKeys(comptime kt: usize, q: [*]const f32, ng: usize, hd: usize, k: [*]const f32, stride: usize, j: usize, scores: *Scores, scale: f32) void {
+    var g: usize = 0;
+    while (g + head_tile <= ng) : (g += head_tile) scoreTile(kt, head_tile, q, hd, k, stride, j, g, scores, scale);
+    switch (ng - g) {
+        inline 1...head_tile - 1 => |ht| scoreTile(kt, ht, q, hd, k, stride, j, g, scores, scale),
+        else => {},
+    }
+}
+
+/// Cache rows sit nKvHeads·headDim floats apart, usually a page or more, so the hardware
+/// prefetcher (which stays within a page) loses the stream at every key: without these hints
+/// the walk over the cache is bound by DRAM latency, not bandwidth.
+inline fn prefetchRow(row: [*]const f32, n: usize) void {
+    var off: usize = 0;
+    while (off < n) : (off += 64 / @sizeOf(f32)) @prefetch(row + off, .{ .locality = 3 });
+}
+
+/// scores[g][j] = scale · q_g · k_j for the ng heads and nj keys of one block; meanwhile
+/// prefetches this block's values and the next block's keys (up to `next_keys` of them).
+fn scoreBlock(q: [*]const f32, ng: usize, hd: usize, k: [*]const f32, v: [*]const f32, stride: usize, nj: usize, next_keys: usize, scores: *Scores, scale: f32) void {
+    // Fewer heads leave registers for more keys per tile (more independent FMA chains).
+    switch (@min(ng, head_tile)) {
+        inline 1...head_tile => |ht| {
+            const kt = if (ht >= 3) 2 else 4;
+            var j: usize = 0;
+            while (j + kt <= nj) : (j += kt) {
+                inline for (0..kt) |u| {
+                    prefetchRow(v + (j + u) * stride, hd);
+                    if (j + u < next_keys) prefetchRow(k + (key_block + j + u) * stride, hd);
+                }
+                scoreKeys(kt, q, ng, hd, k, stride, j, scores, scale);
+            }
+            while (j < nj) : (j += 1) {
+                prefetchRow(v + j * stride, hd);
+                scoreKeys(1, q, ng, hd, k, stride, j, scores, scale);
+            }
+        },
+        else => unreachable,
+    }
+}
+
+/// y_h[d .. d + nv·8] = y_h · corr_h + Σ_j p_h[j] · v_j[d ..] for heads g..g+ht: each value
+/// vector is loaded once for all heads of the tile, and y once per block.
+inline fn accumulateTile(comptime ht: usize, comptime nv: usize, y: [*]f32, corr: []const f32, scores: *const Scores, g: usize, v: [*]const f32, stride: usize, nj: usize, hd: usize, d: usize) void {
+    var acc: [ht][nv]V = @splat(@splat(zero));
+    for (0..nj) |j| {
+        var vv: [nv]V = undefined;
+        inline for (0..nv) |u| vv[u] = cv.loadF32(v + j * stride + d, u * lanes);
+        inline for (0..ht) |h| {
+            const ps: V = @splat(scores[g + h][j]);
+            inline for (0..nv) |u| acc[h][u] = @mulAdd(V, ps, vv[u], acc[h][u]);
+        }
+    }
+    inline for (0..ht) |h| inline for (0..nv) |u| {
+        const yp = y + (g + h) * hd + d + u * lanes;
+        cv.storeF32(yp, 0, @mulAdd(V, cv.loadF32(yp, 0), @as(V, @splat(corr[g + h])), acc[h][u]));
+    };
+}
+
+fn accumulateHeads(comptime ht: usize, y: [*]f32, corr: []const f32, scores: *const Scores, g: usize, v: [*]const f32, stride: usize, nj: usize, hd: usize) void {
+    var d: usize = 0;
+    // Two vectors = one cache line of each value row per pass.
+    while (d + 2 * lanes <= hd) : (d += 2 * lanes) accumulateTile(ht, 2, y, corr, scores, g, v, stride, nj, hd, d);
+    if (d + lanes <= hd) {
+        accumulateTile(ht, 1, y, corr, scores, g, v, stride, nj, hd, d);
+        d += lanes;
+    }
+    while (d < hd) : (d += 1) {
+        inline for (0..ht) |h| {
+            var sum: f32 = 0;
+            for (0..nj) |j| sum = @mulAdd(f32, scores[g + h][j], v[j * stride + d], sum);
+            y[(g + h) * hd + d] = @mulAdd(f32, y[(g + h) * hd + d], corr[g + h], sum);
+        }
+    }
+}
+
+fn accumulateBlock(y: [*]f32, corr: []const f32, scores: *const Scores, ng: usize, v: [*]const f32, stride: usize, nj: usize, hd: usize) void {
+    var g: usize = 0;
+    while (g + head_tile <= ng) : (g += head_tile) accumulateHeads(head_tile, y, corr, scores, g, v, stride, nj, hd);
+    switch (ng - g) {
+        inline 1...head_tile - 1 => |ht| accumulateHeads(ht, y, corr, scores, g, v, stride, nj, hd),
+        else => {},
+    }
+}
+
+/// Turns one block of scores into exp(score - running max) in place and updates the running
+/// max and sum; returns the factor that rescales what was accumulated before this block.
+fn softmaxBlock(row: []f32, m: *f32, l: *f32) f32 {
+    var bmax = -std.math.inf(f32);
+    for (row) |x| bmax = @max(bmax, x);
+    const m_new = @max(m.*, bmax);
+    // exp(-inf) = 0 on the first block: the empty accumulator is simply replaced.
+    const corr = @exp(m.* - m_new);
+    m.* = m_new;
+    const ms: V = @splat(m_new);
+    var sum: f32 = 0;
+    var j: usize = 0;
+    while (j + lanes <= row.len) : (j += lanes) {
+        const e = @exp(cv.loadF32(row.ptr, j) - ms);
+        cv.storeF32(row.ptr, j, e);
+        sum += @reduce(.Add, e);
+    }
+    while (j < row.len) : (j += 1) {
+        row[j] = @exp(row[j] - m_new);
+        sum += row[j];
+    }
+    l.* = l.* * corr + sum;
+    return corr;
 }
 
 fn task(a: *const Args, i: usize) void {
@@ -60,60 +172,37 @@ fn task(a: *const Args, i: usize) void {
     const kvh = i % s.n_kv_heads;
     const hd = s.head_dim;
     const group = s.n_heads / s.n_kv_heads;
-    const kv_stride = s.n_kv_heads * hd;
+    const stride = s.n_kv_heads * hd;
+    const k = a.k + kvh * hd;
+    const v = a.v + kvh * hd;
     const p = s.pos0 + t;
     const first = if (s.window > 0 and p + 1 > s.window) p + 1 - s.window else 0;
-    const per_pass = @max(1, @min(group, acc_floats / hd));
+    const per_pass = @max(1, @min(group, max_pass_heads, acc_floats / hd));
 
     var acc: [acc_floats]f32 = undefined;
-    var m: [acc_floats]f32 = undefined;
-    var l: [acc_floats]f32 = undefined;
-    var scores: [key_block]f32 = undefined;
+    var m: [max_pass_heads]f32 = undefined;
+    var l: [max_pass_heads]f32 = undefined;
+    var corr: [max_pass_heads]f32 = undefined;
+    var scores: Scores = undefined;
 
     var g0: usize = 0;
     while (g0 < group) : (g0 += per_pass) {
         const ng = @min(per_pass, group - g0);
+        const h0 = kvh * group + g0;
+        const q = a.q + (t * s.n_heads + h0) * hd;
         @memset(acc[0 .. ng * hd], 0);
         @memset(m[0..ng], -std.math.inf(f32));
         @memset(l[0..ng], 0);
         var j0 = first;
         while (j0 <= p) : (j0 += key_block) {
             const nj = @min(key_block, p + 1 - j0);
-            for (0..ng) |g| {
-                const h = kvh * group + g0 + g;
-                const q = a.q + (t * s.n_heads + h) * hd;
-                var bmax = -std.math.inf(f32);
-                for (0..nj) |jj| {
-                    scores[jj] = dot(q, a.k + (j0 + jj) * kv_stride + kvh * hd, hd) * s.scale;
-                    bmax = @max(bmax, scores[jj]);
-                }
-                const m_new = @max(m[g], bmax);
-                // exp(-inf) = 0 on the first block: the empty accumulator is simply replaced.
-                const corr = @exp(m[g] - m_new);
-                m[g] = m_new;
-                var sum: f32 = 0;
-                var jj: usize = 0;
-                const ms: V = @splat(m_new);
-                while (jj + lanes <= nj) : (jj += lanes) {
-                    const e = @exp(cv.loadF32(&scores, jj) - ms);
-                    cv.storeF32(&scores, jj, e);
-                    sum += @reduce(.Add, e);
-                }
-                while (jj < nj) : (jj += 1) {
-                    scores[jj] = @exp(scores[jj] - m_new);
-                    sum += scores[jj];
-                }
-                l[g] = l[g] * corr + sum;
-                const y = acc[g * hd ..].ptr;
-                for (0..nj) |k| {
-                    const v = a.v + (j0 + k) * kv_stride + kvh * hd;
-                    scaleAdd(y, if (k == 0) corr else 1, scores[k], v, hd);
-                }
-            }
+            const next_keys = if (j0 + key_block <= p) p + 1 - j0 - key_block else 0;
+            scoreBlock(q, ng, hd, k + j0 * stride, v + j0 * stride, stride, nj, next_keys, &scores, s.scale);
+            for (0..ng) |g| corr[g] = softmaxBlock(scores[g][0..nj], &m[g], &l[g]);
+            accumulateBlock(&acc, corr[0..ng], &scores, ng, v + j0 * stride, stride, nj, hd);
         }
         for (0..ng) |g| {
-            const h = kvh * group + g0 + g;
-            const out = a.out + (t * s.n_heads + h) * hd;
+            const out = a.out + (t * s.n_heads + h0 + g) * hd;
             const inv = 1 / l[g];
             for (0..hd) |d| out[d] = acc[g * hd + d] * inv;
         }

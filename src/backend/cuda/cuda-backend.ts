@@ -1,0 +1,284 @@
+// The CUDA backend: device memory, two streams (uploads; ops and device copies), events to
+// order them, and the ops as kernel launches (geometry in launch-plans.ts, kernels in
+// zig-src/cuda). The CPU backend is the reference for every op's semantics (backend.ts).
+//
+// All CUDA calls must come from the thread that created the backend (the context is made
+// current there). Uploads are asynchronous: a caller orders them before the ops that read the
+// memory with record("upload") + waitOn("compute", event).
+import { toArrayBuffer } from "bun:ffi";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, Queue, Weight } from "../backend.ts";
+import { NativeError, UsageError } from "../../errors.ts";
+import {
+  check, CU_EVENT_DISABLE_TIMING, CU_MEMHOSTREGISTER_PORTABLE, CU_MEMHOSTREGISTER_READ_ONLY, CU_STREAM_NON_BLOCKING,
+  OUT_A, OUT_B, outA, PrimaryContext, type DeviceInfo, type Driver,
+} from "./driver.ts";
+import { Launcher, type LaunchPlan } from "./launch.ts";
+import * as plans from "./launch-plans.ts";
+import { KernelModule } from "./module.ts";
+import { StagingRing } from "./staging-ring.ts";
+
+export interface CudaBackendOptions {
+  /** CUDA device ordinal (after CUDA_VISIBLE_DEVICES). Default 0. */
+  readonly device?: number;
+  /** Size of the pinned staging ring for small host → device data. Default 4 MiB. */
+  readonly stagingBytes?: number;
+}
+
+export class CudaBackend implements Backend {
+  readonly name = "cuda" as const;
+  readonly caps: BackendCaps = { readsHostMemory: false, asyncUpload: true, pinnedHost: true };
+  readonly device: DeviceInfo;
+
+  private readonly ctx: PrimaryContext;
+  private readonly drv: Driver;
+  private readonly module: KernelModule;
+  private readonly launcher: Launcher;
+  private readonly streams: Record<Queue, number>;
+  private readonly ring: StagingRing;
+  private readonly ringHost: number;
+  private readonly ringDevice: number;
+  private readonly ringBytes: Uint8Array;
+  private readonly deviceAllocs = new Set<number>();
+  private readonly hostAllocs = new Set<number>();
+  private readonly registered = new Set<number>();
+  private readonly events = new Set<number>();
+  private readonly idleEvents: number[] = [];
+  private destroyed = false;
+
+  constructor(opts: CudaBackendOptions = {}) {
+    this.ctx = new PrimaryContext(opts.device ?? 0);
+    this.drv = this.ctx.drv;
+    this.device = this.ctx.info;
+    try {
+      this.module = new KernelModule(this.drv);
+      this.launcher = new Launcher(this.drv, this.module.functions);
+      this.streams = { upload: this.createStream(), compute: this.createStream() };
+      const ringSize = opts.stagingBytes ?? 4 << 20;
+      this.ring = new StagingRing(ringSize);
+      this.ringHost = this.allocHost(ringSize);
+      this.ringDevice = this.alloc(ringSize);
+      this.ringBytes = new Uint8Array(toArrayBuffer(this.ringHost as never, 0, ringSize));
+    } catch (e) {
+      this.ctx.release();
+      throw e;
+    }
+  }
+
+  private createStream(): number {
+    check(this.drv.cuStreamCreate(OUT_A, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+    return outA();
+  }
+
+  private run(plan: LaunchPlan): void {
+    this.launcher.launch(plan, this.streams.compute);
+  }
+
+  // --- memory ---
+
+  alloc(bytes: number): number {
+    check(this.drv.cuMemAlloc_v2(OUT_A, Math.max(1, bytes)), `cuMemAlloc_v2(${bytes} bytes)`);
+    const addr = outA();
+    this.deviceAllocs.add(addr);
+    return addr;
+  }
+
+  free(addr: number): void {
+    if (!this.deviceAllocs.delete(addr)) throw new NativeError(`free(${addr}): not a live allocation of this CUDA backend`);
+    check(this.drv.cuMemFree_v2(addr), "cuMemFree_v2");
+  }
+
+  allocHost(bytes: number): number {
+    check(this.drv.cuMemAllocHost_v2(OUT_A, Math.max(1, bytes)), `cuMemAllocHost_v2(${bytes} bytes)`);
+    const addr = outA();
+    this.hostAllocs.add(addr);
+    return addr;
+  }
+
+  freeHost(addr: number): void {
+    if (!this.hostAllocs.delete(addr)) throw new NativeError(`freeHost(${addr}): not a live host allocation of this CUDA backend`);
+    check(this.drv.cuMemFreeHost(addr), "cuMemFreeHost");
+  }
+
+  /**
+   * Page-locks existing host memory (an mmap of a weights file) so uploads from it run at
+   * pinned speed. Returns false where the driver lacks cuMemHostRegister_v2.
+   */
+  registerHost(addr: number, bytes: number, opts: { readOnly?: boolean } = {}): boolean {
+    const reg = this.ctx.opt.cuMemHostRegister_v2;
+    if (!reg) return false;
+    const flags = CU_MEMHOSTREGISTER_PORTABLE | (opts.readOnly ? CU_MEMHOSTREGISTER_READ_ONLY : 0);
+    check(reg(addr, bytes, flags), `cuMemHostRegister_v2(${bytes} bytes)`);
+    this.registered.add(addr);
+    return true;
+  }
+
+  unregisterHost(addr: number): void {
+    const unreg = this.ctx.opt.cuMemHostUnregister;
+    if (!unreg || !this.registered.delete(addr)) return;
+    check(unreg(addr), "cuMemHostUnregister");
+  }
+
+  /** Free and total device memory in bytes (cuMemGetInfo_v2). */
+  memInfo(): { free: number; total: number } {
+    check(this.drv.cuMemGetInfo_v2(OUT_A, OUT_B), "cuMemGetInfo_v2");
+    return { free: Number(OUT_A[0]), total: Number(OUT_B[0]) };
+  }
+
+  // --- copies ---
+
+  upload(dst: number, src: number, bytes: number): void {
+    if (bytes === 0) return;
+    check(this.drv.cuMemcpyHtoDAsync_v2(dst, src, bytes, this.streams.upload), `cuMemcpyHtoDAsync_v2(${bytes} bytes)`);
+  }
+
+  download(dst: Float32Array | Uint8Array, src: number, bytes: number): void {
+    if (bytes > dst.byteLength) throw new UsageError(`download of ${bytes} bytes into a ${dst.byteLength}-byte array`);
+    this.sync();
+    if (bytes === 0) return;
+    check(this.drv.cuMemcpyDtoHAsync_v2(dst, src, bytes, this.streams.compute), `cuMemcpyDtoHAsync_v2(${bytes} bytes)`);
+    check(this.drv.cuStreamSynchronize(this.streams.compute), "cuStreamSynchronize");
+  }
+
+  copy(dst: number, src: number, bytes: number): void {
+    if (bytes === 0) return;
+    check(this.drv.cuMemcpyDtoDAsync_v2(dst, src, bytes, this.streams.compute), `cuMemcpyDtoDAsync_v2(${bytes} bytes)`);
+  }
+
+  /** Stages `bytes` through the pinned ring and queues the copy to `dst` on the compute stream. */
+  private stage(dst: number | null, bytes: Uint8Array): number {
+    const span = this.ring.reserve(bytes.byteLength);
+    if (span.mustSync) {
+      check(this.drv.cuStreamSynchronize(this.streams.compute), "cuStreamSynchronize");
+    }
+    this.ringBytes.set(bytes, span.offset);
+    const target = dst ?? this.ringDevice + span.offset;
+    check(
+      this.drv.cuMemcpyHtoDAsync_v2(target, this.ringHost + span.offset, bytes.byteLength, this.streams.compute),
+      `cuMemcpyHtoDAsync_v2(${bytes.byteLength} bytes, staged)`,
+    );
+    return target;
+  }
+
+  write(dst: number, src: Float32Array | Int32Array): void {
+    const all = new Uint8Array(src.buffer, src.byteOffset, src.byteLength);
+    for (let at = 0; at < all.byteLength; at += this.ring.capacity) {
+      this.stage(dst + at, all.subarray(at, Math.min(all.byteLength, at + this.ring.capacity)));
+    }
+  }
+
+  sync(): void {
+    check(this.drv.cuStreamSynchronize(this.streams.upload), "cuStreamSynchronize(upload)");
+    check(this.drv.cuStreamSynchronize(this.streams.compute), "cuStreamSynchronize(compute)");
+    this.ring.reset();
+  }
+
+  // --- events ---
+
+  record(queue: Queue): BackendEvent {
+    let ev = this.idleEvents.pop();
+    if (ev === undefined) {
+      check(this.drv.cuEventCreate(OUT_A, CU_EVENT_DISABLE_TIMING), "cuEventCreate");
+      ev = outA();
+      this.events.add(ev);
+    }
+    check(this.drv.cuEventRecord(ev, this.streams[queue]), `cuEventRecord(${queue})`);
+    return ev;
+  }
+
+  waitOn(queue: Queue, event: BackendEvent): void {
+    check(this.drv.cuStreamWaitEvent(this.streams[queue], event, 0), `cuStreamWaitEvent(${queue})`);
+  }
+
+  waitHost(event: BackendEvent): void {
+    check(this.drv.cuEventSynchronize(event), "cuEventSynchronize");
+  }
+
+  releaseEvent(event: BackendEvent): void {
+    if (!this.events.has(event)) throw new NativeError(`releaseEvent(${event}): not an event of this CUDA backend`);
+    this.idleEvents.push(event);
+  }
+
+  // --- ops ---
+
+  embedding(out: number, table: Weight, ids: Int32Array): void {
+    const [rows, cols] = table.shape;
+    for (let t = 0; t < ids.length; t++) {
+      if (!(ids[t] >= 0 && ids[t] < rows)) {
+        throw new UsageError(`token id ${ids[t]} at position ${t} is outside the embedding table's ${rows} rows`);
+      }
+    }
+    // Token ids travel through the staging ring; a prompt larger than the ring goes in pieces.
+    const perChunk = Math.floor(this.ring.capacity / 4);
+    for (let t0 = 0; t0 < ids.length; t0 += perChunk) {
+      const chunk = ids.subarray(t0, Math.min(ids.length, t0 + perChunk));
+      const idsDevice = this.stage(null, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      this.run(plans.embeddingPlan(out + t0 * cols * 4, table, idsDevice, chunk.length));
+    }
+  }
+
+  matmul(out: number, x: number, w: Weight, T: number): void {
+    if (T > 0) this.run(plans.matmulPlan(out, x, w, T));
+  }
+
+  addBias(x: number, bias: Weight, T: number): void {
+    if (T > 0) this.run(plans.addBiasPlan(x, bias, T));
+  }
+
+  rmsnorm(out: number, x: number, w: Weight, T: number, eps: number): void {
+    if (T > 0) this.run(plans.rmsnormPlan(out, x, w, T, eps));
+  }
+
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number): void {
+    if (T > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor));
+  }
+
+  attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void {
+    if (shape.T > 0) this.run(plans.attentionPlan(out, q, kCache, vCache, shape));
+  }
+
+  swiglu(out: number, gate: number, up: number, n: number): void {
+    if (n > 0) this.run(plans.swigluPlan(out, gate, up, n));
+  }
+
+  add(out: number, a: number, b: number, n: number): void {
+    if (n > 0) this.run(plans.addPlan(out, a, b, n));
+  }
+
+  softmax(x: number, rows: number, n: number): void {
+    if (rows > 0 && n > 0) this.run(plans.softmaxPlan(x, rows, n));
+  }
+
+  /**
+   * Waits for the queues, then frees every allocation, event, stream and the module, and
+   * releases the context. Idempotent. Every step is attempted; the first failure is rethrown.
+   */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    let first: unknown = null;
+    const attempt = (fn: () => void): void => {
+      try {
+        fn();
+      } catch (e) {
+        first ??= e;
+      }
+    };
+    attempt(() => this.sync());
+    for (const a of this.deviceAllocs) attempt(() => check(this.drv.cuMemFree_v2(a), "cuMemFree_v2"));
+    for (const a of this.hostAllocs) attempt(() => check(this.drv.cuMemFreeHost(a), "cuMemFreeHost"));
+    for (const a of this.registered) attempt(() => this.unregisterHost(a));
+    for (const e of this.events) attempt(() => check(this.drv.cuEventDestroy_v2(e), "cuEventDestroy_v2"));
+    for (const s of Object.values(this.streams)) attempt(() => check(this.drv.cuStreamDestroy_v2(s), "cuStreamDestroy_v2"));
+    this.deviceAllocs.clear();
+    this.hostAllocs.clear();
+    this.events.clear();
+    this.idleEvents.length = 0;
+    attempt(() => this.module.unload());
+    attempt(() => this.ctx.release());
+    if (first) throw first;
+  }
+}
+
+export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
+  return new CudaBackend(opts);
+}

@@ -1,0 +1,119 @@
+// Launch geometry of every op: pure functions from an op's arguments to the kernel, grid,
+// block and argument list (testable without a GPU). Each plan's geometry is the one documented
+// at the top of the kernel's Zig file; keep both in step.
+import type { AttentionShape, DType, Weight } from "../backend.ts";
+import { UsageError } from "../../errors.ts";
+import type { LaunchPlan } from "./launch.ts";
+import type { KernelName } from "./module.ts";
+
+const BLOCK = 256;
+const B256 = [BLOCK, 1, 1] as const;
+const cdiv = (a: number, b: number): number => Math.ceil(a / b);
+
+/** Up to this many tokens, matmul streams the weights once per 4 tokens (decode-shaped). */
+export const MATVEC_MAX_T = 8;
+/** The attention kernel keeps headDim/32 values per lane in registers (zig-src/cuda/attention.zig). */
+export const ATTENTION_MAX_HEAD_DIM = 256;
+
+function matrixShape(w: Weight, op: string): [number, number] {
+  if (w.shape.length !== 2) throw new UsageError(`${op}: weight has shape [${w.shape}], expected [rows, cols]`);
+  return [w.shape[0], w.shape[1]];
+}
+
+function vectorLength(w: Weight, op: string): number {
+  if (w.shape.length !== 1) throw new UsageError(`${op}: weight has shape [${w.shape}], expected a vector [n]`);
+  return w.shape[0];
+}
+
+const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype}` as KernelName;
+
+/**
+ * out[T, rows] = x[T, cols] · wᵀ.
+ * - T = 1: matvec_t1, grid (ceil(rows/8), 1): one warp per row.
+ * - T ≤ 8: matvec_t4, grid (ceil(rows/8), ceil(T/4)): each weight load feeds 4 tokens.
+ * - larger T, f32 weights: matmul_simt_f32, grid (ceil(rows/64), ceil(T/64)).
+ * - larger T, f16/bf16 weights: matmul_mma, grid (ceil(rows/128), ceil(T/64)), tensor cores.
+ * Block 256 in every case.
+ */
+export function matmulPlan(out: number, x: number, w: Weight, T: number): LaunchPlan {
+  const [rows, cols] = matrixShape(w, "matmul");
+  if (T <= MATVEC_MAX_T) {
+    const tt = T === 1 ? 1 : 4;
+    return {
+      kernel: `matvec_t${tt}_${w.dtype}` as KernelName,
+      grid: [cdiv(rows, 8), cdiv(T, tt), 1],
+      block: B256,
+      args: [out, x, w.addr, rows, cols, T],
+    };
+  }
+  if (w.dtype === "f32") {
+    return { kernel: "matmul_simt_f32", grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
+  }
+  return { kernel: byDtype("matmul_mma", w.dtype), grid: [cdiv(rows, 128), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
+}
+
+/** One block per token row: grid (T). */
+export function rmsnormPlan(out: number, x: number, w: Weight, T: number, eps: number): LaunchPlan {
+  const n = vectorLength(w, "rmsnorm");
+  return { kernel: byDtype("rmsnorm", w.dtype), grid: [T, 1, 1], block: B256, args: [out, x, w.addr, n, eps] };
+}
+
+/** One thread per element of x[T, n]: grid (ceil(T*n/256)). */
+export function addBiasPlan(x: number, bias: Weight, T: number): LaunchPlan {
+  const n = vectorLength(bias, "addBias");
+  const count = T * n;
+  return { kernel: byDtype("add_bias", bias.dtype), grid: [cdiv(count, BLOCK), 1, 1], block: B256, args: [x, bias.addr, n, count] };
+}
+
+/** ids: device address of T int32 ids. grid (T, ceil(cols/256)). */
+export function embeddingPlan(out: number, table: Weight, ids: number, T: number): LaunchPlan {
+  const [, cols] = matrixShape(table, "embedding");
+  return { kernel: byDtype("embedding", table.dtype), grid: [T, cdiv(cols, BLOCK), 1], block: B256, args: [out, table.addr, ids, cols] };
+}
+
+/** One thread per rotated pair: grid (ceil(T*nHeads*headDim/2 / 256)). */
+export function ropePlan(
+  x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number,
+): LaunchPlan {
+  if (headDim % 2 !== 0) throw new UsageError(`rope: headDim ${headDim} is odd; rotate-half needs an even head size`);
+  const pairs = T * nHeads * (headDim / 2);
+  return {
+    kernel: "rope_f32",
+    grid: [cdiv(pairs, BLOCK), 1, 1],
+    block: B256,
+    args: [x, T, nHeads, headDim, pos0, invFreq, attnFactor],
+  };
+}
+
+/** One block of 8 warps per (query token, head): grid (T, nHeads). */
+export function attentionPlan(out: number, q: number, kCache: number, vCache: number, s: AttentionShape): LaunchPlan {
+  if (s.headDim > ATTENTION_MAX_HEAD_DIM) {
+    throw new UsageError(
+      `attention: headDim ${s.headDim} is larger than the CUDA kernel's ${ATTENTION_MAX_HEAD_DIM}`,
+      "run this model with --device cpu",
+    );
+  }
+  if (s.nKvHeads < 1 || s.nHeads % s.nKvHeads !== 0) {
+    throw new UsageError(`attention: nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
+  }
+  return {
+    kernel: "attention_f32",
+    grid: [s.T, s.nHeads, 1],
+    block: B256,
+    args: [out, q, kCache, vCache, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale],
+  };
+}
+
+/** One thread per element: grid (ceil(n/256)). */
+export function swigluPlan(out: number, gate: number, up: number, n: number): LaunchPlan {
+  return { kernel: "swiglu_f32", grid: [cdiv(n, BLOCK), 1, 1], block: B256, args: [out, gate, up, n] };
+}
+
+export function addPlan(out: number, a: number, b: number, n: number): LaunchPlan {
+  return { kernel: "add_f32", grid: [cdiv(n, BLOCK), 1, 1], block: B256, args: [out, a, b, n] };
+}
+
+/** One block per row: grid (rows). */
+export function softmaxPlan(x: number, rows: number, n: number): LaunchPlan {
+  return { kernel: "softmax_f32", grid: [rows, 1, 1], block: B256, args: [x, n] };
+}

@@ -1,0 +1,109 @@
+// The PTX module of the CUDA kernels (zig-src/cuda, built by `zig build` into
+// zig-out/ptx/airllm.ptx and embedded here as text) and the table of its kernels: each name
+// with its parameter kinds, in the order of the Zig signature. zig-src/cuda/kernels.zig is the
+// other half of this table; test/ptx.test.ts checks that every name here is in the PTX.
+import ptxText from "../../../zig-out/ptx/airllm.ptx" with { type: "text" };
+import { ptr } from "bun:ffi";
+import { check, OUT_A, outA, type Driver } from "./driver.ts";
+
+/** Kernel parameter kinds: a device pointer (u64), a u32, an f32. */
+export type ArgKind = "ptr" | "u32" | "f32";
+
+const P = "ptr";
+const U = "u32";
+const F = "f32";
+// (out, x, w, rows|M, cols|N or K...) — see each kernel's file for the exact order.
+const MATVEC = [P, P, P, U, U, U] as const; // out, x, w, rows, cols, T
+const MATMUL = [P, P, P, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
+const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
+const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
+const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
+
+export const KERNELS = {
+  matvec_t1_f32: MATVEC,
+  matvec_t1_f16: MATVEC,
+  matvec_t1_bf16: MATVEC,
+  matvec_t4_f32: MATVEC,
+  matvec_t4_f16: MATVEC,
+  matvec_t4_bf16: MATVEC,
+  matmul_simt_f32: MATMUL,
+  matmul_mma_f16: MATMUL,
+  matmul_mma_bf16: MATMUL,
+  rmsnorm_f32: RMSNORM,
+  rmsnorm_f16: RMSNORM,
+  rmsnorm_bf16: RMSNORM,
+  add_bias_f32: ADD_BIAS,
+  add_bias_f16: ADD_BIAS,
+  add_bias_bf16: ADD_BIAS,
+  embedding_f32: EMBEDDING,
+  embedding_f16: EMBEDDING,
+  embedding_bf16: EMBEDDING,
+  // x, T, nHeads, headDim, pos0, invFreq, attnFactor
+  rope_f32: [P, U, U, U, U, P, F],
+  // out, q, kCache, vCache, nHeads, nKvHeads, headDim, pos0, window, scale
+  attention_f32: [P, P, P, P, U, U, U, U, U, F],
+  swiglu_f32: [P, P, P, U], // out, gate, up, n
+  add_f32: [P, P, P, U], // out, a, b, n
+  softmax_f32: [P, U], // x, n
+} as const satisfies Record<string, readonly ArgKind[]>;
+
+export type KernelName = keyof typeof KERNELS;
+export const KERNEL_NAMES = Object.keys(KERNELS) as KernelName[];
+
+/** The PTX source as embedded in this build. */
+export const PTX: string = ptxText;
+
+// JIT options for cuModuleLoadDataEx: the error log tells why the driver rejected PTX.
+const CU_JIT_ERROR_LOG_BUFFER = 5;
+const CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
+const LOG_BYTES = 8192;
+
+/** The loaded module and a CUfunction per kernel. `unload()` is idempotent. */
+export class KernelModule {
+  readonly functions: Record<KernelName, number>;
+  private readonly drv: Driver;
+  private handle: number;
+
+  constructor(drv: Driver, ptx: string = PTX) {
+    this.drv = drv;
+    this.handle = loadModule(drv, ptx);
+    const functions = {} as Record<KernelName, number>;
+    for (const name of KERNEL_NAMES) {
+      check(drv.cuModuleGetFunction(OUT_A, this.handle, Buffer.from(`${name}\0`)), `cuModuleGetFunction(${name})`);
+      functions[name] = outA();
+    }
+    this.functions = functions;
+  }
+
+  unload(): void {
+    if (this.handle === 0) return;
+    const h = this.handle;
+    this.handle = 0;
+    check(this.drv.cuModuleUnload(h), "cuModuleUnload");
+  }
+}
+
+function loadModule(drv: Driver, ptx: string): number {
+  // One arena for the log and the option arrays; ptr() is taken of it once, here.
+  const arena = new ArrayBuffer(LOG_BYTES + 32);
+  const log = new Uint8Array(arena, 0, LOG_BYTES);
+  const options = new Int32Array(arena, LOG_BYTES, 2);
+  const values = new BigUint64Array(arena, LOG_BYTES + 16, 2);
+  options[0] = CU_JIT_ERROR_LOG_BUFFER;
+  options[1] = CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES;
+  values[0] = BigInt(ptr(log));
+  values[1] = BigInt(LOG_BYTES);
+  const image = Buffer.from(`${ptx}\0`); // the driver reads PTX as a NUL-terminated string
+  const status = drv.cuModuleLoadDataEx(OUT_A, image, 2, options, values);
+  if (status !== 0) {
+    const end = log.indexOf(0);
+    const text = new TextDecoder().decode(log.subarray(0, end < 0 ? LOG_BYTES : end)).trim();
+    try {
+      check(status, "cuModuleLoadDataEx(airllm.ptx)");
+    } catch (e) {
+      if (text && e instanceof Error) e.message += `\nJIT log: ${text}`;
+      throw e;
+    }
+  }
+  return outA();
+}

@@ -1,0 +1,233 @@
+// Every op on every weight dtype, run on two backends with the same random inputs and compared
+// (ggml's test-backend-ops): the CPU backend is the reference, the other is checked against it.
+// Shapes are chosen to reach each kernel's paths: odd sizes (scalar loads, partial tiles),
+// vector-friendly sizes, decode (T = 1), a few tokens (T ≤ 8) and prefill (tensor cores).
+//
+// Error measure: maxAbsErr = max |got - ref|; maxRelErr = maxAbsErr / max |ref| (relative to
+// the output's scale, so outputs near zero do not blow it up). pass: maxRelErr ≤ tol and no
+// NaN/Inf where the reference is finite.
+import { toArrayBuffer } from "bun:ffi";
+import type { AttentionShape, Backend, DType, Weight } from "../backend.ts";
+
+export interface OpCheck {
+  readonly op: string;
+  readonly dtype: DType;
+  readonly shape: string;
+  readonly maxAbsErr: number;
+  readonly maxRelErr: number;
+  readonly tol: number;
+  readonly pass: boolean;
+}
+
+const DTYPES: readonly DType[] = ["f32", "f16", "bf16"];
+/** f32 arithmetic in a different order: a few ulps of the output scale. */
+const TOL_F32 = 2e-5;
+/** Prefill on tensor cores rounds the activations to the weight format (matmul_mma.zig). */
+const TOL_MMA: Record<DType, number> = { f32: TOL_F32, f16: 3e-3, bf16: 2e-2 };
+
+/** mulberry32: a small deterministic generator, so a failing case can be rerun as is. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Encodes f32 values as `dtype` bytes (f16: IEEE round to nearest; bf16: round to nearest even). */
+export function encodeWeights(values: Float32Array, dtype: DType): Uint8Array {
+  if (dtype === "f32") return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (dtype === "f16") return new Uint8Array(Float16Array.from(values).buffer);
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const b = bits[i];
+    out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+  }
+  return new Uint8Array(out.buffer);
+}
+
+/** The same buffers on both backends. */
+class Pair {
+  private readonly owned: [number, number][] = [];
+  constructor(
+    readonly ref: Backend,
+    readonly test: Backend,
+  ) {}
+
+  /** Device buffers on both backends holding `bytes`. */
+  put(bytes: Uint8Array): [number, number] {
+    const pair = [this.place(this.ref, bytes), this.place(this.test, bytes)] as [number, number];
+    this.owned.push(pair);
+    return pair;
+  }
+
+  private place(b: Backend, bytes: Uint8Array): number {
+    const n = Math.max(1, bytes.byteLength);
+    const dst = b.alloc(n);
+    const host = b.allocHost(n);
+    new Uint8Array(toArrayBuffer(host as never, 0, n)).set(bytes);
+    b.upload(dst, host, bytes.byteLength);
+    b.sync();
+    b.freeHost(host);
+    return dst;
+  }
+
+  f32(values: Float32Array): [number, number] {
+    return this.put(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+  }
+
+  weight(values: Float32Array, dtype: DType, shape: number[]): [Weight, Weight] {
+    const [a, b] = this.put(encodeWeights(values, dtype));
+    return [{ addr: a, dtype, shape }, { addr: b, dtype, shape }];
+  }
+
+  read(pair: [number, number], n: number): [Float32Array, Float32Array] {
+    const r = new Float32Array(n);
+    const t = new Float32Array(n);
+    this.ref.download(r, pair[0], n * 4);
+    this.test.download(t, pair[1], n * 4);
+    return [r, t];
+  }
+
+  freeAll(): void {
+    for (const [a, b] of this.owned) {
+      this.ref.free(a);
+      this.test.free(b);
+    }
+    this.owned.length = 0;
+  }
+}
+
+function compare(op: string, dtype: DType, shape: string, tol: number, [ref, got]: [Float32Array, Float32Array]): OpCheck {
+  let maxAbsErr = 0;
+  let scale = 0;
+  let broken = false;
+  for (let i = 0; i < ref.length; i++) {
+    if (!Number.isFinite(got[i]) && Number.isFinite(ref[i])) broken = true;
+    maxAbsErr = Math.max(maxAbsErr, Math.abs(got[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  if (broken) maxAbsErr = Infinity;
+  const maxRelErr = maxAbsErr / Math.max(scale, 1e-30);
+  return { op, dtype, shape, maxAbsErr, maxRelErr, tol, pass: maxRelErr <= tol };
+}
+
+export interface SelftestOptions {
+  readonly seed?: number;
+}
+
+/** Runs every case on `cpu` (reference) and `gpu` and reports each comparison. */
+export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions = {}): OpCheck[] {
+  const rand = rng(opts.seed ?? 1234);
+  const uniform = (n: number, scale = 1): Float32Array => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
+  const p = new Pair(cpu, gpu);
+  const results: OpCheck[] = [];
+  const record = (c: OpCheck): number => results.push(c);
+  try {
+    for (const dtype of DTYPES) {
+      for (const [vocab, cols] of [[37, 67], [50, 64]]) {
+        const [tr, tt] = p.weight(uniform(vocab * cols), dtype, [vocab, cols]);
+        const ids = Int32Array.from([0, vocab - 1, 3, 3, 17]);
+        const out = p.f32(new Float32Array(ids.length * cols));
+        cpu.embedding(out[0], tr, ids);
+        gpu.embedding(out[1], tt, ids);
+        record(compare("embedding", dtype, `[${vocab},${cols}] ids ${ids.length}`, 0, p.read(out, ids.length * cols)));
+        p.freeAll();
+      }
+
+      // [T, rows, cols]: decode scalar and vector paths, a few tokens, then prefill tiles
+      // with ragged edges, a k not multiple of 8 (scalar tile loads) and full tiles.
+      const mm: [number, number, number][] = [
+        [1, 45, 67], [1, 256, 512], [3, 100, 512], [8, 64, 136], [37, 130, 200], [64, 128, 256], [70, 96, 67],
+      ];
+      for (const [T, rows, cols] of mm) {
+        const [wr, wt] = p.weight(uniform(rows * cols), dtype, [rows, cols]);
+        const x = p.f32(uniform(T * cols));
+        const out = p.f32(new Float32Array(T * rows));
+        cpu.matmul(out[0], x[0], wr, T);
+        gpu.matmul(out[1], x[1], wt, T);
+        const tol = T > 8 ? TOL_MMA[dtype] : TOL_F32;
+        record(compare("matmul", dtype, `T=${T} [${rows},${cols}]`, tol, p.read(out, T * rows)));
+        p.freeAll();
+      }
+
+      for (const [T, n] of [[3, 67], [2, 1024]]) {
+        const [wr, wt] = p.weight(uniform(n, 2), dtype, [n]);
+        const x = p.f32(uniform(T * n, 3));
+        const out = p.f32(new Float32Array(T * n));
+        cpu.rmsnorm(out[0], x[0], wr, T, 1e-5);
+        gpu.rmsnorm(out[1], x[1], wt, T, 1e-5);
+        record(compare("rmsnorm", dtype, `T=${T} n=${n}`, TOL_F32, p.read(out, T * n)));
+        // In place (out aliases x), as the layers use it.
+        cpu.rmsnorm(x[0], x[0], wr, T, 1e-6);
+        gpu.rmsnorm(x[1], x[1], wt, T, 1e-6);
+        record(compare("rmsnorm", dtype, `T=${T} n=${n} in place`, TOL_F32, p.read(x, T * n)));
+
+        const [br, bt] = p.weight(uniform(n), dtype, [n]);
+        cpu.addBias(out[0], br, T);
+        gpu.addBias(out[1], bt, T);
+        record(compare("addBias", dtype, `T=${T} n=${n}`, TOL_F32, p.read(out, T * n)));
+        p.freeAll();
+      }
+    }
+
+    for (const [T, nHeads, headDim, pos0, factor] of [[5, 4, 64, 7, 1], [2, 3, 128, 30000, 1.25], [1, 2, 6, 0, 1]]) {
+      const half = headDim / 2;
+      const inv = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headDim));
+      const freq = p.f32(inv);
+      const x = p.f32(uniform(T * nHeads * headDim));
+      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor);
+      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor);
+      record(compare("rope", "f32", `T=${T} heads=${nHeads} hd=${headDim} pos0=${pos0}`, TOL_F32 * 5, p.read(x, T * nHeads * headDim)));
+      p.freeAll();
+    }
+
+    const att: AttentionShape[] = [
+      { T: 1, nHeads: 4, nKvHeads: 2, headDim: 64, pos0: 10, window: 0, scale: 1 / 8 },
+      { T: 9, nHeads: 4, nKvHeads: 1, headDim: 32, pos0: 0, window: 0, scale: 1 / Math.sqrt(32) },
+      { T: 6, nHeads: 2, nKvHeads: 2, headDim: 128, pos0: 20, window: 5, scale: 1 / Math.sqrt(128) },
+      { T: 3, nHeads: 6, nKvHeads: 3, headDim: 80, pos0: 700, window: 0, scale: 1 / Math.sqrt(80) },
+      { T: 2, nHeads: 2, nKvHeads: 1, headDim: 256, pos0: 40, window: 16, scale: 1 / 16 },
+    ];
+    for (const s of att) {
+      const maxSeq = s.pos0 + s.T + 3;
+      const q = p.f32(uniform(s.T * s.nHeads * s.headDim, 2));
+      const k = p.f32(uniform(maxSeq * s.nKvHeads * s.headDim, 2));
+      const v = p.f32(uniform(maxSeq * s.nKvHeads * s.headDim));
+      const out = p.f32(new Float32Array(s.T * s.nHeads * s.headDim));
+      cpu.attention(out[0], q[0], k[0], v[0], s);
+      gpu.attention(out[1], q[1], k[1], v[1], s);
+      const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window}`;
+      record(compare("attention", "f32", shape, 1e-4, p.read(out, s.T * s.nHeads * s.headDim)));
+      p.freeAll();
+    }
+
+    for (const n of [1000, 4099]) {
+      const a = p.f32(uniform(n, 6));
+      const b = p.f32(uniform(n, 2));
+      const out = p.f32(new Float32Array(n));
+      cpu.swiglu(out[0], a[0], b[0], n);
+      gpu.swiglu(out[1], a[1], b[1], n);
+      record(compare("swiglu", "f32", `n=${n}`, TOL_F32, p.read(out, n)));
+      cpu.add(a[0], a[0], b[0], n);
+      gpu.add(a[1], a[1], b[1], n);
+      record(compare("add", "f32", `n=${n} in place`, TOL_F32, p.read(a, n)));
+      p.freeAll();
+    }
+
+    for (const [rows, n] of [[3, 1000], [2, 50000], [4, 7]]) {
+      const x = p.f32(uniform(rows * n, 20));
+      cpu.softmax(x[0], rows, n);
+      gpu.softmax(x[1], rows, n);
+      record(compare("softmax", "f32", `rows=${rows} n=${n}`, TOL_F32, p.read(x, rows * n)));
+      p.freeAll();
+    }
+  } finally {
+    p.freeAll();
+  }
+  return results;
+}

@@ -1,0 +1,178 @@
+// The CUDA backend's logic that needs no GPU: argument packing, launch geometry, the staging
+// ring, the slot pool, weight encoding, and how detection and backend selection behave on a
+// machine without (or with) a usable GPU.
+import { describe, expect, test } from "bun:test";
+import type { Backend, Weight } from "../src/backend/backend.ts";
+import { checkGeometry, MAX_ARGS, packArgs, type LaunchPlan } from "../src/backend/cuda/launch.ts";
+import * as plans from "../src/backend/cuda/launch-plans.ts";
+import { encodeWeights } from "../src/backend/cuda/op-selftest.ts";
+import { SlotPool } from "../src/backend/cuda/slot-pool.ts";
+import { StagingRing } from "../src/backend/cuda/staging-ring.ts";
+import { probeCuda } from "../src/backend/cuda/detect.ts";
+import { selectBackend } from "../src/backend/select.ts";
+import { NativeError, UsageError } from "../src/errors.ts";
+
+describe("packArgs", () => {
+  const view = new DataView(new ArrayBuffer(MAX_ARGS * 8));
+
+  test("writes each argument little-endian into its own 8-byte slot", () => {
+    const addr = 0x7f12_3456_7890; // above 2^32, as device pointers are
+    packArgs(view, ["ptr", "u32", "f32"], [addr, 4096, 0.5], "k");
+    expect(view.getBigUint64(0, true)).toBe(BigInt(addr));
+    expect(view.getUint32(8, true)).toBe(4096);
+    expect(view.getUint32(12, true)).toBe(0);
+    expect(view.getFloat32(16, true)).toBe(0.5);
+  });
+
+  test("rejects values that do not fit their kind, naming kernel and argument", () => {
+    expect(() => packArgs(view, ["u32"], [2 ** 32], "rope_f32")).toThrow(/rope_f32: argument 0 \(u32\) = 4294967296/);
+    expect(() => packArgs(view, ["u32"], [-1], "k")).toThrow(NativeError);
+    expect(() => packArgs(view, ["u32"], [1.5], "k")).toThrow(NativeError);
+    expect(() => packArgs(view, ["ptr"], [0], "k")).toThrow(/null device pointer/);
+    expect(() => packArgs(view, ["f32"], [Number.NaN], "k")).toThrow(NativeError);
+    expect(() => packArgs(view, ["u32", "u32"], [1], "k")).toThrow(/1 arguments given, 2 expected/);
+  });
+});
+
+describe("launch geometry", () => {
+  const w = (dtype: Weight["dtype"], shape: number[]): Weight => ({ addr: 4096, dtype, shape });
+
+  test("matmul: matvec for decode, 4-token matvec up to 8 tokens, tiles beyond", () => {
+    const decode = plans.matmulPlan(1, 2, w("bf16", [4100, 512]), 1);
+    expect([decode.kernel, decode.grid]).toEqual(["matvec_t1_bf16", [513, 1, 1]]);
+    expect(decode.args).toEqual([1, 2, 4096, 4100, 512, 1]);
+    const few = plans.matmulPlan(1, 2, w("f16", [64, 512]), 7);
+    expect([few.kernel, few.grid]).toEqual(["matvec_t4_f16", [8, 2, 1]]);
+    const prefillF16 = plans.matmulPlan(1, 2, w("f16", [300, 512]), 65);
+    expect([prefillF16.kernel, prefillF16.grid]).toEqual(["matmul_mma_f16", [3, 2, 1]]);
+    expect(prefillF16.args).toEqual([1, 2, 4096, 65, 300, 512]);
+    const prefillF32 = plans.matmulPlan(1, 2, w("f32", [300, 512]), 65);
+    expect([prefillF32.kernel, prefillF32.grid]).toEqual(["matmul_simt_f32", [5, 2, 1]]);
+    expect(() => plans.matmulPlan(1, 2, w("f32", [300]), 1)).toThrow(UsageError);
+  });
+
+  test("attention: one block per (token, head); head sizes beyond the kernel are refused", () => {
+    const s = { T: 70000, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.1 };
+    const plan = plans.attentionPlan(1, 2, 3, 4, s);
+    expect(plan.grid).toEqual([70000, 32, 1]);
+    expect(() => checkGeometry(plan)).not.toThrow();
+    expect(() => plans.attentionPlan(1, 2, 3, 4, { ...s, headDim: 512 })).toThrow(/headDim 512/);
+    expect(() => plans.attentionPlan(1, 2, 3, 4, { ...s, nKvHeads: 5 })).toThrow(UsageError);
+  });
+
+  test("element-wise, row and gather ops", () => {
+    expect(plans.swigluPlan(1, 2, 3, 1000).grid).toEqual([4, 1, 1]);
+    expect(plans.softmaxPlan(1, 3, 50000).grid).toEqual([3, 1, 1]);
+    expect(plans.rmsnormPlan(1, 2, w("f16", [4096]), 5, 1e-5).kernel).toBe("rmsnorm_f16");
+    expect(plans.addBiasPlan(1, w("bf16", [100]), 3).args).toEqual([1, 4096, 100, 300]);
+    expect(plans.embeddingPlan(1, w("f32", [32000, 4096]), 9, 5).grid).toEqual([5, 16, 1]);
+    expect(plans.ropePlan(1, 2, 4, 64, 0, 5, 1).grid).toEqual([1, 1, 1]);
+    expect(() => plans.ropePlan(1, 2, 4, 63, 0, 5, 1)).toThrow(/odd/);
+  });
+
+  test("checkGeometry refuses grids beyond the hardware limits", () => {
+    const plan: LaunchPlan = { kernel: "add_f32", grid: [1, 70000, 1], block: [256, 1, 1], args: [1, 2, 3, 4] };
+    expect(() => checkGeometry(plan)).toThrow(/out of range/);
+    expect(() => checkGeometry({ ...plan, grid: [0, 1, 1] })).toThrow(NativeError);
+    expect(() => checkGeometry({ ...plan, grid: [1, 1, 1], block: [2048, 1, 1] })).toThrow(NativeError);
+  });
+});
+
+describe("StagingRing", () => {
+  test("hands out aligned spans front to back, then wraps and asks for a sync", () => {
+    const ring = new StagingRing(1024, 256);
+    expect(ring.reserve(10)).toEqual({ offset: 0, mustSync: false });
+    expect(ring.reserve(300)).toEqual({ offset: 256, mustSync: false });
+    expect(ring.reserve(256)).toEqual({ offset: 768, mustSync: false });
+    expect(ring.reserve(1)).toEqual({ offset: 0, mustSync: true });
+    expect(ring.reserve(1024)).toEqual({ offset: 0, mustSync: true });
+    ring.reset();
+    expect(ring.reserve(4)).toEqual({ offset: 0, mustSync: false });
+    expect(() => ring.reserve(1025)).toThrow(RangeError);
+  });
+});
+
+describe("SlotPool", () => {
+  test("fixed slots at base + i*size; a released slot keeps its entry for a later hit", () => {
+    const pool = new SlotPool(1 << 20, 4096, 2);
+    const a = pool.acquire("model.layers.0", 4000);
+    const b = pool.acquire("model.layers.1", 4096);
+    expect([a.addr, b.addr, a.hit, b.hit]).toEqual([1 << 20, (1 << 20) + 4096, false, false]);
+    expect(pool.free).toBe(0);
+    expect(() => pool.acquire("model.layers.2", 10)).toThrow(/all 2 slots are in use \(model.layers.0, model.layers.1\)/);
+    pool.release(a);
+    pool.release(b);
+    expect(pool.acquire("model.layers.1", 4096)).toEqual({ index: 1, addr: (1 << 20) + 4096, hit: true });
+    // The least recently released free slot is reused for a new entry.
+    const c = pool.acquire("model.layers.2", 100);
+    expect(c).toEqual({ index: 0, addr: 1 << 20, hit: false });
+    pool.release(c);
+    expect(() => pool.release(c)).toThrow(/released twice/);
+  });
+
+  test("an entry larger than a slot is refused with its name and both sizes", () => {
+    const pool = new SlotPool(4096, 2 ** 20, 3);
+    expect(() => pool.acquire("lm_head", 3 * 2 ** 20)).toThrow(/lm_head needs 3.0 MiB \(3145728 bytes\) but a device slot holds 1.0 MiB \(1048576 bytes\)/);
+  });
+
+  test("allocate takes one piece from the backend; destroy frees it once", () => {
+    const calls: string[] = [];
+    const backend = { alloc: (n: number) => (calls.push(`alloc ${n}`), 8192), free: (a: number) => calls.push(`free ${a}`) };
+    const pool = SlotPool.allocate(backend as unknown as Backend, 1000, 3);
+    expect(pool.slotBytes).toBe(1024);
+    pool.destroy();
+    pool.destroy();
+    expect(calls).toEqual(["alloc 3072", "free 8192"]);
+  });
+});
+
+describe("encodeWeights", () => {
+  test("f16 and bf16 bit patterns, rounding to nearest even", () => {
+    const v = Float32Array.from([1, -2, 0.1]);
+    expect([...new Uint16Array(encodeWeights(v, "f16").buffer)]).toEqual([0x3c00, 0xc000, 0x2e66]);
+    // bf16(0.1): f32 0x3dcccccd rounds up to 0x3dcd; 1 + 2^-8 is a tie and rounds to even 0x3f80.
+    const b = Float32Array.from([1, -2, 0.1, 1 + 2 ** -8]);
+    expect([...new Uint16Array(encodeWeights(b, "bf16").buffer)]).toEqual([0x3f80, 0xc000, 0x3dcd, 0x3f80]);
+  });
+});
+
+describe("detection and selection", () => {
+  const probe = probeCuda();
+
+  test.if(!probe.ok)("without a usable GPU, probeCuda says why instead of throwing", () => {
+    expect(probe.ok).toBe(false);
+    if (!probe.ok) expect(probe.reason.length).toBeGreaterThan(10);
+  });
+
+  test.if(!probe.ok)("auto falls back to the CPU with a notice; cuda is a UsageError with a hint", () => {
+    const { backend, notice } = selectBackend("auto", { threads: 1 });
+    try {
+      expect(backend.name).toBe("cpu");
+      expect(notice).toMatch(/no usable CUDA GPU .*running on the CPU/);
+    } finally {
+      backend.destroy();
+    }
+    let err: unknown;
+    try {
+      selectBackend("cuda");
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).hint).toMatch(/--device cpu/);
+  });
+
+  test.if(probe.ok)("with a usable GPU, auto and cuda both select it", () => {
+    for (const device of ["auto", "cuda"] as const) {
+      const { backend, notice } = selectBackend(device);
+      expect([backend.name, notice]).toEqual(["cuda", undefined]);
+      backend.destroy();
+    }
+  });
+
+  test("cpu is the CPU backend, without a notice", () => {
+    const { backend, notice } = selectBackend("cpu", { threads: 1 });
+    expect([backend.name, notice]).toEqual(["cpu", undefined]);
+    backend.destroy();
+  });
+});

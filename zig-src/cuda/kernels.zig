@@ -1,0 +1,39 @@
+//! Every CUDA kernel with the symbol name it is exported under (lib.zig exports this list).
+//! The TypeScript side's table, src/backend/cuda/module.ts KERNELS, must name the same
+//! kernels with the same parameters; test/ptx.test.ts checks the names against the PTX.
+const DType = @import("../dtype.zig").DType;
+const matvec = @import("matvec.zig");
+const mma = @import("matmul_mma.zig");
+const simt = @import("matmul_simt.zig");
+const rmsnorm = @import("rmsnorm.zig");
+const softmax = @import("softmax.zig");
+const rope = @import("rope.zig");
+const attention = @import("attention.zig");
+const elementwise = @import("elementwise.zig");
+const embedding = @import("embedding.zig");
+
+pub const list = .{
+    .{ "matvec_t1_f32", &matvec.Matvec(.f32, 1).kernel },
+    .{ "matvec_t1_f16", &matvec.Matvec(.f16, 1).kernel },
+    .{ "matvec_t1_bf16", &matvec.Matvec(.bf16, 1).kernel },
+    .{ "matvec_t4_f32", &matvec.Matvec(.f32, 4).kernel },
+    .{ "matvec_t4_f16", &matvec.Matvec(.f16, 4).kernel },
+    .{ "matvec_t4_bf16", &matvec.Matvec(.bf16, 4).kernel },
+    .{ "matmul_simt_f32", &simt.kernel },
+    .{ "matmul_mma_f16", &mma.MatmulMma(.f16).kernel },
+    .{ "matmul_mma_bf16", &mma.MatmulMma(.bf16).kernel },
+    .{ "rmsnorm_f32", &rmsnorm.Rmsnorm(.f32).kernel },
+    .{ "rmsnorm_f16", &rmsnorm.Rmsnorm(.f16).kernel },
+    .{ "rmsnorm_bf16", &rmsnorm.Rmsnorm(.bf16).kernel },
+    .{ "add_bias_f32", &elementwise.AddBias(.f32).kernel },
+    .{ "add_bias_f16", &elementwise.AddBias(.f16).kernel },
+    .{ "add_bias_bf16", &elementwise.AddBias(.bf16).kernel },
+    .{ "embedding_f32", &embedding.Embedding(.f32).kernel },
+    .{ "embedding_f16", &embedding.Embedding(.f16).kernel },
+    .{ "embedding_bf16", &embedding.Embedding(.bf16).kernel },
+    .{ "rope_f32", &rope.kernel },
+    .{ "attention_f32", &attention.kernel },
+    .{ "swiglu_f32", &elementwise.swiglu },
+    .{ "add_f32", &elementwise.add },
+    .{ "softmax_f32", &softmax.kernel },
+};
