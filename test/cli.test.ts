@@ -105,7 +105,8 @@ describe("bad input: one error line with a hint, non-zero exit, no stack trace",
     expectCleanError(airllm(["run", modelDir("no-config", f32(1), { skip: ["config.json"] }), "-p", "x"]), /config\.json/);
   });
   test("missing tokenizer.json", () => {
-    expectCleanError(airllm(["run", modelDir("no-tok", f32(1), { skip: ["tokenizer.json"] }), "-p", "x"]), /tokenizer\.json/);
+    const weights = readFileSync(join(STORIES_HF, "model.safetensors"));
+    expectCleanError(airllm(["run", modelDir("no-tok", weights, { skip: ["tokenizer.json"] }), "-p", "x"]), /tokenizer\.json/);
   });
   test("unsupported model_type lists the supported ones", () => {
     const dir = modelDir("gpt2", f32(1), { config: (c) => ({ ...c, model_type: "gpt2" }) });
