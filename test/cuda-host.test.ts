@@ -51,13 +51,26 @@ describe("launch geometry", () => {
     expect(() => plans.matmulPlan(1, 2, w("f32", [300]), 1)).toThrow(UsageError);
   });
 
-  test("attention: one block per (token, head); head sizes beyond the kernel are refused", () => {
+  test("attention: one block per (token, head), keys split across blocks when that fills the GPU", () => {
     const s = { T: 70000, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.1 };
-    const plan = plans.attentionPlan(1, 2, 3, 4, s);
-    expect(plan.grid).toEqual([70000, 32, 1]);
-    expect(() => checkGeometry(plan)).not.toThrow();
-    expect(() => plans.attentionPlan(1, 2, 3, 4, { ...s, headDim: 512 })).toThrow(/headDim 512/);
-    expect(() => plans.attentionPlan(1, 2, 3, 4, { ...s, nKvHeads: 5 })).toThrow(UsageError);
+    const prefill = plans.attentionPlans(1, 2, 3, 4, s, 5, 132);
+    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [70000, 32, 1]]]);
+    expect(() => checkGeometry(prefill[0])).not.toThrow();
+    // Decode at position 8191: 32 heads fill 264 blocks with 9 splits of ~910 keys.
+    const decode = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 1, pos0: 8191 }, 5, 132);
+    expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
+    expect(decode[0].args.slice(4)).toEqual([5, 32, 8, 128, 8191, 0, 0.1, 9]);
+    // Short contexts and sliding windows keep at least 256 keys per split.
+    expect(plans.attentionSplits({ ...s, T: 1, pos0: 300 }, 132)).toBe(2);
+    expect(plans.attentionSplits({ ...s, T: 1, pos0: 100000, window: 4096 }, 132)).toBe(9);
+    expect(plans.attentionSplits({ ...s, T: 1, pos0: 10 }, 132)).toBe(1);
+    // The scratch bound holds for every decode-like shape.
+    for (const [T, nHeads] of [[1, 1], [1, 7], [3, 32], [1, 64]]) {
+      const splits = plans.attentionSplits({ ...s, T, nHeads, pos0: 1 << 20 }, 132);
+      expect(T * nHeads * splits * (256 + 2) * 4).toBeLessThanOrEqual(plans.attentionScratchBytes(132));
+    }
+    expect(() => plans.attentionPlans(1, 2, 3, 4, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
+    expect(() => plans.attentionPlans(1, 2, 3, 4, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
   });
 
   test("element-wise, row and gather ops", () => {

@@ -3,13 +3,19 @@
 // this prints one line (plus a hint) on stderr and exits non-zero, never a stack trace for a
 // user error.
 import { AirLLMError } from "../errors.ts";
+import { benchCommand } from "./bench-command.ts";
+import { logitsCommand } from "./logits-command.ts";
 import { runCommand } from "./run-command.ts";
+import { selftestCommand } from "./selftest-command.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const HELP = `airllm ${pkg.version}: run large language models layer by layer, on a GPU smaller than the model or on the CPU
 
 usage:
   airllm run MODEL [options]     generate text (airllm run --help for every option)
+  airllm logits MODEL --ids L -o F   write the logits of every position (raw f32)
+  airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
+  airllm selftest                check the CUDA backend against the CPU on this machine
   airllm --version               print the version
   airllm --help                  this help
 
@@ -21,6 +27,9 @@ type Command = (argv: readonly string[], out: (s: string) => void, err: (s: stri
 
 const COMMANDS: Record<string, Command> = {
   run: runCommand,
+  logits: logitsCommand,
+  bench: benchCommand,
+  selftest: selftestCommand,
 };
 
 const out = (s: string) => void process.stdout.write(s);

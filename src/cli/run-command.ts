@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
+import { formatBytes } from "../util/size.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -96,6 +97,11 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     if (verbose) {
       const c = model.config;
       err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.kv.maxSeq}\n`);
+      const w = model.engine.weightStats();
+      err(
+        `airllm: weights ${formatBytes(w.residentBytes)} resident in ${w.residentEntries} entries, ` +
+          `${formatBytes(w.streamedBytes)} streamed per pass in ${w.streamedEntries} (${formatBytes(w.hostCachedBytes)} from pinned host RAM)\n`,
+      );
     }
     const ids = model.encodePrompt(prompt);
     if (ids.length === 0) {

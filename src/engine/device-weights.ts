@@ -11,7 +11,7 @@ import type { PlanEntry } from "../model/layer-plan.ts";
 import type { EntryWeights } from "../model/llama.ts";
 import { hostCopy } from "./host-copy.ts";
 import type { TensorSource } from "./tensor-source.ts";
-import { entryLookup, type WeightProvider } from "./weight-provider.ts";
+import { entryLookup, type WeightProvider, type WeightStats } from "./weight-provider.ts";
 
 /** Device allocations are aligned so every tensor starts on a 256-byte boundary (wide loads). */
 const ALIGN = 256;
@@ -126,6 +126,17 @@ export class DeviceWeights implements WeightProvider {
       this.slots.push({ addr: backend.alloc(this.plan.slotBytes), holds: null, uploaded: null, computed: null });
     }
     backend.sync();
+  }
+
+  stats(): WeightStats {
+    const sum = (ls: readonly EntryLayout[]) => ls.reduce((a, l) => a + l.bytes, 0);
+    return {
+      residentBytes: sum(this.plan.resident),
+      streamedBytes: sum(this.plan.streamed),
+      hostCachedBytes: sum(this.plan.streamed.filter((l) => this.hostCache.has(l.entry.index))),
+      residentEntries: this.plan.resident.length,
+      streamedEntries: this.plan.streamed.length,
+    };
   }
 
   acquire(entry: PlanEntry): EntryWeights {

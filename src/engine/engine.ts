@@ -8,7 +8,7 @@ import { decoderLayer, embed, finalNorm, lmHead, type ForwardContext, type Llama
 import { makeBatch } from "./batch.ts";
 import { Scratch } from "./scratch.ts";
 import { Sequence, type KvGeometry } from "./sequence.ts";
-import type { WeightProvider } from "./weight-provider.ts";
+import type { WeightProvider, WeightStats } from "./weight-provider.ts";
 
 export interface ForwardOptions {
   /** Logits for every new token (prefill checks); default: only each sequence's last token. */
@@ -43,6 +43,11 @@ export class Engine {
     const invFreqAddr = backend.alloc(invFreq.byteLength);
     backend.write(invFreqAddr, invFreq);
     this.ctx = { backend, dims, scratch: this.scratch, invFreq: invFreqAddr };
+  }
+
+  /** Where the weights live: resident, streamed per pass, cached in host RAM. */
+  weightStats(): WeightStats {
+    return this.weights.stats();
   }
 
   newSequence(): Sequence {

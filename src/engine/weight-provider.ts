@@ -7,7 +7,19 @@ import type { PlanEntry } from "../model/layer-plan.ts";
 import type { EntryWeights } from "../model/llama.ts";
 import type { HostTensor, TensorSource } from "./tensor-source.ts";
 
+/** Where the weights live, in bytes (the residency plan's summary). */
+export interface WeightStats {
+  readonly residentBytes: number;
+  /** Bytes uploaded on every pass. */
+  readonly streamedBytes: number;
+  /** Of the streamed bytes, those served from pinned host RAM (the rest come from the file). */
+  readonly hostCachedBytes: number;
+  readonly residentEntries: number;
+  readonly streamedEntries: number;
+}
+
 export interface WeightProvider {
+  stats(): WeightStats;
   /** The entry's weights, valid for ops queued until `release(entry)`. */
   acquire(entry: PlanEntry): EntryWeights;
   /** Every op reading the entry has been queued; its memory may be reused once they finish. */
@@ -48,7 +60,22 @@ export function checkEntryShapes(entry: PlanEntry, source: TensorSource, expecte
  * layer's pages are touched only while that layer runs and the OS may drop them after.
  */
 export class HostMappedWeights implements WeightProvider {
-  constructor(private readonly source: TensorSource) {}
+  constructor(
+    private readonly source: TensorSource,
+    private readonly plan: readonly PlanEntry[],
+  ) {}
+
+  stats(): WeightStats {
+    let bytes = 0;
+    const seen = new Set<string>();
+    for (const e of this.plan) {
+      for (const n of e.tensors) {
+        if (!seen.has(n)) bytes += this.source.get(n).bytes;
+        seen.add(n);
+      }
+    }
+    return { residentBytes: bytes, streamedBytes: 0, hostCachedBytes: 0, residentEntries: this.plan.length, streamedEntries: 0 };
+  }
 
   acquire(entry: PlanEntry): EntryWeights {
     return entryLookup(entry, (name) => hostWeight(this.source.get(name)));

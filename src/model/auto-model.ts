@@ -94,7 +94,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const rope = computeRope(config);
     const dims = dimsOf(config, rope.attentionFactor);
     const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
-    const weights = be.caps.readsHostMemory ? new HostMappedWeights(files) : deviceWeights(be, plan, files, dims, kv, o);
+    const weights = be.caps.readsHostMemory ? new HostMappedWeights(files, plan) : deviceWeights(be, plan, files, dims, kv, o);
     const engine = new Engine(be, plan, weights, dims, kv, rope.invFreq);
     return new CausalLM(config, generationConfig, () => AirTokenizer.fromDir(path), engine, be, () => files.close());
   } catch (e) {

@@ -33,6 +33,7 @@ pub const list = .{
     .{ "embedding_bf16", &embedding.Embedding(.bf16).kernel },
     .{ "rope_f32", &rope.kernel },
     .{ "attention_f32", &attention.kernel },
+    .{ "attention_combine_f32", &attention.combine },
     .{ "swiglu_f32", &elementwise.swiglu },
     .{ "add_f32", &elementwise.add },
     .{ "softmax_f32", &softmax.kernel },

@@ -38,6 +38,8 @@ export class CudaBackend implements Backend {
   private readonly ringHost: number;
   private readonly ringDevice: number;
   private readonly ringBytes: Uint8Array;
+  /** Partials of split attention (launch-plans.ts attentionScratchBytes). */
+  private readonly attentionScratch: number;
   private readonly deviceAllocs = new Set<number>();
   private readonly hostAllocs = new Set<number>();
   private readonly registered = new Set<number>();
@@ -58,6 +60,7 @@ export class CudaBackend implements Backend {
       this.ringHost = this.allocHost(ringSize);
       this.ringDevice = this.alloc(ringSize);
       this.ringBytes = new Uint8Array(toArrayBuffer(this.ringHost as never, 0, ringSize));
+      this.attentionScratch = this.alloc(plans.attentionScratchBytes(this.device.multiprocessors));
     } catch (e) {
       this.ctx.release();
       throw e;
@@ -233,7 +236,9 @@ export class CudaBackend implements Backend {
   }
 
   attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void {
-    if (shape.T > 0) this.run(plans.attentionPlan(out, q, kCache, vCache, shape));
+    if (shape.T === 0) return;
+    const sms = this.device.multiprocessors;
+    for (const plan of plans.attentionPlans(out, q, kCache, vCache, shape, this.attentionScratch, sms)) this.run(plan);
   }
 
   swiglu(out: number, gate: number, up: number, n: number): void {

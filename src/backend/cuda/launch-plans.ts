@@ -85,8 +85,31 @@ export function ropePlan(
   };
 }
 
-/** One block of 8 warps per (query token, head): grid (T, nHeads). */
-export function attentionPlan(out: number, q: number, kCache: number, vCache: number, s: AttentionShape): LaunchPlan {
+/** Flash-decoding splits: at least this many keys per block, so splitting pays for the merge. */
+export const ATTENTION_MIN_KEYS_PER_SPLIT = 256;
+
+/** Scratch for the split partials, enough for any shape `attentionSplits` allows on `sms` SMs. */
+export function attentionScratchBytes(sms: number): number {
+  // Splitting happens only while T*nHeads < 2*sms, so T*nHeads*splits < 4*sms.
+  return 4 * sms * (ATTENTION_MAX_HEAD_DIM + 2) * 4;
+}
+
+/** How many blocks share one (query, head)'s keys: enough to fill each SM about twice. */
+export function attentionSplits(s: AttentionShape, sms: number): number {
+  const last = s.pos0 + s.T - 1;
+  const keys = s.window > 0 ? Math.min(s.window, last + 1) : last + 1;
+  const fill = Math.ceil((2 * sms) / (s.T * s.nHeads));
+  return Math.max(1, Math.min(fill, Math.ceil(keys / ATTENTION_MIN_KEYS_PER_SPLIT)));
+}
+
+/**
+ * attention_f32: one block of 8 warps per (query token, head, split), grid (T, nHeads, splits);
+ * with splits > 1, attention_combine_f32 merges the partials, grid (T, nHeads).
+ * scratch: device buffer of attentionScratchBytes(sms) bytes.
+ */
+export function attentionPlans(
+  out: number, q: number, kCache: number, vCache: number, s: AttentionShape, scratch: number, sms: number,
+): LaunchPlan[] {
   if (s.headDim > ATTENTION_MAX_HEAD_DIM) {
     throw new UsageError(
       `attention: headDim ${s.headDim} is larger than the CUDA kernel's ${ATTENTION_MAX_HEAD_DIM}`,
@@ -96,12 +119,15 @@ export function attentionPlan(out: number, q: number, kCache: number, vCache: nu
   if (s.nKvHeads < 1 || s.nHeads % s.nKvHeads !== 0) {
     throw new UsageError(`attention: nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
   }
-  return {
+  const splits = attentionSplits(s, sms);
+  const main: LaunchPlan = {
     kernel: "attention_f32",
-    grid: [s.T, s.nHeads, 1],
+    grid: [s.T, s.nHeads, splits],
     block: B256,
-    args: [out, q, kCache, vCache, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale],
+    args: [out, q, kCache, vCache, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits],
   };
+  if (splits === 1) return [main];
+  return [main, { kernel: "attention_combine_f32", grid: [s.T, s.nHeads, 1], block: B256, args: [out, scratch, s.nHeads, s.headDim, splits] }];
 }
 
 /** One thread per element: grid (ceil(n/256)). */

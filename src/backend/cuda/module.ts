@@ -40,8 +40,9 @@ export const KERNELS = {
   embedding_bf16: EMBEDDING,
   // x, T, nHeads, headDim, pos0, invFreq, attnFactor
   rope_f32: [P, U, U, U, U, P, F],
-  // out, q, kCache, vCache, nHeads, nKvHeads, headDim, pos0, window, scale
-  attention_f32: [P, P, P, P, U, U, U, U, U, F],
+  // out, q, kCache, vCache, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits
+  attention_f32: [P, P, P, P, P, U, U, U, U, U, F, U],
+  attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits
   swiglu_f32: [P, P, P, U], // out, gate, up, n
   add_f32: [P, P, P, U], // out, a, b, n
   softmax_f32: [P, U], // x, n

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The one-call GPU check and benchmark, run on a machine with an NVIDIA GPU and a prebuilt
+# airllm (no Bun, no Zig there). From the repo root, with the carried files in .carry/:
+#   .carry/airllm.xz            the compressed dist/airllm (bench/gpu-carry.sh makes it)
+#   .carry/stories260K-hf/      ../shared/models/stories260K-hf
+#   .carry/llama2c_test_all.py  ../shared/models/stories260K/llama2c_test_all.py
+# usage: bash bench/gpu-check.sh [quick|full]
+#   quick: driver bindings, every op against the CPU, stories260K's expected text with --device cuda
+#   full:  also a random ~3B BF16 Llama built by transformers on this machine: logits against
+#          transformers, then resident and streamed (--max-gpu-memory 4GiB) speed beside
+#          transformers on the GPU and accelerate's CPU offload.
+# Writes $OUT/gpu-check.log and $OUT/results.json (every figure), prints a table last.
+set -uo pipefail
+MODE="${1:-full}"
+OUT="${OUT:-/tmp/airllm-gpu-out}"
+mkdir -p "$OUT"
+PARTS=/tmp/airllm-parts
+rm -rf "$PARTS" && mkdir -p "$PARTS"
+exec > >(tee -a "$OUT/gpu-check.log") 2>&1
+export PYTHONUNBUFFERED=1
+BIN=/tmp/airllm
+xz -dc .carry/airllm.xz > "$BIN" && chmod +x "$BIN"
+PY="python3 bench/gpu_reference.py"
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+
+step "machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$PARTS/gpu.txt"
+git rev-parse --short HEAD 2>/dev/null > "$PARTS/commit.txt" || echo unknown > "$PARTS/commit.txt"
+
+step "selftest: driver bindings, ops against the CPU backend, host→device bandwidth"
+"$BIN" selftest --json > "$PARTS/selftest.json"; echo "selftest exit $?"
+"$BIN" selftest 2>&1 | tail -n 40 || true
+
+step "stories260K-hf: 200 greedy tokens from <s> with --device cuda, resident and streamed"
+$PY expected-text .carry/llama2c_test_all.py > /tmp/expected.txt && printf '\n' >> /tmp/expected.txt
+"$BIN" run .carry/stories260K-hf -p "" -n 200 --device cuda > /tmp/stories-cuda.txt
+cmp -s /tmp/stories-cuda.txt /tmp/expected.txt && echo '{"resident": "match"' > "$PARTS/stories.json" || { echo '{"resident": "DIFFER"' > "$PARTS/stories.json"; head -c 300 /tmp/stories-cuda.txt; }
+"$BIN" run .carry/stories260K-hf -p "" -n 200 --device cuda --max-gpu-memory 2MiB --ctx 256 --verbose > /tmp/stories-stream.txt
+cmp -s /tmp/stories-stream.txt /tmp/expected.txt && echo ', "streamed_2MiB": "match"}' >> "$PARTS/stories.json" || echo ', "streamed_2MiB": "DIFFER"}' >> "$PARTS/stories.json"
+cat "$PARTS/stories.json"
+
+if [ "$MODE" = "full" ]; then
+  M=/tmp/llama-3b
+  step "building a random-weight Llama (~3B, BF16) with transformers"
+  $PY make-model "$M" | tee "$PARTS/model.json"
+  IDS=$(python3 -c "import random; random.seed(5); print(','.join(str(random.randrange(3, 32000)) for _ in range(64)))")
+
+  step "logits: airllm --device cuda against transformers (bf16 and f32) on 64 tokens"
+  $PY logits "$M" --ids "$IDS" --out /tmp/ref
+  "$BIN" logits "$M" --ids "$IDS" --device cuda -o /tmp/ours.f32
+  $PY compare /tmp/ours.f32 /tmp/ref --vocab 32000 | tee "$PARTS/logits.json"
+  "$BIN" logits "$M" --ids "$IDS" --device cuda --max-gpu-memory 4GiB -o /tmp/ours-stream.f32
+  cmp -s /tmp/ours.f32 /tmp/ours-stream.f32 && echo '{"streamed_equals_resident": true}' | tee "$PARTS/stream-logits.json" || echo '{"streamed_equals_resident": false}' | tee "$PARTS/stream-logits.json"
+
+  step "airllm bench: resident"
+  "$BIN" bench "$M" --device cuda --prompt-tokens 512 --decode-tokens 32 --json | tee "$PARTS/bench-resident.json"
+  step "airllm bench: --max-gpu-memory 4GiB, weights cached in pinned host RAM"
+  "$BIN" bench "$M" --device cuda --max-gpu-memory 4GiB --prompt-tokens 512 --decode-tokens 16 --json | tee "$PARTS/bench-streamed.json"
+  step "transformers on the GPU (bf16, resident)"
+  $PY bench-transformers "$M" --prompt-tokens 512 --decode-tokens 32 | tee "$PARTS/hf.json"
+  step "accelerate cpu_offload"
+  timeout 240 $PY bench-offload "$M" --decode-tokens 2 | tee "$PARTS/offload.json"
+fi
+
+step "results"
+python3 - "$PARTS" "$OUT/results.json" <<'PY'
+import json, os, sys
+parts, dest = sys.argv[1], sys.argv[2]
+r = {}
+for f in sorted(os.listdir(parts)):
+    path = os.path.join(parts, f)
+    text = open(path).read().strip()
+    key = f.rsplit(".", 1)[0]
+    try:
+        r[key] = json.loads(text.splitlines()[-1]) if f.endswith(".json") and text else text
+    except Exception as e:
+        r[key] = {"unparsed": text[-500:], "error": str(e)}
+st = r.get("selftest", {})
+h2d = st.get("h2d", {}) if isinstance(st, dict) else {}
+bs = r.get("bench-streamed", {})
+if isinstance(bs, dict) and h2d.get("pinnedGBs") and bs.get("decode_ms_per_token"):
+    bound_ms = bs["streamed_bytes_per_pass"] / (h2d["pinnedGBs"] * 1e9) * 1000
+    bs["bound_ms_per_token"] = round(bound_ms, 2)
+    bs["bound_ratio"] = round(bs["decode_ms_per_token"] / bound_ms, 3) if bound_ms > 0 else None
+json.dump(r, open(dest, "w"), indent=1)
+print(json.dumps({k: v for k, v in r.items() if k != "selftest"}, indent=1))
+if isinstance(st, dict):
+    print("selftest: %s ops failed; h2d pinned %.1f GB/s, pageable %.1f GB/s" % (st.get("failed"), h2d.get("pinnedGBs", 0), h2d.get("pageableGBs", 0)))
+PY

@@ -1,0 +1,162 @@
+"""Hugging Face references for the GPU check (bench/gpu-check.sh), run on the GPU machine.
+
+Builds a random-weight Llama with transformers, saves it as safetensors, and measures the
+references airllm is compared with: transformers' logits (bf16 and f32) on the GPU, its resident
+decode and prefill speed, and accelerate's CPU offload. Every subcommand prints one JSON object.
+
+  python3 bench/gpu_reference.py make-model DIR --layers 28 --hidden 3072 --inter 8192 --heads 24 --kv 8 --vocab 32000
+  python3 bench/gpu_reference.py logits DIR --ids 1,2,3 --out PREFIX      (PREFIX.bf16.f32, PREFIX.f32.f32)
+  python3 bench/gpu_reference.py bench-transformers DIR --prompt-tokens 512 --decode-tokens 32
+  python3 bench/gpu_reference.py bench-offload DIR --decode-tokens 3
+  python3 bench/gpu_reference.py compare OURS.f32 PREFIX --vocab V   (our logits against both references)
+  python3 bench/gpu_reference.py expected-text llama2c_test_all.py
+"""
+import argparse
+import json
+import time
+
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+
+def make_model(a):
+    config = LlamaConfig(
+        hidden_size=a.hidden, intermediate_size=a.inter, num_hidden_layers=a.layers,
+        num_attention_heads=a.heads, num_key_value_heads=a.kv, vocab_size=a.vocab,
+        max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=500000.0,
+        tie_word_embeddings=False, torch_dtype="bfloat16",
+    )
+    torch.manual_seed(0)
+    t = time.time()
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+    # Wider than the default init (std 0.02) so logits are far from zero and comparisons mean something.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1 + 0.1 * torch.randn_like(p))
+            else:
+                p.normal_(0, 0.04)
+    model.save_pretrained(a.dir, safe_serialization=True)
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"params": params, "bytes": params * 2, "seconds": round(time.time() - t, 1)}))
+
+
+def logits(a):
+    ids = torch.tensor([[int(x) for x in a.ids.split(",")]], device="cuda")
+    out = {}
+    for dtype, tag in ((torch.bfloat16, "bf16"), (torch.float32, "f32")):
+        model = LlamaForCausalLM.from_pretrained(a.dir, dtype=dtype, attn_implementation="eager").cuda().eval()
+        with torch.no_grad():
+            l = model(ids).logits[0].float().cpu().numpy()
+        l.tofile(f"{a.out}.{tag}.f32")
+        out[tag] = {"shape": list(l.shape)}
+        del model
+        torch.cuda.empty_cache()
+    print(json.dumps(out))
+
+
+def _decode_loop(model, prompt, steps, device):
+    with torch.no_grad():
+        out = model(prompt, use_cache=True)
+        past = out.past_key_values
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        torch.cuda.synchronize()
+        t = time.time()
+        for _ in range(steps):
+            out = model(nxt.to(device), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        torch.cuda.synchronize()
+        return (time.time() - t) / steps
+
+
+def bench_transformers(a):
+    model = LlamaForCausalLM.from_pretrained(a.dir, dtype=torch.bfloat16).cuda().eval()
+    V = model.config.vocab_size
+    g = torch.Generator().manual_seed(1)
+    prompt = torch.randint(3, V, (1, a.prompt_tokens), generator=g).cuda()
+    with torch.no_grad():
+        model(prompt[:, :16])  # warm-up
+        torch.cuda.synchronize()
+        t = time.time()
+        model(prompt, use_cache=True)
+        torch.cuda.synchronize()
+        prefill = time.time() - t
+    per_tok = _decode_loop(model, prompt[:, :8], a.decode_tokens, "cuda")
+    print(json.dumps({
+        "prefill_tokens_per_s": round(a.prompt_tokens / prefill, 1),
+        "decode_ms_per_token": round(per_tok * 1000, 2),
+        "decode_tokens_per_s": round(1 / per_tok, 2),
+    }))
+
+
+def bench_offload(a):
+    from accelerate import cpu_offload
+    model = LlamaForCausalLM.from_pretrained(a.dir, dtype=torch.bfloat16).eval()
+    cpu_offload(model, execution_device=torch.device("cuda"))
+    prompt = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]], device="cuda")
+    per_tok = _decode_loop(model, prompt, a.decode_tokens, "cuda")
+    print(json.dumps({"decode_ms_per_token": round(per_tok * 1000, 1), "decode_tokens_per_s": round(1 / per_tok, 3)}))
+
+
+def compare(a):
+    import numpy as np
+    ours = np.fromfile(a.ours, dtype=np.float32)
+    out = {}
+    for tag in ("bf16", "f32"):
+        ref = np.fromfile(f"{a.ref}.{tag}.f32", dtype=np.float32)
+        if ref.shape != ours.shape:
+            out[tag] = {"error": f"shape {ours.shape} vs {ref.shape}"}
+            continue
+        o, r = ours.reshape(-1, a.vocab), ref.reshape(-1, a.vocab)
+        out[tag] = {
+            "max_abs": float(np.abs(o - r).max()),
+            "rel_l2": float(np.linalg.norm(o - r) / np.linalg.norm(r)),
+            "argmax_agree": float((o.argmax(-1) == r.argmax(-1)).mean()),
+            "finite": bool(np.isfinite(o).all()),
+        }
+    print(json.dumps(out))
+
+
+def expected_text(a):
+    """llama2.c's test_all.py expected_stdout (a bytes literal), printed raw."""
+    import ast
+    import re
+    import sys
+    src = open(a.py).read()
+    m = re.search(r"^expected_stdout = (b'.*')$", src, re.M)
+    sys.stdout.buffer.write(ast.literal_eval(m.group(1)))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("make-model")
+    m.add_argument("dir")
+    for k, v in (("layers", 28), ("hidden", 3072), ("inter", 8192), ("heads", 24), ("kv", 8), ("vocab", 32000)):
+        m.add_argument(f"--{k}", type=int, default=v)
+    l = sub.add_parser("logits")
+    l.add_argument("dir")
+    l.add_argument("--ids", required=True)
+    l.add_argument("--out", required=True)
+    b = sub.add_parser("bench-transformers")
+    b.add_argument("dir")
+    b.add_argument("--prompt-tokens", type=int, default=512)
+    b.add_argument("--decode-tokens", type=int, default=32)
+    o = sub.add_parser("bench-offload")
+    o.add_argument("dir")
+    o.add_argument("--decode-tokens", type=int, default=3)
+    c = sub.add_parser("compare")
+    c.add_argument("ours")
+    c.add_argument("ref")
+    c.add_argument("--vocab", type=int, required=True)
+    e = sub.add_parser("expected-text")
+    e.add_argument("py")
+    a = p.parse_args()
+    {"make-model": make_model, "logits": logits, "bench-transformers": bench_transformers, "bench-offload": bench_offload,
+     "compare": compare, "expected-text": expected_text}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

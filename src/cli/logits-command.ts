@@ -1,0 +1,62 @@
+// `airllm logits MODEL --ids 1,2,3 --out FILE`: one prefill pass, the logits of every position
+// written as raw little-endian f32 [T, vocab]. For comparing with other implementations
+// (transformers, llama.cpp) and for scoring text.
+import { writeFileSync } from "node:fs";
+import { UsageError } from "../errors.ts";
+import { AutoModel } from "../model/auto-model.ts";
+import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+
+const FLAGS: readonly FlagSpec[] = [
+  { name: "ids", value: "LIST", help: "comma-separated token ids (fed as they are)" },
+  { name: "prompt", short: "p", value: "TEXT", help: "text to encode instead of --ids (BOS per the tokenizer config)" },
+  { name: "out", short: "o", value: "FILE", help: "where to write the f32 logits [tokens, vocab]" },
+  { name: "device", value: "D", help: "cuda, cpu or auto (default auto)" },
+  { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB" },
+  { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
+  { name: "help", short: "h", help: "show this help" },
+];
+
+export const LOGITS_HELP = `usage: airllm logits MODEL (--ids LIST | -p TEXT) --out FILE [options]
+
+Runs one pass over the tokens and writes the logits of every position as raw f32.
+
+options:
+${flagHelp(FLAGS)}
+`;
+
+export async function logitsCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const parsed = parseArgs(argv, FLAGS, "logits");
+  const f = new Flags(parsed);
+  if (f.has("help")) {
+    out(LOGITS_HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) throw new UsageError("expected one model folder", "airllm logits MODEL --ids 1,2,3 --out logits.f32");
+  const file = f.string("out");
+  if (!file) throw new UsageError("--out FILE is required");
+  const device = (f.string("device") ?? "auto") as "auto" | "cpu" | "cuda";
+  const model = await AutoModel.from_pretrained(parsed.positionals[0], {
+    device,
+    max_gpu_memory: f.string("max-gpu-memory"),
+    threads: f.number("threads", { integer: true }),
+    max_seq_len: undefined,
+    onNotice: (l) => err(`airllm: ${l}\n`),
+  });
+  try {
+    const ids = f.has("ids")
+      ? f.string("ids")!.split(",").map((s) => {
+          const v = Number(s);
+          if (!Number.isInteger(v) || v < 0) throw new UsageError(`--ids: "${s}" is not a token id`);
+          return v;
+        })
+      : model.encodePrompt(f.string("prompt") ?? "");
+    const seq = model.newSequence();
+    const [logits] = model.forward([seq], [ids], { allLogits: true });
+    seq.dispose();
+    writeFileSync(file, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
+    err(`airllm: wrote ${ids.length} × ${model.config.vocabSize} logits to ${file} (backend ${model.backend.name})\n`);
+    return 0;
+  } finally {
+    model.dispose();
+  }
+}
