@@ -289,6 +289,8 @@ function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, s: Atte
 }
 
 describe("attention", () => {
+  // Decode-sized calls split the keys across threads and merge; prefill-sized ones do not;
+  // head groups of 1, 2, 4, 7 and 8 and head sizes off the 8- and 16-float steps cover the tiles.
   const cases: Omit<AttentionShape, "scale">[] = [
     { T: 1, nHeads: 8, nKvHeads: 2, headDim: 64, pos0: 0, window: 0 },
     { T: 1, nHeads: 4, nKvHeads: 4, headDim: 128, pos0: 150, window: 0 },
@@ -297,6 +299,7 @@ describe("attention", () => {
     { T: 70, nHeads: 6, nKvHeads: 3, headDim: 12, pos0: 10, window: 0 },
     { T: 9, nHeads: 4, nKvHeads: 2, headDim: 6, pos0: 200, window: 50 },
     { T: 3, nHeads: 2, nKvHeads: 2, headDim: 8, pos0: 0, window: 1 },
+    { T: 2, nHeads: 14, nKvHeads: 2, headDim: 24, pos0: 700, window: 300 },
   ];
   for (const c of cases) {
     test(`T=${c.T} heads ${c.nHeads}/${c.nKvHeads} headDim ${c.headDim} pos0 ${c.pos0} window ${c.window}`, () => {

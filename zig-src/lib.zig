@@ -21,7 +21,6 @@ comptime {
         @export(&cpu.airllm_alloc, .{ .name = "airllm_alloc" });
         @export(&cpu.airllm_free, .{ .name = "airllm_free" });
         @export(&cpu.airllm_memcpy, .{ .name = "airllm_memcpy" });
-        @export(&cpu.airllm_convert_f32, .{ .name = "airllm_convert_f32" });
         @export(&cpu.airllm_embedding, .{ .name = "airllm_embedding" });
         @export(&cpu.airllm_matmul, .{ .name = "airllm_matmul" });
         @export(&cpu.airllm_add_bias, .{ .name = "airllm_add_bias" });

@@ -5,7 +5,6 @@ const std = @import("std");
 const DType = @import("../dtype.zig").DType;
 const pool = @import("thread_pool.zig");
 const memory = @import("memory.zig");
-const convert = @import("convert.zig");
 const matmul = @import("matmul.zig");
 const norm = @import("norm.zig");
 const rope = @import("rope.zig");
@@ -19,6 +18,7 @@ pub const Status = enum(i32) {
     bad_dtype = 1,
     bad_shape = 2,
     bad_index = 3,
+    out_of_memory = 4,
 };
 
 fn dtypeOf(code: u32) ?DType {
@@ -55,12 +55,6 @@ pub fn airllm_memcpy(dst: usize, src: usize, bytes: u64) callconv(.c) void {
     memory.copy(@ptrFromInt(dst), @ptrFromInt(src), bytes);
 }
 
-pub fn airllm_convert_f32(dst: usize, src: usize, dtype: u32, n: u64) callconv(.c) Status {
-    const dt = dtypeOf(dtype) orelse return .bad_dtype;
-    if (n > 0) convert.convert(f32Ptr(dst), src, dt, n);
-    return .ok;
-}
-
 pub fn airllm_embedding(out: usize, table: usize, dtype: u32, rows: u32, cols: u32, ids: usize, n_ids: u32) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
     if (n_ids == 0) return .ok;
@@ -94,7 +88,11 @@ pub fn airllm_attention(out: usize, q: usize, k_cache: usize, v_cache: usize, T:
         .T = T, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
         .pos0 = pos0, .window = window, .scale = scale,
     };
-    return if (attention.attention(f32Ptr(out), f32Ptr(q), f32Ptr(k_cache), f32Ptr(v_cache), shape)) .ok else .bad_shape;
+    attention.attention(f32Ptr(out), f32Ptr(q), f32Ptr(k_cache), f32Ptr(v_cache), shape) catch |e| return switch (e) {
+        error.BadShape => .bad_shape,
+        error.OutOfMemory => .out_of_memory,
+    };
+    return .ok;
 }
 
 pub fn airllm_swiglu(out: usize, gate: usize, up: usize, n: u64) callconv(.c) void {

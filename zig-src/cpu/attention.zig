@@ -1,10 +1,15 @@
 //! Causal grouped-query attention over one sequence's KV cache, with an optional sliding window.
 //!
-//! One task per (query token, KV head): the query heads sharing that KV head walk the visible
-//! keys together in blocks, so each key/value row is read from memory once per task rather than
-//! once per query head. Softmax is the online (flash) form: per block, scores against the block
-//! maximum, and the running sum and output rescaled when the maximum grows, so no score buffer
-//! of the sequence's length is needed and exp never overflows.
+//! Memory order drives the design. A cache row holds every KV head of one position
+//! (nKvHeads·headDim floats, often exactly 4 KiB), so walking one KV head down the cache reads a
+//! few hundred bytes per page: on this class of machine that runs at a quarter of sequential
+//! bandwidth. Each task therefore covers all heads for a range of keys and reads whole rows in
+//! order, in blocks of `block` keys: scores for every head, then an online-softmax update, then
+//! the weighted sum of the block's value rows (prefetched as whole rows while scoring).
+//!
+//! Tasks are (query token, key split). Prefill has a task per token and accumulates straight
+//! into `out`; decode splits the keys (flash-decoding) so every core gets work, and a final
+//! pass merges the splits' partial sums with their running maxima.
 const std = @import("std");
 const pool = @import("thread_pool.zig");
 const cv = @import("convert.zig");
@@ -21,28 +26,35 @@ pub const Shape = struct {
     scale: f32,
 };
 
-/// f32 slots for the output accumulators of the query heads processed together.
-const acc_floats = 4096;
-pub const max_head_dim = acc_floats;
-/// Query heads sharing a KV head that one pass walks the cache for.
-const max_pass_heads = 16;
-const key_block = 64;
-/// Heads in one register tile: four heads' accumulators plus the shared loads fit 16 ymm.
+pub const Error = error{ BadShape, OutOfMemory };
+
+/// Bounds the per-task stack buffers (scores and softmax state for every head).
+pub const max_heads = 256;
+/// Keys per block: 16 whole rows of K or V (64 KiB at 4 KiB rows) stay in L2 between passes.
+const block = 16;
+/// Query heads in one register tile: four heads' accumulators plus the shared loads fit 16 ymm.
 const head_tile = 4;
-
-const Args = struct { out: [*]f32, q: [*]const f32, k: [*]const f32, v: [*]const f32, s: Shape };
-
-const Scores = [max_pass_heads][key_block]f32;
 const zero: V = @splat(0);
 
-/// A tile of dot products: heads g..g+ht (query rows hd apart) × keys j..j+kt (cache rows
-/// `stride` apart). Each key vector is loaded once for all heads of the tile.
-inline fn scoreTile(comptime kt: usize, comptime ht: usize, q: [*]const f32, hd: usize, k: [*]const f32, stride: usize, j: usize, g: usize, scores: *Scores, scale: f32) void {
+const Args = struct {
+    out: [*]f32,
+    q: [*]const f32,
+    k: [*]const f32,
+    v: [*]const f32,
+    s: Shape,
+    splits: usize,
+    /// Per task (splits > 1): m[nH], l[nH], acc[nH·hd], merged after the tasks.
+    partial: [*]f32,
+};
+
+/// Scores for heads g..g+ht (query rows hd apart) × keys j..j+kt (rows `row` floats apart);
+/// each key vector is loaded once for all heads of the tile.
+inline fn scoreTile(comptime kt: usize, comptime ht: usize, q: [*]const f32, hd: usize, k: [*]const f32, row: usize, j: usize, g: usize, scores: [*]f32, scale: f32) void {
     var acc: [kt][ht]V = @splat(@splat(zero));
     var d: usize = 0;
     while (d + lanes <= hd) : (d += lanes) {
         var kv: [kt]V = undefined;
-        inline for (0..kt) |u| kv[u] = cv.loadF32(k + (j + u) * stride, d);
+        inline for (0..kt) |u| kv[u] = cv.loadF32(k + (j + u) * row, d);
         inline for (0..ht) |h| {
             const qv = cv.loadF32(q + (g + h) * hd, d);
             inline for (0..kt) |u| acc[u][h] = @mulAdd(V, qv, kv[u], acc[u][h]);
@@ -51,61 +63,65 @@ inline fn scoreTile(comptime kt: usize, comptime ht: usize, q: [*]const f32, hd:
     inline for (0..kt) |u| inline for (0..ht) |h| {
         var sum = @reduce(.Add, acc[u][h]);
         var e = d;
-        while (e < hd) : (e += 1) sum = @mulAdd(f32, q[(g + h) * hd + e], k[(j + u) * stride + e], sum);
-        scores[g + h][j + u] = sum * scale;
+        while (e < hd) : (e += 1) sum = @mulAdd(f32, q[(g + h) * hd + e], k[(j + u) * row + e], sum);
+        scores[(g + h) * block + j + u] = sum * scale;
     };
 }
 
-inline fn scoreKeys(comptime kt: usize, q: [*]const f32, ng: usize, hd: usize, k: [*]const f32, stride: usize, j: usize, scores: *Scores, scale: f32) void {
-    var g: usize = 0;
-    while (g + head_tile <= ng) : (g += head_tile) scoreTile(kt, head_tile, q, hd, k, stride, j, g, scores, scale);
-    switch (ng - g) {
-        inline 1...head_tile - 1 => |ht| scoreTile(kt, ht, q, hd, k, stride, j, g, scores, scale),
-        else => {},
+/// Scores of keys j..j+kt for every head, one KV head after the other: the reads sweep each
+/// row from start to end.
+inline fn scoreKeys(comptime kt: usize, a: *const Args, q: [*]const f32, k: [*]const f32, j: usize, scores: [*]f32) void {
+    const s = a.s;
+    const group = s.n_heads / s.n_kv_heads;
+    const row = s.n_kv_heads * s.head_dim;
+    for (0..s.n_kv_heads) |kvh| {
+        const kh = k + kvh * s.head_dim;
+        var g = kvh * group;
+        const end = g + group;
+        while (g + head_tile <= end) : (g += head_tile) scoreTile(kt, head_tile, q, s.head_dim, kh, row, j, g, scores, s.scale);
+        switch (end - g) {
+            inline 1...head_tile - 1 => |ht| scoreTile(kt, ht, q, s.head_dim, kh, row, j, g, scores, s.scale),
+            else => {},
+        }
     }
 }
 
-/// Cache rows sit nKvHeads·headDim floats apart, usually a page or more, so the hardware
-/// prefetcher (which stays within a page) loses the stream at every key: without these hints
-/// the walk over the cache is bound by DRAM latency, not bandwidth.
-inline fn prefetchRow(row: [*]const f32, n: usize) void {
+inline fn prefetchRow(p: [*]const f32, n: usize) void {
     var off: usize = 0;
-    while (off < n) : (off += 64 / @sizeOf(f32)) @prefetch(row + off, .{ .locality = 3 });
+    while (off < n) : (off += 64 / @sizeOf(f32)) @prefetch(p + off, .{ .locality = 3 });
 }
 
-/// scores[g][j] = scale · q_g · k_j for the ng heads and nj keys of one block; meanwhile
-/// prefetches this block's values and the next block's keys (up to `next_keys` of them).
-fn scoreBlock(q: [*]const f32, ng: usize, hd: usize, k: [*]const f32, v: [*]const f32, stride: usize, nj: usize, next_keys: usize, scores: *Scores, scale: f32) void {
-    // Fewer heads leave registers for more keys per tile (more independent FMA chains).
-    switch (@min(ng, head_tile)) {
+/// scores[h·block + j] for the nj keys from k (a row pointer) and every head. Meanwhile
+/// prefetches this block's value rows whole: the sum that follows walks them one head-slice
+/// at a time, which the hardware prefetcher would see as a strided pattern. (Keys need no
+/// hint: the scores read them front to back.)
+fn scoreBlock(a: *const Args, q: [*]const f32, k: [*]const f32, v: [*]const f32, nj: usize, scores: [*]f32) void {
+    const row = a.s.n_kv_heads * a.s.head_dim;
+    // Fewer heads per group leave registers for more keys per tile (more independent chains).
+    switch (@min(a.s.n_heads / a.s.n_kv_heads, head_tile)) {
         inline 1...head_tile => |ht| {
             const kt = if (ht >= 3) 2 else 4;
             var j: usize = 0;
-            while (j + kt <= nj) : (j += kt) {
-                inline for (0..kt) |u| {
-                    prefetchRow(v + (j + u) * stride, hd);
-                    if (j + u < next_keys) prefetchRow(k + (key_block + j + u) * stride, hd);
-                }
-                scoreKeys(kt, q, ng, hd, k, stride, j, scores, scale);
-            }
-            while (j < nj) : (j += 1) {
-                prefetchRow(v + j * stride, hd);
-                scoreKeys(1, q, ng, hd, k, stride, j, scores, scale);
+            while (j < nj) {
+                const n: usize = if (j + kt <= nj) kt else 1;
+                for (j..j + n) |jj| prefetchRow(v + jj * row, row);
+                if (n == kt) scoreKeys(kt, a, q, k, j, scores) else scoreKeys(1, a, q, k, j, scores);
+                j += n;
             }
         },
         else => unreachable,
     }
 }
 
-/// y_h[d .. d + nv·8] = y_h · corr_h + Σ_j p_h[j] · v_j[d ..] for heads g..g+ht: each value
-/// vector is loaded once for all heads of the tile, and y once per block.
-inline fn accumulateTile(comptime ht: usize, comptime nv: usize, y: [*]f32, corr: []const f32, scores: *const Scores, g: usize, v: [*]const f32, stride: usize, nj: usize, hd: usize, d: usize) void {
+/// y_h[d ..] = y_h · corr_h + Σ_j p_h[j] · v_j[d ..] for heads g..g+ht and nv vectors at d:
+/// each value vector is loaded once for all heads of the tile, and y once per block.
+inline fn accumulateTile(comptime ht: usize, comptime nv: usize, y: [*]f32, corr: [*]const f32, scores: [*]const f32, g: usize, v: [*]const f32, row: usize, nj: usize, hd: usize, d: usize) void {
     var acc: [ht][nv]V = @splat(@splat(zero));
     for (0..nj) |j| {
         var vv: [nv]V = undefined;
-        inline for (0..nv) |u| vv[u] = cv.loadF32(v + j * stride + d, u * lanes);
+        inline for (0..nv) |u| vv[u] = cv.loadF32(v + j * row + d, u * lanes);
         inline for (0..ht) |h| {
-            const ps: V = @splat(scores[g + h][j]);
+            const ps: V = @splat(scores[(g + h) * block + j]);
             inline for (0..nv) |u| acc[h][u] = @mulAdd(V, ps, vv[u], acc[h][u]);
         }
     }
@@ -115,113 +131,145 @@ inline fn accumulateTile(comptime ht: usize, comptime nv: usize, y: [*]f32, corr
     };
 }
 
-fn accumulateHeads(comptime ht: usize, y: [*]f32, corr: []const f32, scores: *const Scores, g: usize, v: [*]const f32, stride: usize, nj: usize, hd: usize) void {
+fn accumulateHeads(comptime ht: usize, y: [*]f32, corr: [*]const f32, scores: [*]const f32, g: usize, v: [*]const f32, row: usize, nj: usize, hd: usize) void {
     var d: usize = 0;
     // Two vectors = one cache line of each value row per pass.
-    while (d + 2 * lanes <= hd) : (d += 2 * lanes) accumulateTile(ht, 2, y, corr, scores, g, v, stride, nj, hd, d);
+    while (d + 2 * lanes <= hd) : (d += 2 * lanes) accumulateTile(ht, 2, y, corr, scores, g, v, row, nj, hd, d);
     if (d + lanes <= hd) {
-        accumulateTile(ht, 1, y, corr, scores, g, v, stride, nj, hd, d);
+        accumulateTile(ht, 1, y, corr, scores, g, v, row, nj, hd, d);
         d += lanes;
     }
     while (d < hd) : (d += 1) {
         inline for (0..ht) |h| {
             var sum: f32 = 0;
-            for (0..nj) |j| sum = @mulAdd(f32, scores[g + h][j], v[j * stride + d], sum);
+            for (0..nj) |j| sum = @mulAdd(f32, scores[(g + h) * block + j], v[j * row + d], sum);
             y[(g + h) * hd + d] = @mulAdd(f32, y[(g + h) * hd + d], corr[g + h], sum);
         }
     }
 }
 
-fn accumulateBlock(y: [*]f32, corr: []const f32, scores: *const Scores, ng: usize, v: [*]const f32, stride: usize, nj: usize, hd: usize) void {
-    var g: usize = 0;
-    while (g + head_tile <= ng) : (g += head_tile) accumulateHeads(head_tile, y, corr, scores, g, v, stride, nj, hd);
-    switch (ng - g) {
-        inline 1...head_tile - 1 => |ht| accumulateHeads(ht, y, corr, scores, g, v, stride, nj, hd),
-        else => {},
+fn accumulateBlock(a: *const Args, y: [*]f32, corr: [*]const f32, scores: [*]const f32, v: [*]const f32, nj: usize) void {
+    const s = a.s;
+    const group = s.n_heads / s.n_kv_heads;
+    const row = s.n_kv_heads * s.head_dim;
+    for (0..s.n_kv_heads) |kvh| {
+        const vh = v + kvh * s.head_dim;
+        var g = kvh * group;
+        const end = g + group;
+        while (g + head_tile <= end) : (g += head_tile) accumulateHeads(head_tile, y, corr, scores, g, vh, row, nj, s.head_dim);
+        switch (end - g) {
+            inline 1...head_tile - 1 => |ht| accumulateHeads(ht, y, corr, scores, g, vh, row, nj, s.head_dim),
+            else => {},
+        }
     }
 }
 
-/// Turns one block of scores into exp(score - running max) in place and updates the running
-/// max and sum; returns the factor that rescales what was accumulated before this block.
-fn softmaxBlock(row: []f32, m: *f32, l: *f32) f32 {
+/// Replaces one head's block of scores with exp(score - running max), updates the running max
+/// and sum, and returns the factor that rescales what was accumulated before this block.
+fn softmaxBlock(p: []f32, m: *f32, l: *f32) f32 {
     var bmax = -std.math.inf(f32);
-    for (row) |x| bmax = @max(bmax, x);
+    for (p) |x| bmax = @max(bmax, x);
     const m_new = @max(m.*, bmax);
     // exp(-inf) = 0 on the first block: the empty accumulator is simply replaced.
     const corr = @exp(m.* - m_new);
     m.* = m_new;
-    const ms: V = @splat(m_new);
     var sum: f32 = 0;
-    var j: usize = 0;
-    while (j + lanes <= row.len) : (j += lanes) {
-        const e = @exp(cv.loadF32(row.ptr, j) - ms);
-        cv.storeF32(row.ptr, j, e);
-        sum += @reduce(.Add, e);
-    }
-    while (j < row.len) : (j += 1) {
-        row[j] = @exp(row[j] - m_new);
-        sum += row[j];
+    for (p) |*x| {
+        x.* = @exp(x.* - m_new);
+        sum += x.*;
     }
     l.* = l.* * corr + sum;
     return corr;
 }
 
-fn task(a: *const Args, i: usize) void {
-    const s = a.s;
-    const t = i / s.n_kv_heads;
-    const kvh = i % s.n_kv_heads;
-    const hd = s.head_dim;
-    const group = s.n_heads / s.n_kv_heads;
-    const stride = s.n_kv_heads * hd;
-    const k = a.k + kvh * hd;
-    const v = a.v + kvh * hd;
+/// Visible keys of query t (position pos0 + t), cut into `splits` equal ranges.
+fn keyRange(s: Shape, t: usize, splits: usize, split: usize) [2]usize {
     const p = s.pos0 + t;
     const first = if (s.window > 0 and p + 1 > s.window) p + 1 - s.window else 0;
-    const per_pass = @max(1, @min(group, max_pass_heads, acc_floats / hd));
+    const chunk = std.math.divCeil(usize, p + 1 - first, splits) catch unreachable;
+    const lo = @min(p + 1, first + split * chunk);
+    return .{ lo, @min(p + 1, lo + chunk) };
+}
 
-    var acc: [acc_floats]f32 = undefined;
-    var m: [max_pass_heads]f32 = undefined;
-    var l: [max_pass_heads]f32 = undefined;
-    var corr: [max_pass_heads]f32 = undefined;
-    var scores: Scores = undefined;
+fn task(a: *const Args, i: usize) void {
+    const s = a.s;
+    const nh = s.n_heads;
+    const hd = s.head_dim;
+    const row = s.n_kv_heads * hd;
+    const t = i / a.splits;
+    var scores: [max_heads * block]f32 = undefined;
+    var corr: [max_heads]f32 = undefined;
+    var ml: [2 * max_heads]f32 = undefined;
+    const state: [*]f32 = if (a.splits == 1) &ml else a.partial + i * nh * (hd + 2);
+    const m = state[0..nh];
+    const l = state[nh .. 2 * nh];
+    const acc = if (a.splits == 1) a.out + t * nh * hd else state + 2 * nh;
+    @memset(m, -std.math.inf(f32));
+    @memset(l, 0);
+    @memset(acc[0 .. nh * hd], 0);
 
-    var g0: usize = 0;
-    while (g0 < group) : (g0 += per_pass) {
-        const ng = @min(per_pass, group - g0);
-        const h0 = kvh * group + g0;
-        const q = a.q + (t * s.n_heads + h0) * hd;
-        @memset(acc[0 .. ng * hd], 0);
-        @memset(m[0..ng], -std.math.inf(f32));
-        @memset(l[0..ng], 0);
-        var j0 = first;
-        while (j0 <= p) : (j0 += key_block) {
-            const nj = @min(key_block, p + 1 - j0);
-            const next_keys = if (j0 + key_block <= p) p + 1 - j0 - key_block else 0;
-            scoreBlock(q, ng, hd, k + j0 * stride, v + j0 * stride, stride, nj, next_keys, &scores, s.scale);
-            for (0..ng) |g| corr[g] = softmaxBlock(scores[g][0..nj], &m[g], &l[g]);
-            accumulateBlock(&acc, corr[0..ng], &scores, ng, v + j0 * stride, stride, nj, hd);
-        }
-        for (0..ng) |g| {
-            const out = a.out + (t * s.n_heads + h0 + g) * hd;
-            const inv = 1 / l[g];
-            for (0..hd) |d| out[d] = acc[g * hd + d] * inv;
+    const q = a.q + t * nh * hd;
+    const lo, const hi = keyRange(s, t, a.splits, i % a.splits);
+    var j0 = lo;
+    while (j0 < hi) : (j0 += block) {
+        const nj = @min(block, hi - j0);
+        scoreBlock(a, q, a.k + j0 * row, a.v + j0 * row, nj, &scores);
+        for (0..nh) |h| corr[h] = softmaxBlock(scores[h * block ..][0..nj], &m[h], &l[h]);
+        accumulateBlock(a, acc, &corr, &scores, a.v + j0 * row, nj);
+    }
+    if (a.splits == 1) {
+        for (0..nh) |h| {
+            const inv = 1 / l[h];
+            for (acc[h * hd ..][0..hd]) |*x| x.* *= inv;
         }
     }
 }
 
-/// Returns false when the shape is unusable (heads not a multiple of KV heads, head_dim too big).
-pub fn attention(out: [*]f32, q: [*]const f32, k: [*]const f32, v: [*]const f32, s: Shape) bool {
-    if (s.n_kv_heads == 0 or s.n_heads % s.n_kv_heads != 0 or s.head_dim == 0 or s.head_dim > max_head_dim) return false;
+/// out = Σ_s acc_s·e^(m_s - M) / Σ_s l_s·e^(m_s - M) over the splits of each query and head.
+fn merge(a: *const Args) void {
+    const s = a.s;
+    const nh = s.n_heads;
+    const hd = s.head_dim;
+    const stride = nh * (hd + 2);
+    for (0..s.T) |t| for (0..nh) |h| {
+        const parts = a.partial + t * a.splits * stride;
+        var mx = -std.math.inf(f32);
+        for (0..a.splits) |sp| mx = @max(mx, parts[sp * stride + h]);
+        var total: f32 = 0;
+        const out = a.out + (t * nh + h) * hd;
+        @memset(out[0..hd], 0);
+        for (0..a.splits) |sp| {
+            const p = parts + sp * stride;
+            const w = @exp(p[h] - mx); // an empty split has m = -inf: weight 0
+            total += p[nh + h] * w;
+            for (0..hd) |d| out[d] = @mulAdd(f32, p[2 * nh + h * hd + d], w, out[d]);
+        }
+        for (out[0..hd]) |*x| x.* /= total;
+    };
+}
+
+pub fn attention(out: [*]f32, q: [*]const f32, k: [*]const f32, v: [*]const f32, s: Shape) Error!void {
+    if (s.n_kv_heads == 0 or s.n_heads % s.n_kv_heads != 0 or s.n_heads > max_heads or s.head_dim == 0) return error.BadShape;
+    if (s.T == 0) return;
     const keys = s.pos0 + s.T;
     const visible = if (s.window > 0) @min(keys, s.window) else keys;
     const work = s.T * s.n_heads * visible * s.head_dim;
-    const n_tasks = s.T * s.n_kv_heads;
-    const a = Args{ .out = out, .q = q, .k = k, .v = v, .s = s };
-    // Below ~64K multiply-adds one thread beats waking the pool.
-    if (work < 1 << 16) {
-        for (0..n_tasks) |i| task(&a, i);
-    } else {
-        pool.run(n_tasks, &a, task);
+    // Below ~64K multiply-adds one thread beats waking the pool; below 2·T tasks the keys are
+    // split, into ranges of at least 64 keys so the merge stays small next to the work.
+    const target = if (work < 1 << 16) 1 else pool.concurrency() * 2;
+    const splits = std.math.clamp(std.math.divCeil(usize, target, s.T) catch unreachable, 1, @max(1, visible / 64));
+    var a = Args{ .out = out, .q = q, .k = k, .v = v, .s = s, .splits = splits, .partial = undefined };
+    var partial: []f32 = &.{};
+    if (splits > 1) {
+        partial = try std.heap.c_allocator.alloc(f32, s.T * splits * s.n_heads * (s.head_dim + 2));
+        a.partial = partial.ptr;
     }
-    return true;
+    defer std.heap.c_allocator.free(partial);
+    const ctx: *const Args = &a;
+    if (work < 1 << 16) {
+        for (0..s.T * splits) |i| task(ctx, i);
+    } else {
+        pool.run(s.T * splits, ctx, task);
+    }
+    if (splits > 1) merge(ctx);
 }

@@ -3,7 +3,6 @@
 //! bf16 is the top half of an f32 (bits << 16), both exact.
 const std = @import("std");
 const DType = @import("../dtype.zig").DType;
-const pool = @import("thread_pool.zig");
 
 pub const lanes = 8;
 pub const V = @Vector(lanes, f32);
@@ -52,19 +51,6 @@ pub fn toF32(comptime dt: DType, dst: [*]f32, src: [*]const Elem(dt), n: usize) 
     var i: usize = 0;
     while (i + lanes <= n) : (i += lanes) storeF32(dst, i, load8(dt, src, i));
     while (i < n) : (i += 1) dst[i] = load1(dt, src, i);
-}
-
-const ConvertCtx = struct { dst: [*]f32, src: usize, dt: DType };
-
-fn convertRange(c: *const ConvertCtx, lo: usize, hi: usize) void {
-    switch (c.dt) {
-        inline else => |dt| toF32(dt, c.dst + lo, at(dt, c.src) + lo, hi - lo),
-    }
-}
-
-/// Whole-array conversion (a loader widening a tensor), split across the pool when large.
-pub fn convert(dst: [*]f32, src: usize, dt: DType, n: usize) void {
-    pool.forRange(n, 1 << 16, lanes, &ConvertCtx{ .dst = dst, .src = src, .dt = dt }, convertRange);
 }
 
 test "f16 and bf16 widen exactly" {

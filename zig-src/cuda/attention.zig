@@ -30,18 +30,19 @@ var part_acc: [warps * max_head_dim]f32 addrspace(.shared) = undefined;
 
 const Merged = struct { m: f32, num: f32, den: f32 };
 
-/// Merges n partial softmax results (m, l, acc[d]) at index i*stride: each weighs
+/// Merges n partial softmax results, partial i being (ms[i*ml_stride], ls[i*ml_stride],
+/// accs[i*acc_stride + d]); each weighs
 /// exp2(m_i - max m). A partial that saw no key (m = -inf, l = 0) is skipped: its weight
 /// would be exp2(-inf - -inf) = NaN when no partial saw a key.
-inline fn merge(n: usize, ms: anytype, ls: anytype, accs: anytype, stride: usize, d: usize) Merged {
+inline fn merge(n: usize, ms: anytype, ls: anytype, ml_stride: usize, accs: anytype, acc_stride: usize, d: usize) Merged {
     var r = Merged{ .m = -c.inf, .num = 0, .den = 0 };
-    for (0..n) |i| r.m = @max(r.m, ms[i * stride]);
+    for (0..n) |i| r.m = @max(r.m, ms[i * ml_stride]);
     for (0..n) |i| {
-        const mi = ms[i * stride];
+        const mi = ms[i * ml_stride];
         if (mi == -c.inf) continue;
         const f = c.exp2(mi - r.m);
-        r.num += accs[i * stride + d] * f;
-        r.den += ls[i * stride] * f;
+        r.num += accs[i * acc_stride + d] * f;
+        r.den += ls[i * ml_stride] * f;
     }
     return r;
 }
@@ -142,7 +143,7 @@ pub fn kernel(
     c.syncThreads();
     const d = c.threadIdx();
     if (d >= hd) return;
-    const r = merge(warps, pm, pl, pa, max_head_dim, d);
+    const r = merge(warps, pm, pl, 1, pa, max_head_dim, d);
     if (splits == 1) {
         out[row * hd + d] = r.num / r.den;
         return;
@@ -163,6 +164,6 @@ pub fn combine(out: c.Ptr(f32), scratch: c.ConstPtr(f32), n_heads: u32, head_dim
     if (d >= hd) return;
     const row = @as(usize, c.blockIdx(0)) * n_heads + c.blockIdx(1);
     const parts = scratch + row * splits * (hd + 2);
-    const r = merge(splits, parts + hd, parts + hd + 1, parts, hd + 2, d);
+    const r = merge(splits, parts + hd, parts + hd + 1, hd + 2, parts, hd + 2, d);
     out[row * hd + d] = r.num / r.den;
 }

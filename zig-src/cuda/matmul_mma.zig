@@ -1,7 +1,8 @@
 //! Prefill matmul on tensor cores for 16-bit weights: out[M, N] = x[M, K] · wᵀ, with M = tokens,
 //! N = weight rows (out features), K = cols. `mma.sync.m16n8k16.row.col` with f32 accumulation;
 //! the f32 activations are rounded to the weight's format (f16 or bf16) tile by tile as they
-//! are staged in shared memory, so results differ from the f32 CPU reference by that rounding.
+//! are staged in shared memory, so results differ from the f32 CPU reference by that rounding
+//! (and, for f16, by clamping activations to ±65504).
 //! w[N, K] row-major is exactly the "col" B operand the instruction wants: no transpose.
 //!
 //! Launch: grid (ceil(N / 128), ceil(M / 64)), block 256. Block tile 64 tokens × 128 features,
@@ -20,14 +21,20 @@ const LDW = BK / 2 + 4;
 var smem_a: [2 * BM * LDW]u32 align(16) addrspace(.shared) = undefined;
 var smem_b: [2 * BN * LDW]u32 align(16) addrspace(.shared) = undefined;
 
+/// Largest finite f16: activations beyond it are clamped rather than turned into inf (which
+/// would make the whole output row NaN); bf16 has the f32 range and needs no clamp.
+const f16_max: f32 = 65504.0;
+
 /// Packs two f32 into one word of two 16-bit values, `lo` in the low half (lower k index).
 inline fn pack2(comptime dt: DType, lo: f32, hi: f32) u32 {
     const insn = if (dt == .bf16) "cvt.rn.bf16x2.f32" else "cvt.rn.f16x2.f32";
+    const l = if (dt == .bf16) lo else @min(@max(lo, -f16_max), f16_max);
+    const h = if (dt == .bf16) hi else @min(@max(hi, -f16_max), f16_max);
     // cvt.*x2 puts its first source in the upper half.
     return asm (insn ++ " %[r], %[hi], %[lo];"
         : [r] "=r" (-> u32),
-        : [hi] "f" (hi),
-          [lo] "f" (lo),
+        : [hi] "f" (h),
+          [lo] "f" (l),
     );
 }
 

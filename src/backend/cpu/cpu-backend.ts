@@ -154,7 +154,7 @@ export class CpuBackend implements Backend {
       asPtr(out), asPtr(q), asPtr(kCache), asPtr(vCache),
       s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale,
     );
-    check(status, "airllm_attention", `nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it) headDim=${s.headDim} (at most 4096)`);
+    check(status, "airllm_attention", `nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it, at most 256) headDim=${s.headDim}`);
   }
 
   swiglu(out: number, gate: number, up: number, n: number): void {

@@ -13,6 +13,4 @@ export const memorySymbols = {
   airllm_free: { args: ["ptr"], returns: "void" },
   /** (dst, src, bytes): non-overlapping copy, multithreaded when large. */
   airllm_memcpy: { args: ["ptr", "ptr", "u64"], returns: "void" },
-  /** (dst f32, src, dtype code, n) → status. */
-  airllm_convert_f32: { args: ["ptr", "ptr", "u32", "u64"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;

@@ -34,6 +34,7 @@ const STATUS_TEXT: Record<number, string> = {
   1: "unknown dtype code",
   2: "unsupported shape",
   3: "index out of range",
+  4: "out of memory",
 };
 
 /** Throws a NativeError naming the call and its arguments when a status is not 0. */

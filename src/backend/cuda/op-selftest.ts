@@ -192,6 +192,11 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       { T: 6, nHeads: 2, nKvHeads: 2, headDim: 128, pos0: 20, window: 5, scale: 1 / Math.sqrt(128) },
       { T: 3, nHeads: 6, nKvHeads: 3, headDim: 80, pos0: 700, window: 0, scale: 1 / Math.sqrt(80) },
       { T: 2, nHeads: 2, nKvHeads: 1, headDim: 256, pos0: 40, window: 16, scale: 1 / 16 },
+      // Long enough to split the keys across blocks (flash decoding) on any GPU of ≥ 8 SMs,
+      // with a window, and a prefill whose first queries leave some splits empty.
+      { T: 1, nHeads: 4, nKvHeads: 1, headDim: 128, pos0: 5000, window: 0, scale: 1 / Math.sqrt(128) },
+      { T: 1, nHeads: 2, nKvHeads: 2, headDim: 64, pos0: 3000, window: 1000, scale: 1 / 8 },
+      { T: 260, nHeads: 1, nKvHeads: 1, headDim: 64, pos0: 0, window: 0, scale: 1 / 8 },
     ];
     for (const s of att) {
       const maxSeq = s.pos0 + s.T + 3;
