@@ -35,26 +35,28 @@ export async function logitsCommand(argv: readonly string[], out: (s: string) =>
   const file = f.string("out");
   if (!file) throw new UsageError("--out FILE is required");
   const device = (f.string("device") ?? "auto") as "auto" | "cpu" | "cuda";
+  const ids = f.has("ids")
+    ? f.string("ids")!.split(",").map((s) => {
+        const v = Number(s);
+        if (s.trim() === "" || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids: "${s}" is not a token id`);
+        return v;
+      })
+    : null;
   const model = await AutoModel.from_pretrained(parsed.positionals[0], {
     device,
     max_gpu_memory: f.string("max-gpu-memory"),
     threads: f.number("threads", { integer: true }),
-    max_seq_len: undefined,
+    // One pass needs a cache only as long as the prompt.
+    max_seq_len: ids ? Math.max(1, ids.length) : undefined,
     onNotice: (l) => err(`airllm: ${l}\n`),
   });
   try {
-    const ids = f.has("ids")
-      ? f.string("ids")!.split(",").map((s) => {
-          const v = Number(s);
-          if (!Number.isInteger(v) || v < 0) throw new UsageError(`--ids: "${s}" is not a token id`);
-          return v;
-        })
-      : model.encodePrompt(f.string("prompt") ?? "");
+    const tokens = ids ?? model.encodePrompt(f.string("prompt") ?? "");
     const seq = model.newSequence();
-    const [logits] = model.forward([seq], [ids], { allLogits: true });
+    const [logits] = model.forward([seq], [tokens], { allLogits: true });
     seq.dispose();
     writeFileSync(file, new Uint8Array(logits.buffer, logits.byteOffset, logits.byteLength));
-    err(`airllm: wrote ${ids.length} × ${model.config.vocabSize} logits to ${file} (backend ${model.backend.name})\n`);
+    err(`airllm: wrote ${tokens.length} × ${model.config.vocabSize} logits to ${file} (backend ${model.backend.name})\n`);
     return 0;
   } finally {
     model.dispose();
