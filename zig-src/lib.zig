@@ -17,7 +17,6 @@ comptime {
         const cpu = @import("cpu/api.zig");
         @export(&cpu.airllm_init, .{ .name = "airllm_init" });
         @export(&cpu.airllm_shutdown, .{ .name = "airllm_shutdown" });
-        @export(&cpu.airllm_threads, .{ .name = "airllm_threads" });
         @export(&cpu.airllm_alloc, .{ .name = "airllm_alloc" });
         @export(&cpu.airllm_free, .{ .name = "airllm_free" });
         @export(&cpu.airllm_memcpy, .{ .name = "airllm_memcpy" });

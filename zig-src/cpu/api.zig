@@ -38,10 +38,6 @@ pub fn airllm_shutdown() callconv(.c) void {
     pool.deinit();
 }
 
-pub fn airllm_threads() callconv(.c) u32 {
-    return @intCast(pool.concurrency());
-}
-
 pub fn airllm_alloc(bytes: u64) callconv(.c) ?*anyopaque {
     return memory.alloc(bytes);
 }

@@ -2,9 +2,9 @@
 //! vector load) from libc, and a memcpy that uses every core for large copies, since one core
 //! alone cannot saturate the memory bus.
 //!
-//! Large blocks (KV caches, resident weights) are 2 MiB aligned and advised as transparent huge
-//! pages: the KV cache is walked one row per page with 4 KiB pages, and a TLB miss per row
-//! costs as much as the row itself.
+//! Large blocks (KV caches, resident weights, activations of long prompts) are 2 MiB aligned and
+//! advised as transparent huge pages: streaming them then takes a TLB miss per 2 MiB instead of
+//! per 4 KiB, worth about 10% on the decode matvec and attention here.
 const std = @import("std");
 const pool = @import("thread_pool.zig");
 

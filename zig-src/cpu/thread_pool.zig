@@ -104,7 +104,8 @@ fn drain() void {
 }
 
 /// Runs func(ctx, i) for i in 0..n_tasks across the pool and returns when all are done.
-/// A single task runs inline: no worker is woken for it.
+/// A single task runs inline: no worker is woken for it. Jobs do not nest: func must not call
+/// `run` itself.
 pub fn run(n_tasks: usize, ctx: anytype, comptime func: fn (@TypeOf(ctx), usize) void) void {
     const Ctx = @TypeOf(ctx);
     const Wrap = struct {
@@ -113,10 +114,7 @@ pub fn run(n_tasks: usize, ctx: anytype, comptime func: fn (@TypeOf(ctx), usize)
         }
     };
     if (n_tasks == 0) return;
-    if (n_tasks == 1 or n_workers == 0) {
-        for (0..n_tasks) |i| func(ctx, i);
-        return;
-    }
+    if (n_tasks == 1) return func(ctx, 0);
     dispatch_lock.lock();
     defer dispatch_lock.unlock();
     if (n_workers == 0) {

@@ -7,7 +7,6 @@ export const memorySymbols = {
   airllm_init: { args: ["u32"], returns: "u32" },
   /** Joins the pool's threads; ops keep working on the calling thread. Idempotent. */
   airllm_shutdown: { args: [], returns: "void" },
-  airllm_threads: { args: [], returns: "u32" },
   /** (bytes) → 64-byte aligned address, null when out of memory. */
   airllm_alloc: { args: ["u64"], returns: "ptr" },
   airllm_free: { args: ["ptr"], returns: "void" },
