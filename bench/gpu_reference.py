@@ -30,13 +30,15 @@ def make_model(a):
     t = time.time()
     with torch.device("cuda"):
         model = LlamaForCausalLM(config).to(torch.bfloat16)
-    # Wider than the default init (std 0.02) so logits are far from zero and comparisons mean something.
+    # transformers' own init scale (std 0.02) with random norm weights: a deep random network
+    # amplifies small differences layer after layer, so a wider init would make every
+    # implementation disagree with every other one, not only ours.
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.copy_(1 + 0.1 * torch.randn_like(p))
             else:
-                p.normal_(0, 0.04)
+                p.normal_(0, 0.02)
     model.save_pretrained(a.dir, safe_serialization=True)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"params": params, "bytes": params * 2, "seconds": round(time.time() - t, 1)}))
@@ -56,8 +58,15 @@ def logits(a):
     print(json.dumps(out))
 
 
-def _decode_loop(model, prompt, steps, device):
+def _decode_loop(model, prompt, steps, device, warmup=3):
     with torch.no_grad():
+        out = model(prompt, use_cache=True)
+        past = out.past_key_values
+        nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        for _ in range(warmup):
+            out = model(nxt.to(device), past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            nxt = out.logits[:, -1].argmax(-1, keepdim=True)
         out = model(prompt, use_cache=True)
         past = out.past_key_values
         nxt = out.logits[:, -1].argmax(-1, keepdim=True)
@@ -77,12 +86,16 @@ def bench_transformers(a):
     g = torch.Generator().manual_seed(1)
     prompt = torch.randint(3, V, (1, a.prompt_tokens), generator=g).cuda()
     with torch.no_grad():
-        model(prompt[:, :16])  # warm-up
-        torch.cuda.synchronize()
-        t = time.time()
-        model(prompt, use_cache=True)
-        torch.cuda.synchronize()
-        prefill = time.time() - t
+        for _ in range(2):  # warm-up at the timed shape (kernel selection, allocator)
+            model(prompt, use_cache=True)
+        times = []
+        for _ in range(3):
+            torch.cuda.synchronize()
+            t = time.time()
+            model(prompt, use_cache=True)
+            torch.cuda.synchronize()
+            times.append(time.time() - t)
+        prefill = sorted(times)[1]
     per_tok = _decode_loop(model, prompt[:, :8], a.decode_tokens, "cuda")
     print(json.dumps({
         "prefill_tokens_per_s": round(a.prompt_tokens / prefill, 1),
@@ -96,7 +109,7 @@ def bench_offload(a):
     model = LlamaForCausalLM.from_pretrained(a.dir, dtype=torch.bfloat16).eval()
     cpu_offload(model, execution_device=torch.device("cuda"))
     prompt = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]], device="cuda")
-    per_tok = _decode_loop(model, prompt, a.decode_tokens, "cuda")
+    per_tok = _decode_loop(model, prompt, a.decode_tokens, "cuda", warmup=1)
     print(json.dumps({"decode_ms_per_token": round(per_tok * 1000, 1), "decode_tokens_per_s": round(1 / per_tok, 3)}))
 
 
@@ -106,10 +119,10 @@ def compare(a):
     out = {}
     for tag in ("bf16", "f32"):
         ref = np.fromfile(f"{a.ref}.{tag}.f32", dtype=np.float32)
-        if ref.shape != ours.shape:
+        if ref.size != ours.size and not a.rows:
             out[tag] = {"error": f"shape {ours.shape} vs {ref.shape}"}
             continue
-        o, r = ours.reshape(-1, a.vocab), ref.reshape(-1, a.vocab)
+        o, r = ours.reshape(-1, a.vocab), ref.reshape(-1, a.vocab)[: a.rows or None]
         out[tag] = {
             "max_abs": float(np.abs(o - r).max()),
             "rel_l2": float(np.linalg.norm(o - r) / np.linalg.norm(r)),
@@ -151,6 +164,7 @@ def main():
     c.add_argument("ours")
     c.add_argument("ref")
     c.add_argument("--vocab", type=int, required=True)
+    c.add_argument("--rows", type=int, default=0, help="compare with the first ROWS positions of the reference")
     e = sub.add_parser("expected-text")
     e.add_argument("py")
     a = p.parse_args()

@@ -50,6 +50,13 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
   });
   const loadMs = performance.now() - t0;
   try {
+    // Peak device use: free memory before the model's allocations minus the lowest seen after.
+    let minFree = Number.POSITIVE_INFINITY;
+    const sampleMem = () => {
+      const m = model.backend.memInfo?.();
+      if (m) minFree = Math.min(minFree, m.free);
+    };
+    sampleMem();
     const V = model.config.vocabSize;
     let x = 12345;
     const prompt = Array.from({ length: P }, () => (x = (x * 1103515245 + 12345) % 2 ** 31) % V);
@@ -63,6 +70,7 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
     let logits: Float32Array = new Float32Array(0);
     for (let at = 0; at < P; at += PREFILL_CHUNK) logits = model.forward([seq], [prompt.slice(at, at + PREFILL_CHUNK)])[0];
     const prefillMs = performance.now() - tp;
+    sampleMem();
     const td = performance.now();
     for (let i = 0; i < D; i++) {
       let id = 0;
@@ -70,6 +78,7 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
       logits = model.forward([seq], [[id]])[0];
     }
     const decodeMs = (performance.now() - td) / D;
+    sampleMem();
     seq.dispose();
     const w = model.engine.weightStats();
     const result = {
@@ -86,6 +95,7 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
       host_cached_bytes: w.hostCachedBytes,
       resident_entries: w.residentEntries,
       streamed_entries: w.streamedEntries,
+      peak_device_bytes: model.deviceFreeAtLoad !== null && Number.isFinite(minFree) ? model.deviceFreeAtLoad - minFree : null,
     };
     if (f.has("json")) out(JSON.stringify(result) + "\n");
     else for (const [k, v] of Object.entries(result)) out(`${k.padEnd(24)} ${v}\n`);

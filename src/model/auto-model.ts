@@ -90,13 +90,16 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const be = selected.backend;
     backend = be;
     if (selected.notice) o.onNotice?.(selected.notice);
+    const freeAtLoad = be.memInfo?.().free ?? null;
 
     const rope = computeRope(config);
     const dims = dimsOf(config, rope.attentionFactor);
     const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
     const weights = be.caps.readsHostMemory ? new HostMappedWeights(files, plan) : deviceWeights(be, plan, files, dims, kv, o);
     const engine = new Engine(be, plan, weights, dims, kv, rope.invFreq);
-    return new CausalLM(config, generationConfig, () => AirTokenizer.fromDir(path), engine, be, () => files.close());
+    const model = new CausalLM(config, generationConfig, () => AirTokenizer.fromDir(path), engine, be, () => files.close());
+    if (!be.caps.readsHostMemory) model.deviceFreeAtLoad = freeAtLoad;
+    return model;
   } catch (e) {
     backend?.destroy();
     files.close();

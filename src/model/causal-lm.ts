@@ -28,6 +28,8 @@ export interface GenerateCallOptions extends GenerateOptions {
 export class CausalLM {
   /** Logits of the last step of the last generate()/stream() call ([vocab]), or null. */
   lastLogits: Float32Array | null = null;
+  /** Free device memory (cuMemGetInfo) before the model allocated anything; null where unknown. */
+  deviceFreeAtLoad: number | null = null;
   private disposed = false;
   private loadedTokenizer: AirTokenizer | null = null;
 
