@@ -16,6 +16,9 @@ import { entryLookup, type WeightProvider, type WeightStats } from "./weight-pro
 /** Device allocations are aligned so every tensor starts on a 256-byte boundary (wide loads). */
 const ALIGN = 256;
 const alignUp = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
+/** cuMemAlloc hands out whole 2 MiB pages for large blocks: the budget counts what is taken. */
+const GRANULE = 2 * 2 ** 20;
+const granted = (n: number) => Math.ceil(n / GRANULE) * GRANULE;
 
 /** Byte layout of one entry packed into one contiguous block. */
 export interface EntryLayout {
@@ -48,24 +51,24 @@ export interface ResidencyPlan {
  * streaming slots. Everything fits → no slots at all.
  */
 export function planResidency(layouts: readonly EntryLayout[], weightBudget: number, prefetchDepth: number): ResidencyPlan {
-  const total = layouts.reduce((a, l) => a + l.bytes, 0);
+  const total = layouts.reduce((a, l) => a + granted(l.bytes), 0);
   if (total <= weightBudget) return { resident: layouts, streamed: [], slots: 0, slotBytes: 0 };
   const largest = layouts.reduce((a, l) => (l.bytes > a.bytes ? l : a));
   const slots = prefetchDepth + 1;
-  if (slots * largest.bytes > weightBudget) {
+  if (slots * granted(largest.bytes) > weightBudget) {
     throw new UsageError(
       `the device budget leaves ${mib(weightBudget)} for weights, but streaming needs ${slots} slots of the largest plan entry ` +
         `(${largest.entry.name}, ${mib(largest.bytes)})`,
       "raise --max-gpu-memory, or lower --prefetch",
     );
   }
-  let room = weightBudget - slots * largest.bytes;
+  let room = weightBudget - slots * granted(largest.bytes);
   const resident: EntryLayout[] = [];
   const streamed: EntryLayout[] = [];
   for (const l of layouts) {
-    if (l.bytes <= room) {
+    if (granted(l.bytes) <= room) {
       resident.push(l);
-      room -= l.bytes;
+      room -= granted(l.bytes);
     } else {
       streamed.push(l);
     }

@@ -28,7 +28,8 @@ export class Scratch {
   logits = 0;
   private rows = 0;
   private logitRows = 0;
-  private readonly owned: number[] = [];
+  /** One allocation carved into the buffers (every buffer 256-byte aligned). */
+  private base = 0;
 
   constructor(
     private readonly backend: Backend,
@@ -37,7 +38,7 @@ export class Scratch {
 
   /** Bytes for `rows` rows and `logitRows` rows of logits: the planner reserves this in the budget. */
   static bytesFor(s: ScratchShape, rows: number, logitRows: number): number {
-    return rows * 4 * (3 * s.hidden + 2 * s.qDim + 2 * s.kvDim + 2 * s.intermediate) + logitRows * 4 * s.vocab;
+    return rows * 4 * (3 * s.hidden + 2 * s.qDim + 2 * s.kvDim + 2 * s.intermediate) + logitRows * 4 * s.vocab + 10 * 256;
   }
 
   ensure(rows: number, logitRows: number): void {
@@ -46,30 +47,27 @@ export class Scratch {
     logitRows = Math.max(logitRows, this.logitRows);
     this.release();
     const s = this.shape;
-    const a = (floats: number) => {
-      const addr = this.backend.alloc(Math.max(1, rows * floats) * 4);
-      this.owned.push(addr);
+    const sizes = [s.hidden, s.hidden, s.hidden, s.qDim, s.qDim, s.kvDim, s.kvDim, s.intermediate, s.intermediate].map((f) => align(rows * f * 4));
+    const logitBytes = align(Math.max(1, logitRows * s.vocab) * 4);
+    this.base = this.backend.alloc(sizes.reduce((a, b) => a + b, 0) + logitBytes);
+    let at = this.base;
+    const take = (bytes: number) => {
+      const addr = at;
+      at += bytes;
       return addr;
     };
-    this.x = a(s.hidden);
-    this.xb = a(s.hidden);
-    this.out = a(s.hidden);
-    this.q = a(s.qDim);
-    this.att = a(s.qDim);
-    this.k = a(s.kvDim);
-    this.v = a(s.kvDim);
-    this.gate = a(s.intermediate);
-    this.up = a(s.intermediate);
+    [this.x, this.xb, this.out, this.q, this.att, this.k, this.v, this.gate, this.up] = sizes.map(take);
+    this.logits = take(logitBytes);
     this.rows = rows;
-    this.logits = this.backend.alloc(Math.max(1, logitRows * s.vocab) * 4);
-    this.owned.push(this.logits);
     this.logitRows = logitRows;
   }
 
   release(): void {
-    for (const addr of this.owned) this.backend.free(addr);
-    this.owned.length = 0;
+    if (this.base !== 0) this.backend.free(this.base);
+    this.base = 0;
     this.rows = 0;
     this.logitRows = 0;
   }
 }
+
+const align = (bytes: number) => Math.ceil(bytes / 256) * 256;

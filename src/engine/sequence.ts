@@ -16,8 +16,8 @@ export class Sequence {
   length = 0;
   /** Every id fed so far, prompt and generated (repetition penalty reads it). */
   readonly ids: number[] = [];
-  private keys: number[] = [];
-  private values: number[] = [];
+  /** One allocation holds every layer's keys, then every layer's values (no per-layer rounding). */
+  private base = 0;
   private disposed = false;
 
   constructor(
@@ -40,21 +40,19 @@ export class Sequence {
         "shorten the prompt, lower -n, or raise the context with --ctx (max_seq_len) up to the model's max_position_embeddings",
       );
     }
-    if (this.keys.length === 0) {
-      const bytes = this.geometry.maxSeq * this.geometry.kvDim * 4;
-      for (let l = 0; l < this.geometry.numLayers; l++) {
-        this.keys.push(this.backend.alloc(bytes));
-        this.values.push(this.backend.alloc(bytes));
-      }
-    }
+    if (this.base === 0) this.base = this.backend.alloc(Sequence.cacheBytes(this.geometry));
+  }
+
+  private get layerBytes(): number {
+    return this.geometry.maxSeq * this.geometry.kvDim * 4;
   }
 
   keyCache(layer: number): number {
-    return this.keys[layer];
+    return this.base + layer * this.layerBytes;
   }
 
   valueCache(layer: number): number {
-    return this.values[layer];
+    return this.base + (this.geometry.numLayers + layer) * this.layerBytes;
   }
 
   /** Records that a pass stored `tokens` at positions length.. . */
@@ -72,9 +70,7 @@ export class Sequence {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const a of this.keys) this.backend.free(a);
-    for (const a of this.values) this.backend.free(a);
-    this.keys = [];
-    this.values = [];
+    if (this.base !== 0) this.backend.free(this.base);
+    this.base = 0;
   }
 }

@@ -123,7 +123,10 @@ function deviceWeights(
     PREFILL_CHUNK,
     1,
   );
-  const fixed = Sequence.cacheBytes(kv) + scratch;
+  // Each of these is one allocation, rounded up to the driver's 2 MiB granule; the small ones
+  // (inv_freq) take a granule of their own.
+  const granule = 2 * 2 ** 20;
+  const fixed = [Sequence.cacheBytes(kv), scratch, granule].reduce((a, b) => a + Math.ceil(b / granule) * granule, 0);
   const weightBudget = budget - fixed;
   if (weightBudget <= 0) {
     throw new UsageError(
