@@ -2,6 +2,7 @@
 // achieved GB/s of weight reads next to this machine's memory bandwidth (a large memcpy), which
 // is the ceiling for decode: every token reads every weight once.
 //   bun bench/cpu-decode.ts [--tokens 32] [--threads N] [--dir PATH]
+import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { join, resolve } from "node:path";
 import { tmpdir } from "node:os";
 import { createCpuBackend } from "../src/backend/cpu/cpu-backend.ts";
@@ -25,7 +26,10 @@ const be = createCpuBackend({ threads });
 const N = 1 << 30;
 const a = be.alloc(N);
 const b = be.alloc(N);
-be.copy(b, a, N); // fault the pages in
+// Write real data first: an untouched source maps the shared zero page and reads from cache.
+const src = new Uint32Array(toArrayBuffer(a as Pointer, 0, N));
+for (let i = 0; i < src.length; i++) src[i] = i * 2654435761;
+be.copy(b, a, N); // fault the destination in
 let best = Infinity;
 for (let i = 0; i < 5; i++) {
   const t = performance.now();

@@ -7,3 +7,4 @@ export type { ModelConfig } from "./model/config.ts";
 export { AirTokenizer } from "./tokenizer/tokenizer.ts";
 export type { Backend, BackendCaps, Weight, DType } from "./backend/backend.ts";
 export { AirLLMError, ModelFormatError, UsageError, NativeError } from "./errors.ts";
+export { WorkerModel } from "./worker/worker-model.ts";
