@@ -9,4 +9,5 @@ mkdir -p .carry/stories260K-hf
 xz -T0 -6 -c dist/airllm > .carry/airllm.xz
 cp ../shared/models/stories260K-hf/* .carry/stories260K-hf/
 cp ../shared/models/stories260K/llama2c_test_all.py .carry/
+git rev-parse --short HEAD > .carry/commit.txt
 du -sh .carry

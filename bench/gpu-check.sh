@@ -25,7 +25,7 @@ step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 
 step "machine"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$PARTS/gpu.txt"
-git rev-parse --short HEAD 2>/dev/null > "$PARTS/commit.txt" || echo unknown > "$PARTS/commit.txt"
+cp .carry/commit.txt "$PARTS/commit.txt" 2>/dev/null || echo unknown > "$PARTS/commit.txt"
 
 step "selftest: driver bindings, ops against the CPU backend, host→device bandwidth"
 "$BIN" selftest --json > "$PARTS/selftest.json"; echo "selftest exit $?"
