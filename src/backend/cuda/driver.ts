@@ -98,8 +98,10 @@ export function loadDriver(): { drv: Driver; opt: OptionalDriver } {
   try {
     drv = dlopen(LIB, REQUIRED).symbols;
   } catch (e) {
+    // Bun words a missing library as a failed open of ./libcuda.so.1; say what it means.
+    const why = /cannot open shared object file/.test((e as Error).message) ? "not found" : (e as Error).message;
     throw new NativeError(
-      `the CUDA driver (${LIB}) could not be loaded: ${(e as Error).message}`,
+      `the CUDA driver (${LIB}) could not be loaded: ${why}`,
       "install the NVIDIA driver (nvidia-smi should list the GPU); in a container, run it with the GPU exposed (--gpus all)",
     );
   }
