@@ -1,6 +1,10 @@
 // Runs the layer plan over a batch: one plan entry at a time, each acquired from the weight
 // provider, its ops queued on the backend, then released. Backend-agnostic: it never asks which
 // backend it drives.
+//
+// Blocking: forward() is synchronous (bun:ffi calls are; the CUDA backend waits on events and on
+// the logits download). Callers that must stay responsive run the engine on its own thread with
+// WorkerModel (src/worker/): the waits then block that Worker only, never the caller's event loop.
 import type { Backend } from "../backend/backend.ts";
 import { UsageError } from "../errors.ts";
 import type { PlanEntry } from "../model/layer-plan.ts";
