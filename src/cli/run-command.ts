@@ -4,6 +4,7 @@ import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
 import { formatBytes } from "../util/size.ts";
+import { ProgressLine } from "./progress-line.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -117,15 +118,28 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       seed: f.number("seed", { integer: true }),
       stop: f.all("stop"),
     };
+    const progress = ProgressLine.attach(model.engine, process.stderr.isTTY === true, err, opts.maxNewTokens, model.config.numLayers);
+    let atLineStart = true;
+    if (progress && process.stdout.isTTY) progress.canDraw = () => atLineStart;
     const it = model.stream(ids, opts);
     let result: GenerationResult;
-    for (;;) {
-      const step = await it.next();
-      if (step.done) {
-        result = step.value;
-        break;
+    try {
+      for (;;) {
+        const step = await it.next();
+        if (step.done) {
+          result = step.value;
+          break;
+        }
+        if (progress) progress.token++;
+        if (!f.has("json") && step.value.text) {
+          progress?.clear();
+          out(step.value.text);
+          atLineStart = step.value.text.endsWith("\n");
+        }
       }
-      if (!f.has("json") && step.value.text) out(step.value.text);
+    } finally {
+      progress?.clear();
+      model.engine.onEntry = null;
     }
     const t = result.timings;
     const timings = {
