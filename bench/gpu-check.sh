@@ -67,6 +67,13 @@ if [ "$MODE" = "full" ]; then
   $PY bench-transformers "$M" --prompt-tokens 512 --decode-tokens 32 | tee "$PARTS/hf.json"
   step "accelerate cpu_offload"
   timeout 240 $PY bench-offload "$M" --decode-tokens 2 | tee "$PARTS/offload.json"
+  if ls .whl/airllm-*.whl >/dev/null 2>&1; then
+    step "AirLLM (PyPI airllm, carried wheel) on the same model"
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/airllm-site .whl/airllm-*.whl
+    $PY save-tokenizer "$M" .carry/tokenizer.model
+    PYTHONPATH=/tmp/airllm-site timeout 300 $PY bench-airllm "$M" --decode-tokens 2 2>&1 | tee /tmp/airllm-bench.log | tail -n 3
+    tail -n 1 /tmp/airllm-bench.log > "$PARTS/airllm.json"
+  fi
 fi
 
 step "results"
@@ -85,6 +92,9 @@ for f in sorted(os.listdir(parts)):
 st = r.get("selftest", {})
 h2d = st.get("h2d", {}) if isinstance(st, dict) else {}
 bs = r.get("bench-streamed", {})
+ai = r.get("airllm", {})
+if isinstance(bs, dict) and isinstance(ai, dict) and ai.get("decode_ms_per_token") and bs.get("decode_ms_per_token"):
+    bs["speedup_vs_airllm"] = round(ai["decode_ms_per_token"] / bs["decode_ms_per_token"], 1)
 if isinstance(bs, dict) and h2d.get("pinnedGBs") and bs.get("decode_ms_per_token"):
     bound_ms = bs["streamed_bytes_per_pass"] / (h2d["pinnedGBs"] * 1e9) * 1000
     bs["bound_ms_per_token"] = round(bound_ms, 2)

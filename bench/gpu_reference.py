@@ -8,6 +8,8 @@ decode and prefill speed, and accelerate's CPU offload. Every subcommand prints 
   python3 bench/gpu_reference.py logits DIR --ids 1,2,3 --out PREFIX      (PREFIX.bf16.f32, PREFIX.f32.f32)
   python3 bench/gpu_reference.py bench-transformers DIR --prompt-tokens 512 --decode-tokens 32
   python3 bench/gpu_reference.py bench-offload DIR --decode-tokens 3
+  python3 bench/gpu_reference.py save-tokenizer DIR tokenizer.model        (Llama-2 SentencePiece)
+  python3 bench/gpu_reference.py bench-airllm DIR --decode-tokens 2        (needs the airllm wheel)
   python3 bench/gpu_reference.py compare OURS.f32 PREFIX --vocab V   (our logits against both references)
   python3 bench/gpu_reference.py expected-text llama2c_test_all.py
 """
@@ -113,6 +115,42 @@ def bench_offload(a):
     print(json.dumps({"decode_ms_per_token": round(per_tok * 1000, 1), "decode_tokens_per_s": round(1 / per_tok, 3)}))
 
 
+def bench_airllm(a):
+    """AirLLM itself (PyPI `airllm`, public API only) on the same model: its default layer-by-layer
+    streaming from its split shards, prefetching on. Per-token time = (generate of 1+n tokens −
+    generate of 1 token) / n, so the one-time split and the prompt pass are left out."""
+    import tempfile
+
+    from airllm import AutoModel as AirAutoModel
+
+    split_dir = tempfile.mkdtemp(prefix="airllm-split-")
+    model = AirAutoModel.from_pretrained(a.dir, layer_shards_saving_path=split_dir, max_seq_len=64)
+    ids = torch.tensor([[1, 450, 4996, 17354, 1701, 432, 17204, 975]], device="cuda")
+
+    def timed(new_tokens):
+        torch.cuda.synchronize()
+        t = time.time()
+        model.generate(ids, max_new_tokens=new_tokens, use_cache=True, do_sample=False, return_dict_in_generate=True)
+        torch.cuda.synchronize()
+        return time.time() - t
+
+    timed(1)  # warm-up: splitting and first loads
+    one = timed(1)
+    more = timed(1 + a.decode_tokens)
+    per_tok = (more - one) / a.decode_tokens
+    print(json.dumps({"decode_ms_per_token": round(per_tok * 1000, 1), "decode_tokens_per_s": round(1 / per_tok, 3),
+                      "first_token_ms": round(one * 1000, 1)}))
+
+
+def save_tokenizer(a):
+    """The Llama-2 SentencePiece model (../shared, carried) as the random model's tokenizer, so
+    tools that insist on one (AirLLM) can load the folder."""
+    from transformers import LlamaTokenizerFast
+    tok = LlamaTokenizerFast(vocab_file=a.model_file, legacy=False)
+    tok.save_pretrained(a.dir)
+    print(json.dumps({"vocab": tok.vocab_size}))
+
+
 def compare(a):
     import numpy as np
     ours = np.fromfile(a.ours, dtype=np.float32)
@@ -160,6 +198,12 @@ def main():
     o = sub.add_parser("bench-offload")
     o.add_argument("dir")
     o.add_argument("--decode-tokens", type=int, default=3)
+    ba = sub.add_parser("bench-airllm")
+    ba.add_argument("dir")
+    ba.add_argument("--decode-tokens", type=int, default=2)
+    st = sub.add_parser("save-tokenizer")
+    st.add_argument("dir")
+    st.add_argument("model_file")
     c = sub.add_parser("compare")
     c.add_argument("ours")
     c.add_argument("ref")
@@ -169,7 +213,8 @@ def main():
     e.add_argument("py")
     a = p.parse_args()
     {"make-model": make_model, "logits": logits, "bench-transformers": bench_transformers, "bench-offload": bench_offload,
-     "compare": compare, "expected-text": expected_text}[a.cmd](a)
+     "compare": compare, "expected-text": expected_text, "bench-airllm": bench_airllm,
+     "save-tokenizer": save_tokenizer}[a.cmd](a)
 
 
 if __name__ == "__main__":
