@@ -7,6 +7,7 @@ import { benchCommand } from "./bench-command.ts";
 import { logitsCommand } from "./logits-command.ts";
 import { runCommand } from "./run-command.ts";
 import { selftestCommand } from "./selftest-command.ts";
+import { splitCommand } from "./split-command.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const HELP = `airllm ${pkg.version}: run large language models layer by layer, on a GPU smaller than the model or on the CPU
@@ -15,12 +16,14 @@ usage:
   airllm run MODEL [options]     generate text (airllm run --help for every option)
   airllm logits MODEL --ids L -o F   write the logits of every position (raw f32)
   airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
+  airllm split MODEL [--out DIR] write AirLLM's per-layer split (splitted_model/), resumable
   airllm selftest                check the CUDA backend against the CPU on this machine
   airllm --version               print the version
   airllm --help                  this help
 
 MODEL is a Hugging Face model folder (config.json, model.safetensors or sharded
-model-*.safetensors with model.safetensors.index.json, tokenizer.json).
+model-*.safetensors with model.safetensors.index.json, tokenizer.json), or an AirLLM
+split folder (splitted_model/, made by airllm split).
 `;
 
 type Command = (argv: readonly string[], out: (s: string) => void, err: (s: string) => void) => Promise<number>;
@@ -30,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   logits: logitsCommand,
   bench: benchCommand,
   selftest: selftestCommand,
+  split: splitCommand,
 };
 
 const out = (s: string) => void process.stdout.write(s);

@@ -1,5 +1,6 @@
 // The weights of a Hugging Face model folder as one name → tensor table, whether they live in a
-// single `model.safetensors` or in shards listed by `model.safetensors.index.json`.
+// single `model.safetensors`, in shards listed by `model.safetensors.index.json`, or in AirLLM's
+// split layout (one `<module>.safetensors` per layer-plan entry, each with a `.done` marker).
 
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
@@ -20,6 +21,17 @@ export interface TensorStore {
 
 export const SINGLE_FILE = "model.safetensors";
 export const INDEX_FILE = "model.safetensors.index.json";
+/** AirLLM's split folder, inside the model folder (or layer_shards_saving_path). */
+export const SPLIT_DIR = "splitted_model";
+/** The file every split has; its presence is what marks a folder as a split. */
+export const SPLIT_MARKER = "model.embed_tokens.safetensors";
+/** Suffix of the empty marker written once a split file is complete and on disk. */
+export const DONE_SUFFIX = ".done";
+
+/** Whether `dir` holds weights of its own (a single file or a shard index), not counting a split. */
+export function hasOwnWeights(dir: string): boolean {
+  return existsSync(join(dir, INDEX_FILE)) || existsSync(join(dir, SINGLE_FILE));
+}
 
 /** Every tensor of a model folder, each mapped from the file that holds it. */
 export class WeightFiles implements TensorStore {
@@ -36,7 +48,9 @@ export class WeightFiles implements TensorStore {
 
   /**
    * Open the weights of the model folder `dir`: the shards of `model.safetensors.index.json` if it
-   * exists, else `model.safetensors`. Every file is mapped and validated up front, so a bad shard
+   * exists, else `model.safetensors`, else `dir` itself as a split folder, else `dir/splitted_model`.
+   * The originals win over a split beside them; the nested split is used only when the originals
+   * are gone (AirLLM's delete_original). Every file is mapped and validated up front, so a bad shard
    * fails here rather than halfway through a forward pass.
    */
   static open(dir: string): WeightFiles {
@@ -47,6 +61,9 @@ export class WeightFiles implements TensorStore {
       const file = SafetensorsFile.open(single);
       return new WeightFiles(dir, [file], new Map(file.names().map((n) => [n, file])));
     }
+    if (existsSync(join(dir, SPLIT_MARKER))) return WeightFiles.#openSplit(dir);
+    const nested = join(dir, SPLIT_DIR);
+    if (existsSync(join(nested, SPLIT_MARKER))) return WeightFiles.#openSplit(nested);
     let present: string[] = [];
     try {
       present = readdirSync(dir);
@@ -108,6 +125,38 @@ export class WeightFiles implements TensorStore {
     }
     if (where.size === 0) throw new ModelFormatError(`"${index}" lists no tensors`, "Download the index file again.");
     return new WeightFiles(dir, [...shards.values()], where);
+  }
+
+  /** Every `*.safetensors` of a split folder; each must carry its `.done` marker. */
+  static #openSplit(dir: string): WeightFiles {
+    const names = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
+    const files: SafetensorsFile[] = [];
+    const where = new Map<string, SafetensorsFile>();
+    try {
+      for (const name of names) {
+        const path = join(dir, name);
+        // Without the marker the writer may have died mid-file; a torn file must not be trusted.
+        if (!existsSync(path + DONE_SUFFIX)) {
+          throw new ModelFormatError(
+            `split file "${path}" has no "${name}${DONE_SUFFIX}" marker, so it may be incomplete`,
+            `The split was interrupted; rerun \`airllm split\` on the original model folder to finish it.`,
+          );
+        }
+        const file = SafetensorsFile.open(path);
+        files.push(file);
+        for (const t of file.names()) {
+          const prev = where.get(t);
+          if (prev !== undefined) {
+            throw new ModelFormatError(`split folder "${dir}": tensor "${t}" is in both "${prev.path}" and "${path}"`, "Delete the split folder and split the model again.");
+          }
+          where.set(t, file);
+        }
+      }
+    } catch (e) {
+      for (const f of files) f.close();
+      throw e;
+    }
+    return new WeightFiles(dir, files, where);
   }
 
   has(name: string): boolean {
