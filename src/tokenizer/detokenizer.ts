@@ -5,7 +5,7 @@
 // window of already-emitted tokens plus the new ones and emit only the difference, and hold the new
 // ones back while their text still ends in U+FFFD (a character not yet complete).
 
-import type { AirTokenizer } from "./tokenizer.ts";
+import type { TextTokenizer } from "./text-tokenizer.ts";
 
 /** Prompt tokens kept as the window's lead-in. One is enough for the space; a few more keep the
  *  lead-in's text non-empty when the prompt ends in skipped special tokens (TGI also keeps 5). */
@@ -25,7 +25,7 @@ export interface DetokenizerOptions {
  * the concatenation of everything returned equals tokenizer.decode(allIds) exactly.
  */
 export class Detokenizer {
-  readonly #tokenizer: AirTokenizer;
+  readonly #tokenizer: TextTokenizer;
   readonly #skipSpecial: boolean;
   /** The window: ids[0, readOffset) were emitted already (or are context) and only give the
    *  decoder its lead-in; ids[readOffset, ...) are held back. Older ids are dropped. */
@@ -34,7 +34,7 @@ export class Detokenizer {
   /** decode(ids[0, readOffset)), kept because it only changes when the window moves. */
   #prefixText: string;
 
-  constructor(tokenizer: AirTokenizer, options: DetokenizerOptions = {}) {
+  constructor(tokenizer: TextTokenizer, options: DetokenizerOptions = {}) {
     this.#tokenizer = tokenizer;
     this.#skipSpecial = options.skipSpecial ?? false;
     this.#ids = (options.context ?? []).slice(-CONTEXT_TOKENS);
