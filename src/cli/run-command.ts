@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
+import { predictPassSeconds } from "../engine/residency-plan.ts";
 import { formatBytes } from "../util/size.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
@@ -23,9 +24,10 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "device", value: "D", help: "cuda, cpu or auto (default auto: CUDA when available, else CPU)" },
   { name: "ctx", value: "N", help: "context length to allocate (default: min(max_position_embeddings, 4096))" },
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
+  { name: "max-memory", value: "SIZE", help: "CPU: RAM budget, e.g. 256MiB; layers beyond it are read from disk every pass" },
   { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
-  { name: "prefetch", value: "N", help: "layers uploaded ahead while one computes (default 1)" },
-  { name: "no-prefetch", help: "upload each layer only when it is needed (AirLLM prefetching=False)" },
+  { name: "prefetch", value: "N", help: "layers fetched ahead while one computes (default 1)" },
+  { name: "no-prefetch", help: "fetch each layer only when it is needed (AirLLM prefetching=False)" },
   { name: "json", help: "print one JSON object on stdout instead of streaming text" },
   { name: "verbose", short: "v", help: "print load details on stderr" },
   { name: "help", short: "h", help: "show this help" },
@@ -87,6 +89,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     threads: f.number("threads", { integer: true }),
     max_seq_len: f.number("ctx", { integer: true }),
     max_gpu_memory: f.string("max-gpu-memory"),
+    max_memory: f.string("max-memory"),
     max_host_cache: f.string("max-host-cache"),
     prefetching: !f.has("no-prefetch"),
     prefetch_depth: f.number("prefetch", { integer: true }),
@@ -99,10 +102,14 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       const c = model.config;
       err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.kv.maxSeq}\n`);
       const w = model.engine.weightStats();
+      const hostIsDevice = model.backend.caps.readsHostMemory;
       err(
         `airllm: weights ${formatBytes(w.residentBytes)} resident in ${w.residentEntries} entries, ` +
-          `${formatBytes(w.streamedBytes)} streamed per pass in ${w.streamedEntries} (${formatBytes(w.hostCachedBytes)} from pinned host RAM)\n`,
+          `${formatBytes(w.streamedBytes)} streamed per pass in ${w.streamedEntries} ` +
+          `(${formatBytes(w.hostCachedBytes)} from ${hostIsDevice ? "host" : "pinned host"} RAM, ${formatBytes(w.diskBytes)} from disk; ring ${formatBytes(w.ringBytes)})\n`,
       );
+      const predicted = predictPassSeconds(w, hostIsDevice);
+      err(`airllm: predicted ≥ ${(predicted * 1000).toFixed(1)} ms per pass (cost model with nominal bandwidths, not a measurement; see residency-plan.ts)\n`);
     }
     const ids = model.encodePrompt(prompt);
     if (ids.length === 0) {
@@ -148,6 +155,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       generate_ms: round(t.generateMs),
       prompt_tokens_per_s: round(t.promptTokensPerSecond),
       tokens_per_s: round(t.tokensPerSecond),
+      peak_rss_bytes: peakRssBytes(),
     };
     if (f.has("json")) {
       out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings }) + "\n");
@@ -167,3 +175,13 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
 }
 
 const round = (v: number) => (Number.isFinite(v) ? Math.round(v * 10) / 10 : 0);
+
+/** The process's peak resident set (VmHWM), in bytes; 0 where /proc is not there. */
+function peakRssBytes(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}

@@ -11,6 +11,8 @@ export interface HostTensor {
   readonly bytes: number;
   /** The file it lives in, for error messages and profiling. */
   readonly file: string;
+  /** Byte offset of the first byte in `file`: the streamer preads from there (no second copy on disk). */
+  readonly fileOffset: number;
 }
 
 export interface TensorSource {

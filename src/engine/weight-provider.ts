@@ -12,8 +12,12 @@ export interface WeightStats {
   readonly residentBytes: number;
   /** Bytes uploaded on every pass. */
   readonly streamedBytes: number;
-  /** Of the streamed bytes, those served from pinned host RAM (the rest come from the file). */
+  /** Of the streamed bytes, those served from pinned host RAM. */
   readonly hostCachedBytes: number;
+  /** Of the streamed bytes, those read from the weight files on every pass. */
+  readonly diskBytes: number;
+  /** The staging/device slots streamed entries pass through (prefetch depth + 1 of the largest). */
+  readonly ringBytes: number;
   readonly residentEntries: number;
   readonly streamedEntries: number;
 }
@@ -74,7 +78,7 @@ export class HostMappedWeights implements WeightProvider {
         seen.add(n);
       }
     }
-    return { residentBytes: bytes, streamedBytes: 0, hostCachedBytes: 0, residentEntries: this.plan.length, streamedEntries: 0 };
+    return { residentBytes: bytes, streamedBytes: 0, hostCachedBytes: 0, diskBytes: 0, ringBytes: 0, residentEntries: this.plan.length, streamedEntries: 0 };
   }
 
   acquire(entry: PlanEntry): EntryWeights {

@@ -4,9 +4,10 @@ import { existsSync, statSync } from "node:fs";
 import { freemem } from "node:os";
 import type { Backend } from "../backend/backend.ts";
 import { selectBackend, type DeviceChoice } from "../backend/select.ts";
-import { DeviceWeights, layoutEntry } from "../engine/device-weights.ts";
 import { Engine } from "../engine/engine.ts";
+import { LayerStreamer } from "../engine/layer-streamer.ts";
 import { PREFILL_CHUNK } from "../engine/generate.ts";
+import { layoutEntry } from "../engine/residency-plan.ts";
 import { Scratch } from "../engine/scratch.ts";
 import { Sequence, type KvGeometry } from "../engine/sequence.ts";
 import { checkEntryShapes, HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
@@ -31,11 +32,17 @@ export interface FromPretrainedOptions {
   readonly max_seq_len?: number;
   /** Device memory budget ("4GiB" or bytes): weights, KV cache and activations all inside it. */
   readonly max_gpu_memory?: number | string;
+  /**
+   * CPU only: RAM budget ("256MiB" or bytes) for resident weights, the streaming ring, KV cache and
+   * activations; entries beyond it are read from the weight files on every pass. Without it the
+   * CPU reads the file mapping directly (the whole model resident in the page cache).
+   */
+  readonly max_memory?: number | string;
   /** Pinned host RAM for streamed layers (default: half the free RAM). */
   readonly max_host_cache?: number | string;
   /** AirLLM's `prefetching` (default true): upload the next layer while this one computes. */
   readonly prefetching?: boolean;
-  /** Layers uploaded ahead when prefetching (default 1). */
+  /** Layers fetched ahead when prefetching (default 1). */
   readonly prefetch_depth?: number;
   /** One-line notices (backend fallback); default: none are shown. */
   readonly onNotice?: (line: string) => void;
@@ -44,6 +51,10 @@ export interface FromPretrainedOptions {
 const DEFAULT_MAX_SEQ = 4096;
 /** Device memory kept free for the driver, the module and fragmentation. */
 const DEVICE_MARGIN = 256 * 2 ** 20;
+/** cuMemAlloc hands out whole 2 MiB pages for large blocks: the device budget counts what is taken. */
+const DEVICE_GRANULE = 2 * 2 ** 20;
+/** Host RAM is taken (and counted in RSS) a page at a time. */
+const HOST_GRANULE = 4096;
 
 export const AutoModel = {
   async from_pretrained(path: string, options: FromPretrainedOptions = {}): Promise<CausalLM> {
@@ -95,7 +106,8 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const rope = computeRope(config);
     const dims = dimsOf(config, rope.attentionFactor);
     const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
-    const weights = be.caps.readsHostMemory ? new HostMappedWeights(files, plan) : deviceWeights(be, plan, files, dims, kv, o);
+    const mapped = be.caps.readsHostMemory && o.max_memory === undefined;
+    const weights = mapped ? new HostMappedWeights(files, plan) : streamedWeights(be, plan, files, config, kv, o);
     const engine = new Engine(be, plan, weights, dims, kv, rope.invFreq);
     const model = new CausalLM(config, generationConfig, () => AirTokenizer.fromDir(path), engine, be, () => files.close());
     if (!be.caps.readsHostMemory) model.deviceFreeAtLoad = freeAtLoad;
@@ -107,38 +119,50 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
   }
 }
 
-/** Residency for a backend with its own memory: what stays resident within the device budget. */
-function deviceWeights(
+/**
+ * Bytes the budget must hold besides the weights: the KV cache, the activations of one prefill
+ * chunk and the inv_freq table, each one allocation rounded up to `granule`.
+ */
+export function reservedBytes(config: ModelConfig, maxSeq: number, granule: number): number {
+  const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
+  const scratch = Scratch.bytesFor(
+    { hidden: config.hiddenSize, qDim: config.numHeads * config.headDim, kvDim: kv.kvDim, intermediate: config.intermediateSize, vocab: config.vocabSize },
+    Math.min(PREFILL_CHUNK, maxSeq),
+    1,
+  );
+  return [Sequence.cacheBytes(kv), scratch, config.headDim * 2].reduce((a, b) => a + Math.ceil(b / granule) * granule, 0);
+}
+
+/** Residency under a budget: device memory (CUDA), or RAM with --max-memory (CPU). */
+function streamedWeights(
   backend: Backend,
   plan: readonly PlanEntry[],
   files: ReturnType<typeof openWeightFiles>,
-  dims: LlamaDims,
+  config: ModelConfig,
   kv: KvGeometry,
   o: FromPretrainedOptions,
 ): WeightProvider {
-  const free = backend.memInfo?.().free ?? Number.POSITIVE_INFINITY;
-  const budget = o.max_gpu_memory !== undefined ? parseSize(o.max_gpu_memory, "max_gpu_memory") : free - DEVICE_MARGIN;
-  const scratch = Scratch.bytesFor(
-    { hidden: dims.hidden, qDim: dims.numHeads * dims.headDim, kvDim: dims.numKvHeads * dims.headDim, intermediate: dims.intermediate, vocab: dims.vocab },
-    PREFILL_CHUNK,
-    1,
-  );
-  // Each of these is one allocation, rounded up to the driver's 2 MiB granule; the small ones
-  // (inv_freq) take a granule of their own.
-  const granule = 2 * 2 ** 20;
-  const fixed = [Sequence.cacheBytes(kv), scratch, granule].reduce((a, b) => a + Math.ceil(b / granule) * granule, 0);
+  const onHost = backend.caps.readsHostMemory;
+  const flag = onHost ? "--max-memory" : "--max-gpu-memory";
+  let budget: number;
+  if (onHost) {
+    budget = parseSize(o.max_memory!, "max_memory");
+  } else {
+    const free = backend.memInfo?.().free ?? Number.POSITIVE_INFINITY;
+    budget = o.max_gpu_memory !== undefined ? parseSize(o.max_gpu_memory, "max_gpu_memory") : free - DEVICE_MARGIN;
+  }
+  const granule = onHost ? HOST_GRANULE : DEVICE_GRANULE;
+  const fixed = reservedBytes(config, kv.maxSeq, granule);
   const weightBudget = budget - fixed;
   if (weightBudget <= 0) {
     throw new UsageError(
-      `the device budget of ${(budget / 2 ** 20).toFixed(0)} MiB does not hold the KV cache and activations (${(fixed / 2 ** 20).toFixed(0)} MiB)`,
-      "raise --max-gpu-memory or lower --ctx (max_seq_len)",
+      `the ${onHost ? "memory" : "device"} budget of ${(budget / 2 ** 20).toFixed(0)} MiB does not hold the KV cache and activations (${(fixed / 2 ** 20).toFixed(0)} MiB)`,
+      `raise ${flag} or lower --ctx (max_seq_len)`,
     );
   }
-  const hostCacheBudget = o.max_host_cache !== undefined ? parseSize(o.max_host_cache, "max_host_cache") : freemem() / 2;
+  const prefetchDepth = o.prefetching === false ? 0 : (o.prefetch_depth ?? 1);
+  if (!(Number.isInteger(prefetchDepth) && prefetchDepth >= 0)) throw new UsageError(`prefetch_depth ${prefetchDepth} must be a non-negative integer`);
+  const hostCacheBudget = onHost ? 0 : o.max_host_cache !== undefined ? parseSize(o.max_host_cache, "max_host_cache") : freemem() / 2;
   const layouts = plan.map((e) => layoutEntry(e, files));
-  return new DeviceWeights(backend, files, layouts, {
-    weightBudget,
-    prefetchDepth: o.prefetching === false ? 0 : (o.prefetch_depth ?? 1),
-    hostCacheBudget,
-  });
+  return new LayerStreamer(backend, files, layouts, { weightBudget, prefetchDepth, hostCacheBudget, granule, budgetFlag: flag });
 }
