@@ -32,7 +32,7 @@ const b = gpu.alloc(big);
 const copyGBs = (2 * big) / time(() => gpu.copy(b, a, big), 10) / GB;
 line(`device copy: ${copyGBs.toFixed(0)} GB/s (read + write): the ceiling for decode`);
 
-const BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+const BYTES: Record<string, number> = { f32: 4, f16: 2, bf16: 2 };
 const x = gpu.alloc(64 << 20);
 const out = gpu.alloc(64 << 20);
 for (const [rows, cols] of [[4096, 4096], [14336, 4096], [4096, 14336], [128256, 4096]]) {

@@ -4,4 +4,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 cd "$ROOT"
 bun run build >&2
-bun test "$@"
+# Slow shared CI machines: a native build or a 1.5 GB model write can take a while.
+bun test --timeout 120000 "$@"

@@ -1,7 +1,57 @@
 //! Weight element types shared by the CPU and CUDA code. The numeric values are the codes the
 //! TypeScript side passes (src/backend/backend.ts DTYPE_CODE).
+//!
+//! Codes 8.. are GGUF/ggml block-quantized types: a row is a whole number of blocks, each block
+//! holding `blockElems` weights in `blockBytes` bytes (scales plus packed integers). Float types
+//! are blocks of one element.
 pub const DType = enum(u32) {
     f32 = 0,
     f16 = 1,
     bf16 = 2,
+    q8_0 = 8,
+    q4_0 = 9,
+    q4_1 = 10,
+    q5_0 = 11,
+    q5_1 = 12,
+    q2_k = 13,
+    q3_k = 14,
+    q4_k = 15,
+    q5_k = 16,
+    q6_k = 17,
+
+    pub fn isQuant(dt: DType) bool {
+        return @intFromEnum(dt) >= 8;
+    }
+
+    /// Weights per block (ggml's QK4_0 = QK8_0 = 32, QK_K = 256).
+    pub fn blockElems(dt: DType) usize {
+        return switch (dt) {
+            .f32, .f16, .bf16 => 1,
+            .q8_0, .q4_0, .q4_1, .q5_0, .q5_1 => 32,
+            .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => 256,
+        };
+    }
+
+    /// Bytes per block (ggml's sizeof(block_*)).
+    pub fn blockBytes(dt: DType) usize {
+        return switch (dt) {
+            .f32 => 4,
+            .f16, .bf16 => 2,
+            .q8_0 => 34,
+            .q4_0 => 18,
+            .q4_1 => 20,
+            .q5_0 => 22,
+            .q5_1 => 24,
+            .q2_k => 84,
+            .q3_k => 110,
+            .q4_k => 144,
+            .q5_k => 176,
+            .q6_k => 210,
+        };
+    }
+
+    /// Bytes of one row of `cols` weights; cols must be a multiple of blockElems.
+    pub fn rowBytes(dt: DType, cols: usize) usize {
+        return cols / dt.blockElems() * dt.blockBytes();
+    }
 };

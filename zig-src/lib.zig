@@ -10,8 +10,9 @@ comptime {
         // ---- CUDA kernels (nvptx64) ----
         // Kernels are `.entry` functions of the PTX module, loaded by name with
         // cuModuleGetFunction (src/backend/cuda/module.ts).
-        const cuda_kernels = @import("cuda/kernels.zig").list;
-        for (cuda_kernels) |k| @export(k[1], .{ .name = k[0] });
+        const cuda_kernels = @import("cuda/kernels.zig");
+        for (cuda_kernels.list) |k| @export(k[1], .{ .name = k[0] });
+        cuda_kernels.exportQuant();
     } else {
         // ---- CPU backend (host) ----
         const cpu = @import("cpu/api.zig");
@@ -22,6 +23,7 @@ comptime {
         @export(&cpu.airllm_memcpy, .{ .name = "airllm_memcpy" });
         @export(&cpu.airllm_embedding, .{ .name = "airllm_embedding" });
         @export(&cpu.airllm_matmul, .{ .name = "airllm_matmul" });
+        @export(&cpu.airllm_dequantize, .{ .name = "airllm_dequantize" });
         @export(&cpu.airllm_add_bias, .{ .name = "airllm_add_bias" });
         @export(&cpu.airllm_rmsnorm, .{ .name = "airllm_rmsnorm" });
         @export(&cpu.airllm_rope, .{ .name = "airllm_rope" });
@@ -29,5 +31,11 @@ comptime {
         @export(&cpu.airllm_swiglu, .{ .name = "airllm_swiglu" });
         @export(&cpu.airllm_add, .{ .name = "airllm_add" });
         @export(&cpu.airllm_softmax, .{ .name = "airllm_softmax" });
+        @export(&cpu.airllm_reader_create, .{ .name = "airllm_reader_create" });
+        @export(&cpu.airllm_reader_destroy, .{ .name = "airllm_reader_destroy" });
+        @export(&cpu.airllm_reader_submit, .{ .name = "airllm_reader_submit" });
+        @export(&cpu.airllm_reader_wait, .{ .name = "airllm_reader_wait" });
+        @export(&cpu.airllm_reader_poll, .{ .name = "airllm_reader_poll" });
+        @export(&cpu.airllm_reader_stats, .{ .name = "airllm_reader_stats" });
     }
 }

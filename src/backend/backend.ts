@@ -7,15 +7,61 @@
 //   fit in 53 bits on x86-64 Linux. Address arithmetic (base + byte offset) is the caller's.
 // - Activations are f32, row-major, tokens along the rows: x[T, n] is T rows of n floats.
 // - Weights are row-major [rows, cols] in f32, f16 or bf16 (Hugging Face `nn.Linear` layout:
-//   out_features rows, in_features cols); every op accumulates in f32.
+//   out_features rows, in_features cols), or in a GGUF block-quantized type (each row a whole
+//   number of blocks, decoded where it is used); every op accumulates in f32.
 // - Ops are enqueued in order; `sync()` waits for all of them. A download is synchronous.
 
-export type DType = "f32" | "f16" | "bf16";
+/** Element types with a size per element. */
+export type FloatDType = "f32" | "f16" | "bf16";
+/** GGUF (ggml) block-quantized types: blocks of 32 (legacy) or 256 (K-quants) weights. */
+export type QuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+export type DType = FloatDType | QuantDType;
 
-/** Numeric codes passed across the native boundary (Zig `DType` enum has the same values). */
-export const DTYPE_CODE: Record<DType, number> = { f32: 0, f16: 1, bf16: 2 };
+/** Numeric codes passed across the native boundary (zig-src/dtype.zig has the same values). */
+export const DTYPE_CODE: Record<DType, number> = {
+  f32: 0, f16: 1, bf16: 2,
+  q8_0: 8, q4_0: 9, q4_1: 10, q5_0: 11, q5_1: 12, q2_k: 13, q3_k: 14, q4_k: 15, q5_k: 16, q6_k: 17,
+};
 
-export const DTYPE_BYTES: Record<DType, number> = { f32: 4, f16: 2, bf16: 2 };
+/** Bytes per element; only float types have one (quantized ones: see `blockLayout`). */
+export const DTYPE_BYTES: Record<FloatDType, number> = { f32: 4, f16: 2, bf16: 2 };
+
+/** Weights per block and bytes per block (ggml's GGML_QUANT_SIZES). */
+export const QUANT_BLOCKS: Record<QuantDType, { readonly elements: number; readonly bytes: number }> = {
+  q8_0: { elements: 32, bytes: 34 },
+  q4_0: { elements: 32, bytes: 18 },
+  q4_1: { elements: 32, bytes: 20 },
+  q5_0: { elements: 32, bytes: 22 },
+  q5_1: { elements: 32, bytes: 24 },
+  q2_k: { elements: 256, bytes: 84 },
+  q3_k: { elements: 256, bytes: 110 },
+  q4_k: { elements: 256, bytes: 144 },
+  q5_k: { elements: 256, bytes: 176 },
+  q6_k: { elements: 256, bytes: 210 },
+};
+
+export function isQuantized(dtype: DType): dtype is QuantDType {
+  return dtype in QUANT_BLOCKS;
+}
+
+/** Block geometry of any dtype (a float type is a block of one element). */
+export function blockLayout(dtype: DType): { readonly elements: number; readonly bytes: number } {
+  return isQuantized(dtype) ? QUANT_BLOCKS[dtype] : { elements: 1, bytes: DTYPE_BYTES[dtype] };
+}
+
+/**
+ * Bytes of a row-major tensor of `shape` in `dtype`. Quantized tensors store each row (the last
+ * dimension) as whole blocks: a row length that is not a multiple of the block is an error.
+ */
+export function tensorBytes(dtype: DType, shape: readonly number[]): number {
+  const { elements, bytes } = blockLayout(dtype);
+  const cols = shape.length === 0 ? 1 : shape[shape.length - 1]!;
+  if (cols % elements !== 0) {
+    throw new RangeError(`a ${dtype} tensor of shape [${shape}] has rows of ${cols} weights, not a multiple of its ${elements}-weight block`);
+  }
+  const count = shape.reduce((a, b) => a * b, 1);
+  return (count / elements) * bytes;
+}
 
 /** A weight tensor as a backend sees it: where it lives and how to read it. */
 export interface Weight {

@@ -6,6 +6,7 @@ import type { GenerationResult } from "../engine/generate.ts";
 import { predictPassSeconds } from "../engine/residency-plan.ts";
 import { formatBytes } from "../util/size.ts";
 import { ProgressLine } from "./progress-line.ts";
+import { Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
@@ -28,6 +29,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
   { name: "prefetch", value: "N", help: "layers fetched ahead while one computes (default 1)" },
   { name: "no-prefetch", help: "fetch each layer only when it is needed (AirLLM prefetching=False)" },
+  { name: "profile", help: "per-layer timings and the bottleneck on stderr at the end (AirLLM profiling_mode)" },
   { name: "json", help: "print one JSON object on stdout instead of streaming text" },
   { name: "verbose", short: "v", help: "print load details on stderr" },
   { name: "help", short: "h", help: "show this help" },
@@ -125,6 +127,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       seed: f.number("seed", { integer: true }),
       stop: f.all("stop"),
     };
+    if (f.has("profile")) model.engine.profiler = new Profiler();
     const progress = ProgressLine.attach(model.engine, process.stderr.isTTY === true, err, opts.maxNewTokens, model.config.numLayers);
     let atLineStart = true;
     if (progress && process.stdout.isTTY) progress.canDraw = () => atLineStart;
@@ -161,6 +164,15 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings }) + "\n");
     } else {
       out("\n");
+    }
+    const prof = model.engine.profiler;
+    if (prof) {
+      const report = prof.report({
+        weights: model.engine.weightStats(),
+        reads: model.engine.readStats(),
+        asyncBackend: model.backend.caps.asyncUpload,
+      });
+      err(report.map((l) => `airllm: ${l}\n`).join(""));
     }
     err(
       `airllm: load ${(loadMs / 1000).toFixed(2)} s · prompt ${result.promptTokens.length} tok at ${timings.prompt_tokens_per_s} tok/s · ` +

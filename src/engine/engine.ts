@@ -12,6 +12,7 @@ import { decoderLayer, embed, finalNorm, lmHead, type ForwardContext, type Llama
 import { makeBatch } from "./batch.ts";
 import { Scratch } from "./scratch.ts";
 import { Sequence, type KvGeometry } from "./sequence.ts";
+import type { Profiler } from "./profiler.ts";
 import type { WeightProvider, WeightStats } from "./weight-provider.ts";
 
 export interface ForwardOptions {
@@ -27,6 +28,8 @@ export class Engine {
   private readonly ctx: ForwardContext;
   private passes = 0;
   onEntry: EntryHook | null = null;
+  /** Set to collect per-entry timings (--profile); costs two clock reads per entry. */
+  profiler: Profiler | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -52,6 +55,11 @@ export class Engine {
   /** Where the weights live: resident, streamed per pass, cached in host RAM. */
   weightStats(): WeightStats {
     return this.weights.stats();
+  }
+
+  /** Disk reads so far, where the weights stream from files. */
+  readStats(): { bytes: number; activeSeconds: number } {
+    return this.weights.readStats?.() ?? { bytes: 0, activeSeconds: 0 };
   }
 
   newSequence(): Sequence {
@@ -82,9 +90,13 @@ export class Engine {
     }
     this.scratch.ensure(batch.N, wanted.length);
     const pass = this.passes++;
+    const prof = this.profiler;
+    const passStart = prof ? performance.now() : 0;
     for (const entry of this.plan) {
       this.onEntry?.(entry, pass);
+      const t0 = prof ? performance.now() : 0;
       const w = this.weights.acquire(entry);
+      const t1 = prof ? performance.now() : 0;
       switch (entry.kind) {
         case "embed":
           embed(this.ctx, w, batch);
@@ -99,11 +111,14 @@ export class Engine {
           lmHead(this.ctx, w(entry.tensors[0]), wanted.length);
           break;
       }
+      if (prof) prof.recordEntry(entry, t1 - t0, performance.now() - t1);
       this.weights.release(entry);
     }
     const V = this.dims.vocab;
     const all = new Float32Array(wanted.length * V);
+    const tw = prof ? performance.now() : 0;
     this.backend.download(all, this.scratch.logits, all.byteLength);
+    if (prof) prof.recordPass(performance.now() - passStart, performance.now() - tw);
     for (let b = 0; b < seqs.length; b++) seqs[b].advance(tokens[b]);
     const out: Float32Array[] = [];
     let row = 0;

@@ -122,6 +122,10 @@ export class LayerStreamer implements WeightProvider {
     };
   }
 
+  readStats(): { bytes: number; activeSeconds: number } {
+    return this.reader?.stats() ?? { bytes: 0, activeSeconds: 0 };
+  }
+
   acquire(entry: PlanEntry): EntryWeights {
     const resident = this.residentAddr.get(entry.index);
     if (resident !== undefined) return this.lookup(entry, resident);

@@ -37,6 +37,8 @@ export class ReadAhead {
   private readonly fds = new Map<string, number>();
   private readonly pending = new Map<number, Pending>();
   private destroyed = false;
+  /** Out-parameter of airllm_reader_stats: a view over its own ArrayBuffer (Bun issue 32054). */
+  private readonly statsOut = new BigUint64Array(new ArrayBuffer(16));
 
   /** `threads` native threads share the reads (2 keeps an NVMe queue busy without starving compute). */
   constructor(threads = 2) {
@@ -93,6 +95,12 @@ export class ReadAhead {
     }
     this.fds.set(path, fd);
     return fd;
+  }
+
+  /** Bytes read so far and the seconds during which reads were running (the disk's busy time). */
+  stats(): { bytes: number; activeSeconds: number } {
+    this.lib.airllm_reader_stats(this.handle, this.statsOut);
+    return { bytes: Number(this.statsOut[0]), activeSeconds: Number(this.statsOut[1]) / 1e9 };
   }
 
   /** Waits for every read still in flight (their destinations may be freed next), then stops. Idempotent. */

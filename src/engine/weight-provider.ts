@@ -24,6 +24,8 @@ export interface WeightStats {
 
 export interface WeightProvider {
   stats(): WeightStats;
+  /** Disk reads so far (bytes, and seconds the reader was busy), where the provider reads files. */
+  readStats?(): { bytes: number; activeSeconds: number };
   /** The entry's weights, valid for ops queued until `release(entry)`. */
   acquire(entry: PlanEntry): EntryWeights;
   /** Every op reading the entry has been queued; its memory may be reused once they finish. */

@@ -4,7 +4,7 @@
 // read safe happens here, once, so the backends can trust `addr` and `bytes` blindly.
 
 import { statSync } from "node:fs";
-import type { DType } from "../backend/backend.ts";
+import type { FloatDType } from "../backend/backend.ts";
 import { DTYPE_BYTES } from "../backend/backend.ts";
 import { ModelFormatError } from "../errors.ts";
 import { MappedFile } from "./mmap.ts";
@@ -12,7 +12,7 @@ import { MappedFile } from "./mmap.ts";
 /** A tensor inside a mapped file; `addr` is an absolute host address valid until `close()`. */
 export interface TensorInfo {
   readonly name: string;
-  readonly dtype: DType;
+  readonly dtype: FloatDType;
   readonly shape: readonly number[];
   /** Host address of the first byte of the tensor's data in the mapping. */
   readonly addr: number;
@@ -23,7 +23,7 @@ export interface TensorInfo {
 }
 
 /** safetensors dtype names we compute with, and the DType each becomes. */
-const SUPPORTED: Record<string, DType> = { F32: "f32", F16: "f16", BF16: "bf16" };
+const SUPPORTED: Record<string, FloatDType> = { F32: "f32", F16: "f16", BF16: "bf16" };
 
 // The other dtypes of the safetensors spec: named "unsupported" rather than "unknown" in errors, so a
 // user can tell a quantized or integer checkpoint from a corrupt header.

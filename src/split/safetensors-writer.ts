@@ -5,19 +5,19 @@
 import { toArrayBuffer } from "bun:ffi";
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import type { DType } from "../backend/backend.ts";
+import type { FloatDType } from "../backend/backend.ts";
 
 /** A tensor to write: its name in the new file, and where its bytes are now. */
 export interface TensorSource {
   readonly name: string;
-  readonly dtype: DType;
+  readonly dtype: FloatDType;
   readonly shape: readonly number[];
   /** Host address of the data (valid while the source mapping is open). */
   readonly addr: number;
   readonly bytes: number;
 }
 
-const DTYPE_NAME: Record<DType, string> = { f32: "F32", f16: "F16", bf16: "BF16" };
+const DTYPE_NAME: Record<FloatDType, string> = { f32: "F32", f16: "F16", bf16: "BF16" };
 
 // Views over raw memory stop at 4 GiB, and writeSync takes one view at a time.
 const CHUNK = 1 << 30;

@@ -12,6 +12,8 @@ const attention = @import("attention.zig");
 const elementwise = @import("elementwise.zig");
 const softmax = @import("softmax.zig");
 const embedding = @import("embedding.zig");
+const quant = @import("quant_ops.zig");
+const reader = @import("reader.zig");
 
 pub const Status = enum(i32) {
     ok = 0,
@@ -23,6 +25,20 @@ pub const Status = enum(i32) {
 
 fn dtypeOf(code: u32) ?DType {
     return std.meta.intToEnum(DType, code) catch null;
+}
+
+/// Norm weights and biases are float vectors (GGUF stores them as f32): a quantized dtype
+/// there is refused rather than decoded.
+fn floatDtypeOf(code: u32) ?DType {
+    const dt = dtypeOf(code) orelse return null;
+    return if (dt.isQuant()) null else dt;
+}
+
+fn quantStatus(e: quant.Error) Status {
+    return switch (e) {
+        error.BadShape => .bad_shape,
+        error.BadIndex => .bad_index,
+    };
 }
 
 fn f32Ptr(addr: usize) [*]f32 {
@@ -53,24 +69,39 @@ pub fn airllm_memcpy(dst: usize, src: usize, bytes: u64) callconv(.c) void {
 
 pub fn airllm_embedding(out: usize, table: usize, dtype: u32, rows: u32, cols: u32, ids: usize, n_ids: u32) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (dt.isQuant()) {
+        quant.embedding(f32Ptr(out), table, dt, rows, cols, @ptrFromInt(ids), n_ids) catch |e| return quantStatus(e);
+        return .ok;
+    }
     if (n_ids == 0) return .ok;
     return if (embedding.embedding(f32Ptr(out), table, dt, rows, cols, @ptrFromInt(ids), n_ids)) .ok else .bad_index;
 }
 
 pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (dt.isQuant()) {
+        quant.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T) catch |e| return quantStatus(e);
+        return .ok;
+    }
     matmul.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T);
     return .ok;
 }
 
-pub fn airllm_add_bias(x: usize, bias: usize, dtype: u32, n: u32, T: u32) callconv(.c) Status {
+/// dst[0..n] = f32 weights of n quantized weights at src (bit-exact to ggml's dequantize_row_*).
+pub fn airllm_dequantize(dtype: u32, src: usize, dst: usize, n: u64) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (!dt.isQuant()) return .bad_dtype;
+    return if (quant.dequantize(dt, src, f32Ptr(dst), n)) .ok else .bad_shape;
+}
+
+pub fn airllm_add_bias(x: usize, bias: usize, dtype: u32, n: u32, T: u32) callconv(.c) Status {
+    const dt = floatDtypeOf(dtype) orelse return .bad_dtype;
     elementwise.addBias(f32Ptr(x), bias, dt, n, T);
     return .ok;
 }
 
 pub fn airllm_rmsnorm(out: usize, x: usize, w: usize, dtype: u32, n: u32, T: u32, eps: f32) callconv(.c) Status {
-    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    const dt = floatDtypeOf(dtype) orelse return .bad_dtype;
     norm.rmsnorm(f32Ptr(out), f32Ptr(x), w, dt, n, T, eps);
     return .ok;
 }
@@ -103,7 +134,37 @@ pub fn airllm_softmax(x: usize, rows: u32, n: u32) callconv(.c) void {
     softmax.softmax(f32Ptr(x), rows, n);
 }
 
+/// (threads) → a read-ahead pool (zig-src/cpu/reader.zig), null when no thread could start.
+pub fn airllm_reader_create(threads: u32) callconv(.c) ?*reader.Reader {
+    return reader.Reader.create(threads);
+}
+
+pub fn airllm_reader_destroy(r: *reader.Reader) callconv(.c) void {
+    r.destroy();
+}
+
+/// (reader, fd, offset, bytes, dst) → ticket; 0 when too many reads are in flight.
+pub fn airllm_reader_submit(r: *reader.Reader, fd: i32, offset: u64, bytes: u64, dst: usize) callconv(.c) u64 {
+    return r.submit(fd, offset, bytes, dst);
+}
+
+/// Blocks until done: 0, an errno, or -1 for an unknown ticket.
+pub fn airllm_reader_wait(r: *reader.Reader, ticket: u64) callconv(.c) i32 {
+    return r.wait(ticket);
+}
+
+/// Like wait without blocking: -2 while the read runs.
+/// (reader, out[2]) ← bytes read so far, nanoseconds during which reads were running.
+pub fn airllm_reader_stats(r: *reader.Reader, out: *[2]u64) callconv(.c) void {
+    r.stats(out);
+}
+
+pub fn airllm_reader_poll(r: *reader.Reader, ticket: u64) callconv(.c) i32 {
+    return r.poll(ticket);
+}
+
 test {
+    _ = @import("reader.zig");
     _ = @import("thread_pool.zig");
     _ = @import("convert.zig");
     _ = @import("matmul.zig");

@@ -12,6 +12,7 @@ pub fn Elem(comptime dt: DType) type {
         .f32 => f32,
         .f16 => f16,
         .bf16 => u16,
+        else => @compileError("quantized weights are decoded in quant_ops.zig"),
     };
 }
 
@@ -22,6 +23,7 @@ pub inline fn load8(comptime dt: DType, p: [*]const Elem(dt), i: usize) V {
         .f32 => raw,
         .f16 => @floatCast(raw),
         .bf16 => @bitCast(@as(@Vector(lanes, u32), raw) << @splat(16)),
+        else => unreachable, // Elem(dt) already refused quantized types
     };
 }
 
@@ -30,6 +32,7 @@ pub inline fn load1(comptime dt: DType, p: [*]const Elem(dt), i: usize) f32 {
         .f32 => p[i],
         .f16 => @floatCast(p[i]),
         .bf16 => @bitCast(@as(u32, p[i]) << 16),
+        else => unreachable,
     };
 }
 

@@ -44,7 +44,7 @@ const Bias = struct { x: [*]f32, bias: usize, dt: DType, n: usize };
 
 fn biasRows(c: *const Bias, lo: usize, hi: usize) void {
     switch (c.dt) {
-        inline else => |dt| {
+        inline .f32, .f16, .bf16 => |dt| {
             const b = cv.at(dt, c.bias);
             for (lo..hi) |t| {
                 const x = c.x + t * c.n;
@@ -53,6 +53,7 @@ fn biasRows(c: *const Bias, lo: usize, hi: usize) void {
                 while (i < c.n) : (i += 1) x[i] += cv.load1(dt, b, i);
             }
         },
+        else => unreachable, // api.zig refuses quantized biases
     }
 }
 

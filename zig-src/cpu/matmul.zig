@@ -136,7 +136,8 @@ pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, co
         .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk,
     };
     switch (dt) {
-        inline else => |d| pool.run(row_tasks * tok_tasks, &a, task(d)),
+        inline .f32, .f16, .bf16 => |d| pool.run(row_tasks * tok_tasks, &a, task(d)),
+        else => unreachable, // api.zig routes quantized weights to quant_ops.zig
     }
 }
 

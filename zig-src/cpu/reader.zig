@@ -43,6 +43,12 @@ pub const Reader = struct {
     stopping: bool = false,
     threads: [16]std.Thread = undefined,
     n_threads: usize = 0,
+    /// For profiling: bytes read, and the wall time during which at least one chunk was being
+    /// read (so bytes / active_ns is the achieved disk bandwidth, however many threads read).
+    bytes_read: u64 = 0,
+    active_ns: u64 = 0,
+    in_flight: u32 = 0,
+    active_since: i128 = 0,
 
     pub fn create(n: u32) ?*Reader {
         const r = std.heap.c_allocator.create(Reader) catch return null;
@@ -106,6 +112,14 @@ pub const Reader = struct {
         return if (req.unfinished > 0) pending else req.status;
     }
 
+    /// Bytes read so far and the nanoseconds during which reads were running.
+    pub fn stats(r: *Reader, out: *[2]u64) void {
+        r.lock.lock();
+        defer r.lock.unlock();
+        out[0] = r.bytes_read;
+        out[1] = r.active_ns;
+    }
+
     /// The next chunk to read, under the lock: (request, chunk index).
     fn take(r: *Reader) ?struct { *Request, u64 } {
         while (r.head < r.next_ticket) : (r.head += 1) {
@@ -133,9 +147,14 @@ pub const Reader = struct {
             const fd = req.fd;
             const offset = req.offset + lo;
             const dst: [*]u8 = @ptrFromInt(req.dst + lo);
+            if (r.in_flight == 0) r.active_since = std.time.nanoTimestamp();
+            r.in_flight += 1;
             r.lock.unlock();
             const status = readAll(fd, dst, n, offset);
             r.lock.lock();
+            r.in_flight -= 1;
+            if (r.in_flight == 0) r.active_ns += @intCast(std.time.nanoTimestamp() - r.active_since);
+            r.bytes_read += n;
             if (status != 0 and req.status == 0) req.status = status;
             req.unfinished -= 1;
             if (req.unfinished == 0) r.done.broadcast();

@@ -27,6 +27,7 @@ pub fn Elem(comptime dt: DType) type {
     return switch (dt) {
         .f32 => f32,
         .f16, .bf16 => u16,
+        else => @compileError("quantized weights are decoded by the quant_* kernels"),
     };
 }
 
@@ -36,6 +37,7 @@ pub inline fn toF32(comptime dt: DType, v: Elem(dt)) f32 {
         .f16 => @as(f16, @bitCast(v)),
         // bf16 is the top half of an f32: widening is a shift, exactly.
         .bf16 => @bitCast(@as(u32, v) << 16),
+        else => unreachable, // Elem(dt) already refused quantized types
     };
 }
 
@@ -52,6 +54,7 @@ pub inline fn loadWeights16(comptime dt: DType, p: ConstPtr(Elem(dt))) @Vector(v
         .f32 => raw,
         .f16 => @floatCast(@as(@Vector(n, f16), @bitCast(raw))),
         .bf16 => @bitCast(@as(@Vector(n, u32), raw) << @splat(16)),
+        else => unreachable,
     };
 }
 

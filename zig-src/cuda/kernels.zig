@@ -11,6 +11,25 @@ const rope = @import("rope.zig");
 const attention = @import("attention.zig");
 const elementwise = @import("elementwise.zig");
 const embedding = @import("embedding.zig");
+const qmatvec = @import("quant_matvec.zig");
+const qmatmul = @import("quant_matmul.zig");
+const qembedding = @import("quant_embedding.zig");
+
+/// GGUF block-quantized weight types: each gets a t1 and t4 matvec, a prefill matmul and an
+/// embedding gather, named like the float kernels with the dtype last.
+pub const quant_types = [_]DType{ .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k };
+
+/// Exports the quantized kernels; lib.zig calls it beside exporting `list` (their names are
+/// built from the dtype, which a literal tuple like `list` cannot do).
+pub fn exportQuant() void {
+    for (quant_types) |dt| {
+        const n = @tagName(dt);
+        @export(&qmatvec.QuantMatvec(dt, 1).kernel, .{ .name = "matvec_t1_" ++ n });
+        @export(&qmatvec.QuantMatvec(dt, 4).kernel, .{ .name = "matvec_t4_" ++ n });
+        @export(&qmatmul.QuantMatmul(dt).kernel, .{ .name = "matmul_dq_" ++ n });
+        @export(&qembedding.QuantEmbedding(dt).kernel, .{ .name = "embedding_" ++ n });
+    }
+}
 
 pub const list = .{
     .{ "matvec_t1_f32", &matvec.Matvec(.f32, 1).kernel },

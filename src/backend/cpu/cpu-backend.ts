@@ -2,8 +2,8 @@
 // process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
 // ops read weights wherever they are in host memory (an mmap included): no upload needed.
 import { freemem, totalmem } from "node:os";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, Queue, Weight } from "../backend.ts";
-import { DTYPE_CODE } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, DType, Queue, QuantDType, Weight } from "../backend.ts";
+import { blockLayout, DTYPE_CODE, isQuantized } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
 
@@ -23,7 +23,18 @@ function matrixShape(w: Weight, op: string): [number, number] {
 
 function vectorLength(w: Weight, op: string): number {
   if (w.shape.length !== 1) throw new UsageError(`${op}: weight must be 1-D, got shape [${w.shape}]`);
+  if (isQuantized(w.dtype)) {
+    throw new UsageError(`${op}: weight is ${w.dtype}; this op takes f32/f16/bf16 vectors`, "dequantize the vector when loading the model");
+  }
   return w.shape[0]!;
+}
+
+/** Quantized rows must be whole blocks (the native side would refuse them less clearly). */
+function checkRowBlocks(dtype: DType, cols: number, op: string): void {
+  const { elements } = blockLayout(dtype);
+  if (cols % elements !== 0) {
+    throw new UsageError(`${op}: ${dtype} rows of ${cols} weights are not a whole number of ${elements}-weight blocks`);
+  }
 }
 
 export class CpuBackend implements Backend {
@@ -116,6 +127,7 @@ export class CpuBackend implements Backend {
   embedding(out: number, table: Weight, ids: Int32Array): void {
     this.alive();
     const [rows, cols] = matrixShape(table, "embedding");
+    checkRowBlocks(table.dtype, cols, "embedding");
     const status = this.lib.airllm_embedding(asPtr(out), asPtr(table.addr), DTYPE_CODE[table.dtype], rows, cols, ids, ids.length);
     if (status !== 0) {
       const bad = ids.findIndex((id) => id < 0 || id >= rows);
@@ -126,8 +138,16 @@ export class CpuBackend implements Backend {
   matmul(out: number, x: number, w: Weight, T: number): void {
     this.alive();
     const [rows, cols] = matrixShape(w, "matmul");
+    checkRowBlocks(w.dtype, cols, "matmul");
     const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T);
     check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}`);
+  }
+
+  /** dst[0..n] = f32 values of the n quantized weights at src (ggml's dequantize_row_*). */
+  dequantize(dst: number, src: number, dtype: QuantDType, n: number): void {
+    this.alive();
+    checkRowBlocks(dtype, n, "dequantize");
+    check(this.lib.airllm_dequantize(DTYPE_CODE[dtype], asPtr(src), asPtr(dst), n), "airllm_dequantize", `${dtype}, n=${n}`);
   }
 
   addBias(x: number, bias: Weight, T: number): void {

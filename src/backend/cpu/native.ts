@@ -5,8 +5,9 @@ import libPath from "../../../zig-out/lib/libairllm.so" with { type: "file" };
 import { NativeError } from "../../errors.ts";
 import { memorySymbols } from "./memory-symbols.ts";
 import { opSymbols } from "./op-symbols.ts";
+import { readerSymbols } from "./reader-symbols.ts";
 
-const symbols = { ...memorySymbols, ...opSymbols };
+const symbols = { ...memorySymbols, ...opSymbols, ...readerSymbols };
 
 export type CpuLibrary = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 

@@ -7,6 +7,8 @@ export const opSymbols = {
   airllm_embedding: { args: ["ptr", "ptr", "u32", "u32", "u32", "ptr", "u32"], returns: "i32" },
   /** (out, x, w, dtype, rows, cols, T) → status */
   airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32"], returns: "i32" },
+  /** (dtype, src, dst, n) → status: n quantized weights decoded to f32 (bit-exact to ggml) */
+  airllm_dequantize: { args: ["u32", "ptr", "ptr", "u64"], returns: "i32" },
   /** (x, bias, dtype, n, T) → status */
   airllm_add_bias: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
   /** (out, x, w, dtype, n, T, eps) → status */

@@ -11,4 +11,6 @@ export const readerSymbols = {
   airllm_reader_wait: { args: ["ptr", "u64"], returns: "i32" },
   /** (reader, ticket) → like wait, but -2 while the read runs. */
   airllm_reader_poll: { args: ["ptr", "u64"], returns: "i32" },
+  /** (reader, out u64[2]) ← bytes read so far, nanoseconds during which reads were running. */
+  airllm_reader_stats: { args: ["ptr", "ptr"], returns: "void" },
 } as const satisfies Record<string, FFIFunction>;

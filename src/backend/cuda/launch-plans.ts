@@ -2,6 +2,7 @@
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
 import type { AttentionShape, DType, Weight } from "../backend.ts";
+import { blockLayout, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
 import type { KernelName } from "./module.ts";
@@ -17,11 +18,16 @@ export const ATTENTION_MAX_HEAD_DIM = 256;
 
 function matrixShape(w: Weight, op: string): [number, number] {
   if (w.shape.length !== 2) throw new UsageError(`${op}: weight has shape [${w.shape}], expected [rows, cols]`);
+  const { elements } = blockLayout(w.dtype);
+  if (w.shape[1] % elements !== 0) {
+    throw new UsageError(`${op}: ${w.dtype} rows of ${w.shape[1]} weights are not a whole number of ${elements}-weight blocks`);
+  }
   return [w.shape[0], w.shape[1]];
 }
 
 function vectorLength(w: Weight, op: string): number {
   if (w.shape.length !== 1) throw new UsageError(`${op}: weight has shape [${w.shape}], expected a vector [n]`);
+  if (isQuantized(w.dtype)) throw new UsageError(`${op}: weight is ${w.dtype}; this op takes f32/f16/bf16 vectors`);
   return w.shape[0];
 }
 
@@ -33,6 +39,8 @@ const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype
  * - T ≤ 8: matvec_t4, grid (ceil(rows/8), ceil(T/4)): each weight load feeds 4 tokens.
  * - larger T, f32 weights: matmul_simt_f32, grid (ceil(rows/64), ceil(T/64)).
  * - larger T, f16/bf16 weights: matmul_mma, grid (ceil(rows/128), ceil(T/64)), tensor cores.
+ * - larger T, GGUF quantized weights: matmul_dq (tiles decoded into shared memory, f32 FMAs),
+ *   grid (ceil(rows/64), ceil(T/64)). Quantized matvecs have the float matvecs' geometry.
  * Block 256 in every case.
  */
 export function matmulPlan(out: number, x: number, w: Weight, T: number): LaunchPlan {
@@ -45,6 +53,9 @@ export function matmulPlan(out: number, x: number, w: Weight, T: number): Launch
       block: B256,
       args: [out, x, w.addr, rows, cols, T],
     };
+  }
+  if (isQuantized(w.dtype)) {
+    return { kernel: byDtype("matmul_dq", w.dtype), grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
   }
   if (w.dtype === "f32") {
     return { kernel: "matmul_simt_f32", grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
@@ -65,9 +76,13 @@ export function addBiasPlan(x: number, bias: Weight, T: number): LaunchPlan {
   return { kernel: byDtype("add_bias", bias.dtype), grid: [cdiv(count, BLOCK), 1, 1], block: B256, args: [x, bias.addr, n, count] };
 }
 
-/** ids: device address of T int32 ids. grid (T, ceil(cols/256)). */
+/** ids: device address of T int32 ids. grid (T, ceil(cols/256)); quantized tables decode 8
+ *  weights per thread: grid (T, ceil(cols/8/256)). */
 export function embeddingPlan(out: number, table: Weight, ids: number, T: number): LaunchPlan {
   const [, cols] = matrixShape(table, "embedding");
+  if (isQuantized(table.dtype)) {
+    return { kernel: byDtype("embedding", table.dtype), grid: [T, cdiv(cols / 8, BLOCK), 1], block: B256, args: [out, table.addr, ids, cols] };
+  }
   return { kernel: byDtype("embedding", table.dtype), grid: [T, cdiv(cols, BLOCK), 1], block: B256, args: [out, table.addr, ids, cols] };
 }
 

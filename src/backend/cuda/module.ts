@@ -19,7 +19,26 @@ const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
 
+/** GGUF block-quantized types (zig-src/cuda/kernels.zig quant_types): four kernels each. */
+const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"] as const;
+type QuantName = (typeof QUANT_TYPES)[number];
+type QuantKernels = Record<
+  `matvec_t1_${QuantName}` | `matvec_t4_${QuantName}` | `matmul_dq_${QuantName}`, typeof MATVEC
+> & Record<`embedding_${QuantName}`, typeof EMBEDDING>;
+
+function quantKernels(): QuantKernels {
+  const out: Record<string, readonly ArgKind[]> = {};
+  for (const q of QUANT_TYPES) {
+    out[`matvec_t1_${q}`] = MATVEC;
+    out[`matvec_t4_${q}`] = MATVEC;
+    out[`matmul_dq_${q}`] = MATMUL;
+    out[`embedding_${q}`] = EMBEDDING;
+  }
+  return out as QuantKernels;
+}
+
 export const KERNELS = {
+  ...quantKernels(),
   matvec_t1_f32: MATVEC,
   matvec_t1_f16: MATVEC,
   matvec_t1_bf16: MATVEC,

@@ -7,7 +7,8 @@
 // the output's scale, so outputs near zero do not blow it up). pass: maxRelErr ≤ tol and no
 // NaN/Inf where the reference is finite.
 import { toArrayBuffer } from "bun:ffi";
-import type { AttentionShape, Backend, DType, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, DType, FloatDType, QuantDType, Weight } from "../backend.ts";
+import { QUANT_BLOCKS, tensorBytes } from "../backend.ts";
 
 export interface OpCheck {
   readonly op: string;
@@ -19,11 +20,17 @@ export interface OpCheck {
   readonly pass: boolean;
 }
 
-const DTYPES: readonly DType[] = ["f32", "f16", "bf16"];
+const DTYPES: readonly FloatDType[] = ["f32", "f16", "bf16"];
+const QUANT_DTYPES = Object.keys(QUANT_BLOCKS) as QuantDType[];
+/** Byte offsets of each block's f16 scale fields (d, and dmin/m where the type has one). */
+const QUANT_SCALE_OFFSETS: Record<QuantDType, readonly number[]> = {
+  q8_0: [0], q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2],
+  q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+};
 /** f32 arithmetic in a different order: a few ulps of the output scale. */
 const TOL_F32 = 2e-5;
 /** Prefill on tensor cores rounds the activations to the weight format (matmul_mma.zig). */
-const TOL_MMA: Record<DType, number> = { f32: TOL_F32, f16: 3e-3, bf16: 2e-2 };
+const TOL_MMA: Record<FloatDType, number> = { f32: TOL_F32, f16: 3e-3, bf16: 2e-2 };
 
 /** mulberry32: a small deterministic generator, so a failing case can be rerun as is. */
 function rng(seed: number): () => number {
@@ -38,7 +45,7 @@ function rng(seed: number): () => number {
 }
 
 /** Encodes f32 values as `dtype` bytes (f16: IEEE round to nearest; bf16: round to nearest even). */
-export function encodeWeights(values: Float32Array, dtype: DType): Uint8Array {
+export function encodeWeights(values: Float32Array, dtype: FloatDType): Uint8Array {
   if (dtype === "f32") return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   if (dtype === "f16") return new Uint8Array(Float16Array.from(values).buffer);
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
@@ -80,7 +87,25 @@ class Pair {
     return this.put(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
 
-  weight(values: Float32Array, dtype: DType, shape: number[]): [Weight, Weight] {
+  /** A quantized weight of random blocks (every bit pattern is a valid weight) whose f16
+   *  scales are set to small values, so outputs stay in a sane range. */
+  quantWeight(rand: () => number, dtype: QuantDType, shape: [number, number]): [Weight, Weight] {
+    const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
+    const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
+    const view = new DataView(bytes.buffer);
+    const half = new Float16Array(1);
+    const halfBits = new Uint16Array(half.buffer);
+    for (let b = 0; b < bytes.length; b += blockBytes) {
+      for (const off of QUANT_SCALE_OFFSETS[dtype]) {
+        half[0] = 0.002 + rand() * 0.02;
+        view.setUint16(b + off, halfBits[0], true);
+      }
+    }
+    const [a, t] = this.put(bytes);
+    return [{ addr: a, dtype, shape }, { addr: t, dtype, shape }];
+  }
+
+  weight(values: Float32Array, dtype: FloatDType, shape: number[]): [Weight, Weight] {
     const [a, b] = this.put(encodeWeights(values, dtype));
     return [{ addr: a, dtype, shape }, { addr: b, dtype, shape }];
   }
@@ -171,6 +196,32 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
         cpu.addBias(out[0], br, T);
         gpu.addBias(out[1], bt, T);
         record(compare("addBias", dtype, `T=${T} n=${n}`, TOL_F32, p.read(out, T * n)));
+        p.freeAll();
+      }
+    }
+
+    // GGUF quantized weights: the CUDA kernels decode with the CPU's own code, so embeddings
+    // must match exactly and matmuls to f32 summation order. Shapes reach the matvec (T ≤ 8),
+    // ragged rows, and partial prefill tiles; cols are whole 256-weight blocks.
+    for (const dtype of QUANT_DTYPES) {
+      {
+        const [vocab, cols] = [37, 512];
+        const [tr, tt] = p.quantWeight(rand, dtype, [vocab, cols]);
+        const ids = Int32Array.from([0, vocab - 1, 3, 3, 17]);
+        const out = p.f32(new Float32Array(ids.length * cols));
+        cpu.embedding(out[0], tr, ids);
+        gpu.embedding(out[1], tt, ids);
+        record(compare("embedding", dtype, `[${vocab},${cols}] ids ${ids.length}`, 0, p.read(out, ids.length * cols)));
+        p.freeAll();
+      }
+      const mm: [number, number, number][] = [[1, 45, 512], [3, 100, 768], [8, 64, 256], [37, 130, 512], [70, 96, 256]];
+      for (const [T, rows, cols] of mm) {
+        const [wr, wt] = p.quantWeight(rand, dtype, [rows, cols]);
+        const x = p.f32(uniform(T * cols));
+        const out = p.f32(new Float32Array(T * rows));
+        cpu.matmul(out[0], x[0], wr, T);
+        gpu.matmul(out[1], x[1], wt, T);
+        record(compare("matmul", dtype, `T=${T} [${rows},${cols}]`, TOL_F32, p.read(out, T * rows)));
         p.freeAll();
       }
     }
