@@ -262,6 +262,31 @@ describe("rope", () => {
     expect(() => be.rope(a, 1, 1, 3, 0, a, 1)).toThrow(NativeError);
     be.free(a);
   });
+
+  test("interleaved pairs (2i, 2i+1): the same rotation on llama.cpp's row order", () => {
+    // Permuting each head's elements from rotate-half order (i, i+half) into pair order
+    // (2i, 2i+1) before an interleaved rope must give the permuted result of a rotate-half rope.
+    const [T, nHeads, headDim, pos0] = [3, 2, 16, 5];
+    const half = headDim / 2;
+    const inv = Float32Array.from({ length: half }, (_, i) => 1 / 10000 ** ((2 * i) / headDim));
+    const xs = randoms(T * nHeads * headDim, 99);
+    const toPairs = (v: Float32Array) => {
+      const out = new Float32Array(v.length);
+      for (let r = 0; r < T * nHeads; r++)
+        for (let i = 0; i < half; i++) {
+          out[r * headDim + 2 * i] = v[r * headDim + i]!;
+          out[r * headDim + 2 * i + 1] = v[r * headDim + i + half]!;
+        }
+      return out;
+    };
+    const invAddr = putF32(inv);
+    const halves = putF32(xs);
+    const pairs = putF32(toPairs(xs));
+    be.rope(halves, T, nHeads, headDim, pos0, invAddr, 1);
+    be.rope(pairs, T, nHeads, headDim, pos0, invAddr, 1, true);
+    expect(get(pairs, xs.length)).toEqual(toPairs(get(halves, xs.length)));
+    for (const a of [invAddr, halves, pairs]) be.free(a);
+  });
 });
 
 function attentionRef(q: Float32Array, k: Float32Array, v: Float32Array, s: AttentionShape): Float64Array {

@@ -145,8 +145,9 @@ export interface Backend {
    * Rotary embedding in place, Hugging Face rotate-half layout: for each of nHeads heads of
    * headDim, pair i with i + headDim/2, angle = (pos0 + t) * invFreq[i] (invFreq: device f32
    * [headDim/2], scaling already folded in), then both halves are multiplied by attnFactor.
+   * `interleaved`: pair 2i with 2i + 1 instead (llama.cpp's GGUF files store q/k rows that way).
    */
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number): void;
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved?: boolean): void;
   /**
    * Causal grouped-query attention of q[T, nHeads*headDim] over this sequence's caches
    * k/v[maxSeq, nKvHeads*headDim] (entries 0 .. pos0+T-1 filled), into out[T, nHeads*headDim].

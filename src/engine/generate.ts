@@ -1,7 +1,7 @@
 // The generation loop: prefill the prompt in one pass, then one decode pass per token; sample,
 // detokenize incrementally, watch for eos ids and stop strings. Written as an async generator so
 // a caller can stream it with `for await` and stop it with an AbortSignal.
-import type { AirTokenizer } from "../tokenizer/tokenizer.ts";
+import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import { Detokenizer } from "../tokenizer/detokenizer.ts";
 import { UsageError } from "../errors.ts";
 import type { Engine } from "./engine.ts";
@@ -51,7 +51,7 @@ export interface GenerationChunk {
 
 export interface GenerationDeps {
   readonly engine: Engine;
-  readonly tokenizer: AirTokenizer;
+  readonly tokenizer: TextTokenizer;
   readonly defaultEosIds: readonly number[];
   /** Receives the logits of each step (the model keeps the last for its caller). */
   readonly onLogits?: (logits: Float32Array) => void;

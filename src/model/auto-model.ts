@@ -1,6 +1,5 @@
 // AutoModel.from_pretrained (AirLLM's entry point): read config and tokenizer, map the weights,
 // check them against the config, pick a backend, decide residency, build the engine.
-import { existsSync, statSync } from "node:fs";
 import { freemem } from "node:os";
 import type { Backend } from "../backend/backend.ts";
 import { selectBackend, type DeviceChoice } from "../backend/select.ts";
@@ -12,12 +11,11 @@ import { Scratch } from "../engine/scratch.ts";
 import { Sequence, type KvGeometry } from "../engine/sequence.ts";
 import { checkEntryShapes, HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
 import { ModelFormatError, UsageError } from "../errors.ts";
-import { openWeightFiles } from "../formats/model-files.ts";
-import { AirTokenizer } from "../tokenizer/tokenizer.ts";
+import type { TensorSource } from "../engine/tensor-source.ts";
 import { parseSize } from "../util/size.ts";
 import { CausalLM } from "./causal-lm.ts";
-import { loadModelConfig, type ModelConfig } from "./config.ts";
-import { loadGenerationConfig } from "./generation-config.ts";
+import type { ModelConfig } from "./config.ts";
+import { openModelSource } from "./model-source.ts";
 import { buildLayerPlan, type PlanEntry } from "./layer-plan.ts";
 import type { LlamaDims } from "./llama.ts";
 import { computeRope } from "./rope.ts";
@@ -62,7 +60,7 @@ export const AutoModel = {
   },
 };
 
-function dimsOf(c: ModelConfig, attnFactor: number): LlamaDims {
+function dimsOf(c: ModelConfig, attnFactor: number, ropeInterleaved: boolean): LlamaDims {
   return {
     hidden: c.hiddenSize,
     intermediate: c.intermediateSize,
@@ -74,21 +72,17 @@ function dimsOf(c: ModelConfig, attnFactor: number): LlamaDims {
     layerWindows: c.layerWindows,
     bias: { qkv: c.attentionBias, out: c.attentionOutBias, mlp: c.mlpBias },
     ropeAttnFactor: attnFactor,
+    ropeInterleaved,
   };
 }
 
 export async function loadModel(path: string, o: FromPretrainedOptions): Promise<CausalLM> {
-  if (!existsSync(path) || !statSync(path).isDirectory()) {
-    throw new ModelFormatError(`model folder "${path}" does not exist or is not a folder`, "pass the folder that holds config.json, the safetensors weights and tokenizer.json");
-  }
-  const config = loadModelConfig(path);
-  const generationConfig = loadGenerationConfig(path);
-  const maxSeq = o.max_seq_len ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
-  if (!(Number.isInteger(maxSeq) && maxSeq > 0)) throw new UsageError(`max_seq_len ${maxSeq} must be a positive integer`);
-
-  const files = openWeightFiles(path);
+  const source = openModelSource(path);
+  const { config, generationConfig, tensors: files } = source;
   let backend: Backend | null = null;
   try {
+    const maxSeq = o.max_seq_len ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
+    if (!(Number.isInteger(maxSeq) && maxSeq > 0)) throw new UsageError(`max_seq_len ${maxSeq} must be a positive integer`);
     const tied = config.tieWordEmbeddings || !files.has("lm_head.weight");
     const plan = buildLayerPlan({
       numLayers: config.numLayers,
@@ -104,17 +98,21 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const freeAtLoad = be.memInfo?.().free ?? null;
 
     const rope = computeRope(config);
-    const dims = dimsOf(config, rope.attentionFactor);
+    if (source.ropeFreqFactors) {
+      // GGUF's rope_freqs.weight divides each rotary frequency (llama.cpp's Llama-3.1 scaling).
+      for (let i = 0; i < rope.invFreq.length; i++) rope.invFreq[i] /= source.ropeFreqFactors[i];
+    }
+    const dims = dimsOf(config, rope.attentionFactor, source.ropeInterleaved);
     const kv: KvGeometry = { numLayers: config.numLayers, kvDim: config.numKvHeads * config.headDim, maxSeq };
     const mapped = be.caps.readsHostMemory && o.max_memory === undefined;
     const weights = mapped ? new HostMappedWeights(files, plan) : streamedWeights(be, plan, files, config, kv, o);
     const engine = new Engine(be, plan, weights, dims, kv, rope.invFreq);
-    const model = new CausalLM(config, generationConfig, () => AirTokenizer.fromDir(path), engine, be, () => files.close());
+    const model = new CausalLM(config, generationConfig, source.tokenizer, engine, be, () => source.close());
     if (!be.caps.readsHostMemory) model.deviceFreeAtLoad = freeAtLoad;
     return model;
   } catch (e) {
     backend?.destroy();
-    files.close();
+    source.close();
     throw e;
   }
 }
@@ -137,7 +135,7 @@ export function reservedBytes(config: ModelConfig, maxSeq: number, granule: numb
 function streamedWeights(
   backend: Backend,
   plan: readonly PlanEntry[],
-  files: ReturnType<typeof openWeightFiles>,
+  files: TensorSource,
   config: ModelConfig,
   kv: KvGeometry,
   o: FromPretrainedOptions,

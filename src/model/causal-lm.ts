@@ -9,7 +9,7 @@ import {
   type GenerationResult,
 } from "../engine/generate.ts";
 import type { Sequence } from "../engine/sequence.ts";
-import type { AirTokenizer } from "../tokenizer/tokenizer.ts";
+import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { GenerationConfig } from "./generation-config.ts";
 
@@ -31,19 +31,19 @@ export class CausalLM {
   /** Free device memory (cuMemGetInfo) before the model allocated anything; null where unknown. */
   deviceFreeAtLoad: number | null = null;
   private disposed = false;
-  private loadedTokenizer: AirTokenizer | null = null;
+  private loadedTokenizer: TextTokenizer | null = null;
 
   constructor(
     readonly config: ModelConfig,
     readonly generationConfig: GenerationConfig | null,
     /** Read on first use: a model driven by ids alone needs no tokenizer.json. */
-    private readonly loadTokenizer: () => AirTokenizer,
+    private readonly loadTokenizer: () => TextTokenizer,
     readonly engine: Engine,
     readonly backend: Backend,
     private readonly closeFiles: () => void,
   ) {}
 
-  get tokenizer(): AirTokenizer {
+  get tokenizer(): TextTokenizer {
     this.loadedTokenizer ??= this.loadTokenizer();
     return this.loadedTokenizer;
   }

@@ -20,6 +20,8 @@ export interface LlamaDims {
   readonly bias: LayerBiases;
   /** Rotary attention factor (1 for default, linear and llama3 scaling). */
   readonly ropeAttnFactor: number;
+  /** q/k rows hold rotary pairs side by side (2i, 2i+1), as llama.cpp's GGUF conversion stores them. */
+  readonly ropeInterleaved: boolean;
 }
 
 /** Weights of the entry being run, by checkpoint tensor name. */
@@ -62,8 +64,8 @@ export function decoderLayer(ctx: ForwardContext, w: EntryWeights, layer: number
     const qRows = s.q + r.row0 * qDim * 4;
     const kRows = s.k + r.row0 * kvDim * 4;
     const vRows = s.v + r.row0 * kvDim * 4;
-    be.rope(qRows, r.T, d.numHeads, d.headDim, r.pos0, ctx.invFreq, d.ropeAttnFactor);
-    be.rope(kRows, r.T, d.numKvHeads, d.headDim, r.pos0, ctx.invFreq, d.ropeAttnFactor);
+    be.rope(qRows, r.T, d.numHeads, d.headDim, r.pos0, ctx.invFreq, d.ropeAttnFactor, d.ropeInterleaved);
+    be.rope(kRows, r.T, d.numKvHeads, d.headDim, r.pos0, ctx.invFreq, d.ropeAttnFactor, d.ropeInterleaved);
     const kCache = r.seq.keyCache(layer);
     const vCache = r.seq.valueCache(layer);
     be.copy(kCache + r.pos0 * kvDim * 4, kRows, r.T * kvDim * 4);

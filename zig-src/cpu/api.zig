@@ -106,8 +106,8 @@ pub fn airllm_rmsnorm(out: usize, x: usize, w: usize, dtype: u32, n: u32, T: u32
     return .ok;
 }
 
-pub fn airllm_rope(x: usize, T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: usize, attn_factor: f32) callconv(.c) Status {
-    return if (rope.rope(f32Ptr(x), T, n_heads, head_dim, pos0, f32Ptr(inv_freq), attn_factor)) .ok else .bad_shape;
+pub fn airllm_rope(x: usize, T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: usize, attn_factor: f32, interleaved: u32) callconv(.c) Status {
+    return if (rope.rope(f32Ptr(x), T, n_heads, head_dim, pos0, f32Ptr(inv_freq), attn_factor, interleaved != 0)) .ok else .bad_shape;
 }
 
 pub fn airllm_attention(out: usize, q: usize, k_cache: usize, v_cache: usize, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32) callconv(.c) Status {

@@ -1,5 +1,6 @@
-//! Rotary position embedding in place, Hugging Face rotate-half layout: within each head, element
-//! i pairs with i + half. Angles follow HF: the f32 product position * inv_freq, then cos/sin of
+//! Rotary position embedding in place. Hugging Face rotate-half layout: within each head, element
+//! i pairs with i + half; interleaved layout (what llama.cpp's GGUF conversion stores): element 2i
+//! pairs with 2i + 1. Angles follow HF: the f32 product position * inv_freq, then cos/sin of
 //! that f32 angle, both scaled by the attention factor.
 const std = @import("std");
 const pool = @import("thread_pool.zig");
@@ -16,6 +17,7 @@ const Args = struct {
     pos0: usize,
     inv_freq: [*]const f32,
     attn_factor: f32,
+    interleaved: bool,
 };
 
 fn rows(a: *const Args, lo: usize, hi: usize) void {
@@ -29,6 +31,18 @@ fn rows(a: *const Args, lo: usize, hi: usize) void {
             const angle: f64 = pos * a.inv_freq[i];
             cos[i] = @as(f32, @floatCast(@cos(angle))) * a.attn_factor;
             sin[i] = @as(f32, @floatCast(@sin(angle))) * a.attn_factor;
+        }
+        if (a.interleaved) {
+            for (0..a.n_heads) |h| {
+                const x = a.x + (t * a.n_heads + h) * a.head_dim;
+                for (0..half) |i| {
+                    const v1 = x[2 * i];
+                    const v2 = x[2 * i + 1];
+                    x[2 * i] = v1 * cos[i] - v2 * sin[i];
+                    x[2 * i + 1] = v2 * cos[i] + v1 * sin[i];
+                }
+            }
+            continue;
         }
         for (0..a.n_heads) |h| {
             const x1 = a.x + (t * a.n_heads + h) * a.head_dim;
@@ -53,10 +67,10 @@ fn rows(a: *const Args, lo: usize, hi: usize) void {
 }
 
 /// Returns false for a head dimension that is odd or above max_head_dim.
-pub fn rope(x: [*]f32, T: usize, n_heads: usize, head_dim: usize, pos0: usize, inv_freq: [*]const f32, attn_factor: f32) bool {
+pub fn rope(x: [*]f32, T: usize, n_heads: usize, head_dim: usize, pos0: usize, inv_freq: [*]const f32, attn_factor: f32, interleaved: bool) bool {
     if (head_dim % 2 != 0 or head_dim > max_head_dim) return false;
     if (head_dim == 0 or n_heads == 0) return true;
-    const a = Args{ .x = x, .n_heads = n_heads, .head_dim = head_dim, .pos0 = pos0, .inv_freq = inv_freq, .attn_factor = attn_factor };
+    const a = Args{ .x = x, .n_heads = n_heads, .head_dim = head_dim, .pos0 = pos0, .inv_freq = inv_freq, .attn_factor = attn_factor, .interleaved = interleaved };
     pool.forRange(T, @max(1, (1 << 14) / (n_heads * head_dim)), 1, &a, rows);
     return true;
 }

@@ -1,12 +1,13 @@
-//! Rotary embedding in place, Hugging Face rotate-half layout (see backend.ts `rope`): within
-//! each head, element i pairs with i + headDim/2 and both are rotated by
+//! Rotary embedding in place (see backend.ts `rope`): within each head, element i pairs with
+//! i + headDim/2 (Hugging Face rotate-half), or element 2i with 2i + 1 when `interleaved` (the
+//! layout llama.cpp's GGUF conversion stores); both are rotated by
 //! angle = (pos0 + t) * invFreq[i], then scaled by attnFactor (HF folds it into cos and sin).
 //!
 //! Launch: grid (ceil(T * nHeads * headDim/2 / 256)), block 256; one thread per pair, so the
 //! in-place update has no races.
 const c = @import("common.zig");
 
-pub fn kernel(x: c.Ptr(f32), T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: c.ConstPtr(f32), attn_factor: f32) callconv(.kernel) void {
+pub fn kernel(x: c.Ptr(f32), T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: c.ConstPtr(f32), attn_factor: f32, interleaved: u32) callconv(.kernel) void {
     const half: usize = head_dim / 2;
     const idx = @as(usize, c.blockIdx(0)) * c.blockDim() + c.threadIdx();
     const per_token = @as(usize, n_heads) * half;
@@ -20,8 +21,10 @@ pub fn kernel(x: c.Ptr(f32), T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv
     const s = sc[0] * attn_factor;
     const co = sc[1] * attn_factor;
     const base = t * n_heads * head_dim + h * head_dim;
-    const x0 = x[base + i];
-    const x1 = x[base + i + half];
-    x[base + i] = x0 * co - x1 * s;
-    x[base + i + half] = x1 * co + x0 * s;
+    const a = if (interleaved != 0) base + 2 * i else base + i;
+    const b = if (interleaved != 0) base + 2 * i + 1 else base + i + half;
+    const x0 = x[a];
+    const x1 = x[b];
+    x[a] = x0 * co - x1 * s;
+    x[b] = x1 * co + x0 * s;
 }

@@ -162,9 +162,9 @@ export class CpuBackend implements Backend {
     check(this.lib.airllm_rmsnorm(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], n, T, eps), "airllm_rmsnorm", `w ${w.dtype} [${n}], T=${T}`);
   }
 
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number): void {
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false): void {
     this.alive();
-    const status = this.lib.airllm_rope(asPtr(x), T, nHeads, headDim, pos0, asPtr(invFreq), attnFactor);
+    const status = this.lib.airllm_rope(asPtr(x), T, nHeads, headDim, pos0, asPtr(invFreq), attnFactor, interleaved ? 1 : 0);
     check(status, "airllm_rope", `T=${T} nHeads=${nHeads} headDim=${headDim} (even, at most 1024)`);
   }
 

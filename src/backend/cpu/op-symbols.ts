@@ -14,7 +14,7 @@ export const opSymbols = {
   /** (out, x, w, dtype, n, T, eps) → status */
   airllm_rmsnorm: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "f32"], returns: "i32" },
   /** (x, T, nHeads, headDim, pos0, invFreq, attnFactor) → status */
-  airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "ptr", "f32"], returns: "i32" },
+  airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "ptr", "f32", "u32"], returns: "i32" },
   /** (out, q, kCache, vCache, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
   airllm_attention: {
     args: ["ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],

@@ -231,8 +231,8 @@ export class CudaBackend implements Backend {
     if (T > 0) this.run(plans.rmsnormPlan(out, x, w, T, eps));
   }
 
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number): void {
-    if (T > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor));
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false): void {
+    if (T > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved));
   }
 
   attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void {

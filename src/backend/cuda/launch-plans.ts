@@ -88,7 +88,7 @@ export function embeddingPlan(out: number, table: Weight, ids: number, T: number
 
 /** One thread per rotated pair: grid (ceil(T*nHeads*headDim/2 / 256)). */
 export function ropePlan(
-  x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number,
+  x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false,
 ): LaunchPlan {
   if (headDim % 2 !== 0) throw new UsageError(`rope: headDim ${headDim} is odd; rotate-half needs an even head size`);
   const pairs = T * nHeads * (headDim / 2);
@@ -96,7 +96,7 @@ export function ropePlan(
     kernel: "rope_f32",
     grid: [cdiv(pairs, BLOCK), 1, 1],
     block: B256,
-    args: [x, T, nHeads, headDim, pos0, invFreq, attnFactor],
+    args: [x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved ? 1 : 0],
   };
 }
 

@@ -58,7 +58,7 @@ export const KERNELS = {
   embedding_f16: EMBEDDING,
   embedding_bf16: EMBEDDING,
   // x, T, nHeads, headDim, pos0, invFreq, attnFactor
-  rope_f32: [P, U, U, U, U, P, F],
+  rope_f32: [P, U, U, U, U, P, F, U],
   // out, q, kCache, vCache, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits
   attention_f32: [P, P, P, P, P, U, U, U, U, U, F, U],
   attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits

@@ -226,14 +226,15 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       }
     }
 
-    for (const [T, nHeads, headDim, pos0, factor] of [[5, 4, 64, 7, 1], [2, 3, 128, 30000, 1.25], [1, 2, 6, 0, 1]]) {
+    for (const [T, nHeads, headDim, pos0, factor, il] of [[5, 4, 64, 7, 1, 0], [2, 3, 128, 30000, 1.25, 0], [1, 2, 6, 0, 1, 0], [4, 3, 64, 100, 1, 1]]) {
       const half = headDim / 2;
       const inv = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headDim));
       const freq = p.f32(inv);
       const x = p.f32(uniform(T * nHeads * headDim));
-      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor);
-      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor);
-      record(compare("rope", "f32", `T=${T} heads=${nHeads} hd=${headDim} pos0=${pos0}`, TOL_F32 * 5, p.read(x, T * nHeads * headDim)));
+      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor, il === 1);
+      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor, il === 1);
+      const layout = il === 1 ? " interleaved" : "";
+      record(compare("rope", "f32", `T=${T} heads=${nHeads} hd=${headDim} pos0=${pos0}${layout}`, TOL_F32 * 5, p.read(x, T * nHeads * headDim)));
       p.freeAll();
     }
 
