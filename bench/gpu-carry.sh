@@ -9,7 +9,7 @@ bun run build >&2
 mkdir -p .carry/stories260K-hf
 xz -T0 -6 -c dist/airllm > .carry/airllm.xz
 cp ../shared/models/stories260K-hf/* .carry/stories260K-hf/
-cp ../shared/models/stories260K/llama2c_test_all.py .carry/
+cp ../shared/models/stories260K/llama2c_test_all.py ../shared/models/stories260K/tinyllamas-stories-260k-f32.gguf .carry/
 cp ../shared/tokenizers/llama2/tokenizer.model .carry/
 # AirLLM for the side-by-side (installed there with --no-deps: its needs are in the image).
 mkdir -p .whl

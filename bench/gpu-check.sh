@@ -4,6 +4,7 @@
 #   .carry/airllm.xz            the compressed dist/airllm (bench/gpu-carry.sh makes it)
 #   .carry/stories260K-hf/      ../shared/models/stories260K-hf
 #   .carry/llama2c_test_all.py  ../shared/models/stories260K/llama2c_test_all.py
+#   .carry/tinyllamas-stories-260k-f32.gguf, .carry/tokenizer.model (Llama-2), .whl/airllm-*.whl
 # usage: bash bench/gpu-check.sh [quick|full]
 #   quick: driver bindings, every op against the CPU, stories260K's expected text with --device cuda
 #   full:  also a random ~3B BF16 Llama built by transformers on this machine: logits against
@@ -35,8 +36,9 @@ step "stories260K-hf: 200 greedy tokens from <s> with --device cuda, resident an
 $PY expected-text .carry/llama2c_test_all.py > /tmp/expected.txt && printf '\n' >> /tmp/expected.txt
 "$BIN" run .carry/stories260K-hf -p "" -n 200 --device cuda > /tmp/stories-cuda.txt
 "$BIN" run .carry/stories260K-hf -p "" -n 200 --device cuda --max-gpu-memory 12MiB --ctx 256 --verbose > /tmp/stories-stream.txt
+"$BIN" run .carry/tinyllamas-stories-260k-f32.gguf -p "" -n 200 --device cuda > /tmp/stories-gguf.txt
 same() { cmp -s "$1" /tmp/expected.txt && echo '"match"' || echo '"DIFFER"'; }
-echo "{\"resident\": $(same /tmp/stories-cuda.txt), \"streamed_12MiB\": $(same /tmp/stories-stream.txt)}" | tee "$PARTS/stories.json"
+echo "{\"resident\": $(same /tmp/stories-cuda.txt), \"streamed_12MiB\": $(same /tmp/stories-stream.txt), \"gguf_v1\": $(same /tmp/stories-gguf.txt)}" | tee "$PARTS/stories.json"
 
 if [ "$MODE" = "full" ]; then
   M=/tmp/llama-3b
