@@ -4,6 +4,9 @@
 //! Codes 8.. are GGUF/ggml block-quantized types: a row is a whole number of blocks, each block
 //! holding `blockElems` weights in `blockBytes` bytes (scales plus packed integers). Float types
 //! are blocks of one element.
+//!
+//! Codes 20.. are AirLLM's compression (bitsandbytes layouts, zig-src/cpu/quant_bnb.zig): blocks
+//! run over the flattened tensor, so rows need not be whole blocks and the last may be short.
 pub const DType = enum(u32) {
     f32 = 0,
     f16 = 1,
@@ -18,9 +21,21 @@ pub const DType = enum(u32) {
     q4_k = 15,
     q5_k = 16,
     q6_k = 17,
+    nf4 = 20,
+    q8_block = 21,
 
     pub fn isQuant(dt: DType) bool {
         return @intFromEnum(dt) >= 8;
+    }
+
+    /// bitsandbytes' NF4 and blockwise 8-bit (flattened blocks, quant_bnb.zig).
+    pub fn isBnb(dt: DType) bool {
+        return dt == .nf4 or dt == .q8_block;
+    }
+
+    /// GGUF block types: rows are whole blocks, decoded by quant_legacy.zig / quant_k.zig.
+    pub fn isGguf(dt: DType) bool {
+        return dt.isQuant() and !dt.isBnb();
     }
 
     /// Weights per block (ggml's QK4_0 = QK8_0 = 32, QK_K = 256).
@@ -29,6 +44,8 @@ pub const DType = enum(u32) {
             .f32, .f16, .bf16 => 1,
             .q8_0, .q4_0, .q4_1, .q5_0, .q5_1 => 32,
             .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => 256,
+            .nf4 => 64,
+            .q8_block => 2048,
         };
     }
 
@@ -47,6 +64,8 @@ pub const DType = enum(u32) {
             .q4_k => 144,
             .q5_k => 176,
             .q6_k => 210,
+            .nf4 => 4 + 32, // f32 absmax + 64 nibbles
+            .q8_block => 4 + 2048, // f32 absmax + 2048 codes
         };
     }
 

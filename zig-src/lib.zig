@@ -24,6 +24,7 @@ comptime {
         @export(&cpu.airllm_embedding, .{ .name = "airllm_embedding" });
         @export(&cpu.airllm_matmul, .{ .name = "airllm_matmul" });
         @export(&cpu.airllm_dequantize, .{ .name = "airllm_dequantize" });
+        @export(&cpu.airllm_quantize, .{ .name = "airllm_quantize" });
         @export(&cpu.airllm_add_bias, .{ .name = "airllm_add_bias" });
         @export(&cpu.airllm_rmsnorm, .{ .name = "airllm_rmsnorm" });
         @export(&cpu.airllm_rope, .{ .name = "airllm_rope" });

@@ -14,13 +14,22 @@
 /** Element types with a size per element. */
 export type FloatDType = "f32" | "f16" | "bf16";
 /** GGUF (ggml) block-quantized types: blocks of 32 (legacy) or 256 (K-quants) weights. */
-export type QuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+export type GgufQuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+/**
+ * AirLLM's compression in bitsandbytes' layouts (zig-src/cpu/quant_bnb.zig): nf4 = 64-weight
+ * blocks of f32 absmax + 32 bytes of NF4 nibbles; q8_block = 2048-weight blocks of f32 absmax +
+ * 2048 codes of the signed dynamic map. Blocks run over the flattened tensor (a block may span
+ * rows, the last may be short), exactly like bitsandbytes', so any shape compresses.
+ */
+export type BnbDType = "nf4" | "q8_block";
+export type QuantDType = GgufQuantDType | BnbDType;
 export type DType = FloatDType | QuantDType;
 
 /** Numeric codes passed across the native boundary (zig-src/dtype.zig has the same values). */
 export const DTYPE_CODE: Record<DType, number> = {
   f32: 0, f16: 1, bf16: 2,
   q8_0: 8, q4_0: 9, q4_1: 10, q5_0: 11, q5_1: 12, q2_k: 13, q3_k: 14, q4_k: 15, q5_k: 16, q6_k: 17,
+  nf4: 20, q8_block: 21,
 };
 
 /** Bytes per element; only float types have one (quantized ones: see `blockLayout`). */
@@ -38,7 +47,13 @@ export const QUANT_BLOCKS: Record<QuantDType, { readonly elements: number; reado
   q4_k: { elements: 256, bytes: 144 },
   q5_k: { elements: 256, bytes: 176 },
   q6_k: { elements: 256, bytes: 210 },
+  nf4: { elements: 64, bytes: 36 },
+  q8_block: { elements: 2048, bytes: 2052 },
 };
+
+export function isBnb(dtype: DType): dtype is BnbDType {
+  return dtype === "nf4" || dtype === "q8_block";
+}
 
 export function isQuantized(dtype: DType): dtype is QuantDType {
   return dtype in QUANT_BLOCKS;
@@ -50,11 +65,17 @@ export function blockLayout(dtype: DType): { readonly elements: number; readonly
 }
 
 /**
- * Bytes of a row-major tensor of `shape` in `dtype`. Quantized tensors store each row (the last
- * dimension) as whole blocks: a row length that is not a multiple of the block is an error.
+ * Bytes of a row-major tensor of `shape` in `dtype`. GGUF quantized tensors store each row (the
+ * last dimension) as whole blocks: a row length that is not a multiple of the block is an error.
  */
 export function tensorBytes(dtype: DType, shape: readonly number[]): number {
   const { elements, bytes } = blockLayout(dtype);
+  if (isBnb(dtype)) {
+    // Flattened blocks; a short last block keeps its absmax and only its own codes.
+    const n = shape.reduce((a, b) => a * b, 1);
+    const rem = n % elements;
+    return Math.floor(n / elements) * bytes + (rem === 0 ? 0 : 4 + (dtype === "nf4" ? Math.ceil(rem / 2) : rem));
+  }
   const cols = shape.length === 0 ? 1 : shape[shape.length - 1]!;
   if (cols % elements !== 0) {
     throw new RangeError(`a ${dtype} tensor of shape [${shape}] has rows of ${cols} weights, not a multiple of its ${elements}-weight block`);

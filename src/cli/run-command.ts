@@ -5,6 +5,7 @@ import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
 import { predictPassSeconds } from "../engine/residency-plan.ts";
 import { formatBytes } from "../util/size.ts";
+import { parseCompression } from "../split/split-model.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
@@ -21,6 +22,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "seed", value: "S", help: "random seed: the same seed gives the same output" },
   { name: "stop", value: "STR", repeat: true, help: "stop when STR appears (repeatable); STR is not printed" },
   { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
+  { name: "compression", value: "4bit|8bit", help: "AirLLM compression: run from MODEL/splitted_model.4bit|8bit, creating it first" },
   { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
   { name: "device", value: "D", help: "cuda, cpu or auto (default auto: CUDA when available, else CPU)" },
   { name: "ctx", value: "N", help: "context length to allocate (default: min(max_position_embeddings, 4096))" },
@@ -95,6 +97,10 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     max_host_cache: f.string("max-host-cache"),
     prefetching: !f.has("no-prefetch"),
     prefetch_depth: f.number("prefetch", { integer: true }),
+    compression: parseCompression(f.string("compression")),
+    onSplitProgress: (p) => {
+      if (!p.kept) err(`airllm: compressing ${p.done}/${p.total} ${p.name} (${formatBytes(p.bytes)})\n`);
+    },
     onNotice: (line) => err(`airllm: ${line}\n`),
   });
   try {

@@ -4,15 +4,15 @@
 // read safe happens here, once, so the backends can trust `addr` and `bytes` blindly.
 
 import { statSync } from "node:fs";
-import type { FloatDType } from "../backend/backend.ts";
-import { DTYPE_BYTES } from "../backend/backend.ts";
+import type { BnbDType, DType, FloatDType } from "../backend/backend.ts";
+import { DTYPE_BYTES, tensorBytes } from "../backend/backend.ts";
 import { ModelFormatError } from "../errors.ts";
 import { MappedFile } from "./mmap.ts";
 
 /** A tensor inside a mapped file; `addr` is an absolute host address valid until `close()`. */
 export interface TensorInfo {
   readonly name: string;
-  readonly dtype: FloatDType;
+  readonly dtype: DType;
   readonly shape: readonly number[];
   /** Host address of the first byte of the tensor's data in the mapping. */
   readonly addr: number;
@@ -28,6 +28,31 @@ const SUPPORTED: Record<string, FloatDType> = { F32: "f32", F16: "f16", BF16: "b
 // The other dtypes of the safetensors spec: named "unsupported" rather than "unknown" in errors, so a
 // user can tell a quantized or integer checkpoint from a corrupt header.
 const KNOWN_UNSUPPORTED = ["F64", "I64", "U64", "I32", "U32", "I16", "U16", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4"];
+
+/** Keys of a compressed split's `__metadata__`: a U8 tensor `name` holds `airllm.dtype.<name>`
+ *  (nf4 / q8_block) weights of logical shape `airllm.shape.<name>` (a JSON list). */
+export const COMPRESSED_DTYPE_KEY = "airllm.dtype.";
+export const COMPRESSED_SHAPE_KEY = "airllm.shape.";
+const COMPRESSED: readonly BnbDType[] = ["nf4", "q8_block"];
+
+/** The logical dtype and shape of a compressed U8 tensor, or undefined when it is not one. */
+function compressedOf(path: string, name: string, meta: Record<string, unknown>): { dtype: BnbDType; shape: number[] } | undefined {
+  const dt = meta[COMPRESSED_DTYPE_KEY + name];
+  if (dt === undefined) return undefined;
+  if (typeof dt !== "string" || !(COMPRESSED as readonly string[]).includes(dt)) {
+    fail(path, `tensor "${name}": __metadata__ names unknown compressed dtype ${JSON.stringify(dt)}; known: ${COMPRESSED.join(", ")}`);
+  }
+  let shape: unknown;
+  try {
+    shape = JSON.parse(String(meta[COMPRESSED_SHAPE_KEY + name]));
+  } catch {
+    shape = undefined;
+  }
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    fail(path, `tensor "${name}": __metadata__ "${COMPRESSED_SHAPE_KEY}${name}" must be a JSON list of non-negative integers`);
+  }
+  return { dtype: dt as BnbDType, shape: shape as number[] };
+}
 
 /** Same limit as the reference Rust implementation: a bigger header is corruption, not a model. */
 const MAX_HEADER_BYTES = 100_000_000;
@@ -59,6 +84,8 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) fail(path, "header is not a JSON object");
 
+  const rawMeta = (header as Record<string, unknown>).__metadata__;
+  const meta = rawMeta !== null && typeof rawMeta === "object" ? (rawMeta as Record<string, unknown>) : {};
   const tensors: TensorInfo[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") continue;
@@ -67,7 +94,8 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
     const { dtype: dt, shape, data_offsets: offsets } = raw as Record<string, unknown>;
 
     if (typeof dt !== "string") fail(path, `${where}: missing "dtype"`);
-    const dtype = SUPPORTED[dt];
+    const compressed = dt === "U8" ? compressedOf(path, name, meta) : undefined;
+    const dtype: DType | undefined = compressed?.dtype ?? SUPPORTED[dt];
     if (dtype === undefined) {
       const kind = KNOWN_UNSUPPORTED.includes(dt) ? "unsupported" : "unknown";
       fail(
@@ -91,18 +119,18 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
     if (end > dataBytes) {
       fail(path, `${where}: data_offsets [${begin}, ${end}] run past the data region (${dataBytes} bytes after the ${headerBytes}-byte header)`);
     }
-    const elements = (shape as number[]).reduce((a, d) => a * d, 1);
-    const expected = elements * DTYPE_BYTES[dtype];
+    const logical = compressed?.shape ?? (shape as number[]);
+    const expected = compressed !== undefined ? tensorBytes(compressed.dtype, logical) : logical.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype as FloatDType];
     if (end - begin !== expected) {
       fail(
         path,
-        `${where}: ${dt} shape [${(shape as number[]).join(", ")}] needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
+        `${where}: ${compressed?.dtype ?? dt} shape [${logical.join(", ")}] needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`,
       );
     }
     tensors.push({
       name,
       dtype,
-      shape: Object.freeze([...(shape as number[])]),
+      shape: Object.freeze([...logical]),
       addr: map.addr + dataStart + begin,
       bytes: end - begin,
       file: path,

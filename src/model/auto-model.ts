@@ -16,6 +16,7 @@ import { parseSize } from "../util/size.ts";
 import { CausalLM } from "./causal-lm.ts";
 import type { ModelConfig } from "./config.ts";
 import { openModelSource } from "./model-source.ts";
+import type { Compression, SplitProgress } from "../split/split-model.ts";
 import { buildLayerPlan, type PlanEntry } from "./layer-plan.ts";
 import type { LlamaDims } from "./llama.ts";
 import { computeRope } from "./rope.ts";
@@ -42,6 +43,15 @@ export interface FromPretrainedOptions {
   readonly prefetching?: boolean;
   /** Layers fetched ahead when prefetching (default 1). */
   readonly prefetch_depth?: number;
+  /**
+   * AirLLM's compression: "4bit" (NF4, blocks of 64) or "8bit" (blockwise dynamic 8-bit, blocks
+   * of 2048) for every 2-D weight. Uses `splitted_model.4bit|8bit/`, creating it first if needed.
+   */
+  readonly compression?: Compression;
+  /** Folder for the compressed split (AirLLM's layer_shards_saving_path); default: the model folder. */
+  readonly layer_shards_saving_path?: string;
+  /** Progress of a compressed split being written. */
+  readonly onSplitProgress?: (p: SplitProgress) => void;
   /** One-line notices (backend fallback); default: none are shown. */
   readonly onNotice?: (line: string) => void;
 }
@@ -77,7 +87,10 @@ function dimsOf(c: ModelConfig, attnFactor: number, ropeInterleaved: boolean): L
 }
 
 export async function loadModel(path: string, o: FromPretrainedOptions): Promise<CausalLM> {
-  const source = openModelSource(path);
+  if (o.compression !== undefined && o.compression !== "4bit" && o.compression !== "8bit") {
+    throw new UsageError(`compression ${JSON.stringify(o.compression)} is not one of "4bit", "8bit"`);
+  }
+  const source = openModelSource(path, { compression: o.compression, splitDir: o.layer_shards_saving_path, onSplitProgress: o.onSplitProgress });
   const { config, generationConfig, tensors: files } = source;
   let backend: Backend | null = null;
   try {

@@ -4,7 +4,8 @@
 import { existsSync, statSync } from "node:fs";
 import type { TensorSource } from "../engine/tensor-source.ts";
 import { ModelFormatError } from "../errors.ts";
-import { openWeightFiles } from "../formats/model-files.ts";
+import { openWeightFiles, WeightFiles } from "../formats/model-files.ts";
+import { splitModel, type Compression, type SplitProgress } from "../split/split-model.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import { AirTokenizer } from "../tokenizer/tokenizer.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
@@ -24,7 +25,16 @@ export interface ModelSource {
   close(): void;
 }
 
-export function openModelSource(path: string): ModelSource {
+export interface ModelSourceOptions {
+  /** AirLLM's compression: read `splitted_model.4bit|8bit/`, creating (or finishing) it first. */
+  readonly compression?: Compression;
+  /** Where the compressed split lives (AirLLM's layer_shards_saving_path); default: the model folder. */
+  readonly splitDir?: string;
+  /** Progress of a compressed split being written. */
+  readonly onSplitProgress?: (p: SplitProgress) => void;
+}
+
+export function openModelSource(path: string, options: ModelSourceOptions = {}): ModelSource {
   if (!existsSync(path)) {
     throw new ModelFormatError(`model "${path}" does not exist`, "pass a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file");
   }
@@ -45,7 +55,11 @@ export function openModelSource(path: string): ModelSource {
   }
   const config = loadModelConfig(path);
   const generationConfig = loadGenerationConfig(path);
-  const files = openWeightFiles(path);
+  // A compressed split is reused when every entry has its .done marker; otherwise the missing
+  // entries are (re)written from the originals before it is opened.
+  const files = options.compression === undefined
+    ? openWeightFiles(path)
+    : WeightFiles.open(splitModel(path, { compression: options.compression, outDir: options.splitDir, onProgress: options.onSplitProgress }).splitDir);
   return {
     config,
     generationConfig,

@@ -5,29 +5,40 @@
 import { toArrayBuffer } from "bun:ffi";
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
-import type { FloatDType } from "../backend/backend.ts";
+import type { DType } from "../backend/backend.ts";
+import { isBnb } from "../backend/backend.ts";
+import { COMPRESSED_DTYPE_KEY, COMPRESSED_SHAPE_KEY } from "../formats/safetensors.ts";
 
 /** A tensor to write: its name in the new file, and where its bytes are now. */
 export interface TensorSource {
   readonly name: string;
-  readonly dtype: FloatDType;
+  /** A compressed dtype (nf4 / q8_block) is stored as U8 [bytes], its dtype and shape in __metadata__. */
+  readonly dtype: DType;
   readonly shape: readonly number[];
   /** Host address of the data (valid while the source mapping is open). */
   readonly addr: number;
   readonly bytes: number;
 }
 
-const DTYPE_NAME: Record<FloatDType, string> = { f32: "F32", f16: "F16", bf16: "BF16" };
+const DTYPE_NAME: Partial<Record<DType, string>> = { f32: "F32", f16: "F16", bf16: "BF16" };
 
 // Views over raw memory stop at 4 GiB, and writeSync takes one view at a time.
 const CHUNK = 1 << 30;
 
 /** The header bytes (JSON padded with spaces to a multiple of 8, as the spec allows) in the given order. */
 function encodeHeader(tensors: readonly TensorSource[]): Uint8Array {
-  const header: Record<string, unknown> = { __metadata__: { format: "pt" } };
+  const meta: Record<string, string> = { format: "pt" };
+  const header: Record<string, unknown> = { __metadata__: meta };
   let offset = 0;
   for (const t of tensors) {
-    header[t.name] = { dtype: DTYPE_NAME[t.dtype], shape: t.shape, data_offsets: [offset, offset + t.bytes] };
+    const compressed = isBnb(t.dtype);
+    if (compressed) {
+      meta[COMPRESSED_DTYPE_KEY + t.name] = t.dtype;
+      meta[COMPRESSED_SHAPE_KEY + t.name] = JSON.stringify(t.shape);
+    }
+    const dtype = compressed ? "U8" : DTYPE_NAME[t.dtype];
+    if (dtype === undefined) throw new RangeError(`safetensors cannot store ${t.dtype} tensor "${t.name}"`);
+    header[t.name] = { dtype, shape: compressed ? [t.bytes] : t.shape, data_offsets: [offset, offset + t.bytes] };
     offset += t.bytes;
   }
   const json = JSON.stringify(header);

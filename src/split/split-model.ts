@@ -2,7 +2,12 @@
 // the module, original tensor names inside, and an empty `<file>.done` once the file is durable.
 // The markers make the split resumable: an entry without one is redone from scratch, an entry with
 // one (and the right size) is kept, and a split whose entries all have one is reused untouched.
+// With `compression` (AirLLM's "4bit" / "8bit") the folder is `splitted_model.4bit/` or `.8bit/`
+// and every 2-D weight is stored as nf4 / q8_block (zig-src/cpu/quant_bnb.zig).
 
+import type { BnbDType, DType, FloatDType } from "../backend/backend.ts";
+import { tensorBytes } from "../backend/backend.ts";
+import { CpuBackend } from "../backend/cpu/cpu-backend.ts";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { ModelFormatError, UsageError } from "../errors.ts";
@@ -27,7 +32,24 @@ export interface SplitProgress {
   readonly kept: boolean;
 }
 
+/** AirLLM's compression names and the dtype each stores 2-D weights in. */
+export type Compression = "4bit" | "8bit";
+export const COMPRESSION_DTYPE: Record<Compression, BnbDType> = { "4bit": "nf4", "8bit": "q8_block" };
+
+/** A --compression value checked: undefined (none), "4bit" or "8bit". */
+export function parseCompression(value: string | undefined): Compression | undefined {
+  if (value === undefined || value === "4bit" || value === "8bit") return value;
+  throw new UsageError(`--compression ${value} is not one of 4bit, 8bit`, "4bit = NF4 (blocks of 64), 8bit = blockwise 8-bit (blocks of 2048), as AirLLM");
+}
+
+/** `splitted_model`, or AirLLM's `splitted_model.4bit` / `splitted_model.8bit`. */
+export function splitDirName(compression?: Compression): string {
+  return compression === undefined ? SPLIT_DIR : `${SPLIT_DIR}.${compression}`;
+}
+
 export interface SplitOptions {
+  /** Store every 2-D weight (projections, embedding, lm_head) compressed. */
+  readonly compression?: Compression;
   /** Folder to put `splitted_model/` in (AirLLM's layer_shards_saving_path); default: the model folder. */
   readonly outDir?: string;
   /** Delete the original safetensors (and index) once the whole split is complete. */
@@ -54,7 +76,37 @@ interface PlannedFile {
   readonly name: string;
   readonly path: string;
   readonly tensors: TensorSource[];
+  /** The original of each tensor when it is stored compressed (tensors[i] then has no data yet). */
+  readonly originals: (TensorSource | undefined)[];
   readonly bytes: number;
+}
+
+/**
+ * The dtype a tensor is stored in: every 2-D weight compressed; norms and biases keep their
+ * precision — they are a tiny share of the bytes, and a 4-bit norm scale would shift every
+ * activation of the layer at once.
+ */
+function storedDtype(t: { dtype: DType; shape: readonly number[] }, compression?: Compression): DType {
+  return compression !== undefined && t.shape.length === 2 ? COMPRESSION_DTYPE[compression] : t.dtype;
+}
+
+/** `f.tensors` with the compressed ones quantized into buffers of `cpu` (freed by the caller). */
+function materialize(cpu: CpuBackend, f: PlannedFile, buffers: number[]): TensorSource[] {
+  return f.tensors.map((t, i) => {
+    const o = f.originals[i];
+    if (o === undefined) return t;
+    const addr = cpu.alloc(Math.max(1, t.bytes));
+    buffers.push(addr);
+    const n = o.shape.reduce((a, d) => a * d, 1);
+    const bad = cpu.quantize(addr, t.dtype as BnbDType, o.addr, o.dtype as FloatDType, n);
+    if (bad !== null) {
+      throw new ModelFormatError(
+        `tensor "${o.name}" (${f.name}) has a NaN or Inf at element ${bad}; it cannot be compressed to ${t.dtype}`,
+        "the checkpoint is damaged or was saved after a diverged training step; use a clean copy of the model",
+      );
+    }
+    return { ...t, addr };
+  });
 }
 
 export function defaultFreeBytes(dir: string): number {
@@ -66,7 +118,7 @@ const sizeOf = (path: string) => (existsSync(path) ? statSync(path).size : 0);
 
 /** Split the model folder `modelDir` into `<outDir ?? modelDir>/splitted_model/`. */
 export function splitModel(modelDir: string, options: SplitOptions = {}): SplitResult {
-  const splitDir = resolve(options.outDir ?? modelDir, SPLIT_DIR);
+  const splitDir = resolve(options.outDir ?? modelDir, splitDirName(options.compression));
   const config = loadModelConfig(modelDir);
   // With the originals deleted this opens the split itself, which then must be complete (below).
   const source = WeightFiles.open(modelDir);
@@ -86,8 +138,14 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
         const t = entry.kind === "lm_head" && source.has("lm_head.weight") ? source.get("lm_head.weight") : source.get(n);
         return { name: entry.kind === "lm_head" ? "lm_head.weight" : n, dtype: t.dtype, shape: t.shape, addr: t.addr, bytes: t.bytes };
       });
+      const originals = tensors.map((t) => (storedDtype(t, options.compression) === t.dtype ? undefined : t));
+      const stored = tensors.map((t, i): TensorSource => {
+        if (originals[i] === undefined) return t;
+        const dtype = storedDtype(t, options.compression);
+        return { name: t.name, dtype, shape: t.shape, addr: 0, bytes: tensorBytes(dtype, t.shape) };
+      });
       const path = join(splitDir, `${entry.name}.safetensors`);
-      return { name: entry.name, path, tensors, bytes: safetensorsFileBytes(tensors) };
+      return { name: entry.name, path, tensors: stored, originals, bytes: safetensorsFileBytes(stored) };
     });
     const isDone = (f: PlannedFile) => existsSync(f.path + DONE_SUFFIX) && sizeOf(f.path) === f.bytes;
     const todo = files.filter((f) => !isDone(f));
@@ -106,19 +164,30 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
       mkdirSync(splitDir, { recursive: true });
       for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(splitDir, f));
       let writtenBytes = 0;
-      for (const [i, f] of files.entries()) {
-        const redo = todo.includes(f);
-        if (redo) {
-          // The marker goes first: a crash between these removals must never leave a .done
-          // beside a missing or partial file.
-          rmSync(f.path + DONE_SUFFIX, { force: true });
-          rmSync(f.path, { force: true });
-          rmSync(`${f.path}.tmp`, { force: true });
-          writtenBytes += writeSafetensors(f.path, f.tensors);
-          writeFileSync(f.path + DONE_SUFFIX, "");
-          fsyncDir(splitDir);
+      // The quantizer is the CPU library's (threaded Zig); only a compressed split needs it.
+      const cpu = options.compression !== undefined ? new CpuBackend() : undefined;
+      try {
+        for (const [i, f] of files.entries()) {
+          const redo = todo.includes(f);
+          if (redo) {
+            // The marker goes first: a crash between these removals must never leave a .done
+            // beside a missing or partial file.
+            rmSync(f.path + DONE_SUFFIX, { force: true });
+            rmSync(f.path, { force: true });
+            rmSync(`${f.path}.tmp`, { force: true });
+            const buffers: number[] = [];
+            try {
+              writtenBytes += writeSafetensors(f.path, cpu === undefined ? f.tensors : materialize(cpu, f, buffers));
+            } finally {
+              for (const b of buffers) cpu!.free(b);
+            }
+            writeFileSync(f.path + DONE_SUFFIX, "");
+            fsyncDir(splitDir);
+          }
+          options.onProgress?.({ done: i + 1, total: files.length, name: f.name, bytes: f.bytes, kept: !redo });
         }
-        options.onProgress?.({ done: i + 1, total: files.length, name: f.name, bytes: f.bytes, kept: !redo });
+      } finally {
+        cpu?.destroy();
       }
       result = { splitDir, entries: files.length, totalBytes, writtenBytes, reused: false };
     }

@@ -13,6 +13,7 @@ const elementwise = @import("elementwise.zig");
 const softmax = @import("softmax.zig");
 const embedding = @import("embedding.zig");
 const quant = @import("quant_ops.zig");
+const bnb = @import("quant_bnb.zig");
 const reader = @import("reader.zig");
 
 pub const Status = enum(i32) {
@@ -92,6 +93,16 @@ pub fn airllm_dequantize(dtype: u32, src: usize, dst: usize, n: u64) callconv(.c
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
     if (!dt.isQuant()) return .bad_dtype;
     return if (quant.dequantize(dt, src, f32Ptr(dst), n)) .ok else .bad_shape;
+}
+
+/// Quantize n weights of src_dtype (f32/f16/bf16) at src into dst_dtype (nf4 / q8_block) at dst.
+/// Returns -1 on success, the index of the first NaN/Inf weight, or -2 for a bad dtype.
+pub fn airllm_quantize(dst_dtype: u32, src_dtype: u32, src: usize, dst: usize, n: u64) callconv(.c) i64 {
+    const dt = dtypeOf(dst_dtype) orelse return -2;
+    const sdt = floatDtypeOf(src_dtype) orelse return -2;
+    if (!dt.isBnb()) return -2;
+    const bad = bnb.quantize(dt, sdt, src, @ptrFromInt(dst), n) orelse return -1;
+    return @intCast(bad);
 }
 
 pub fn airllm_add_bias(x: usize, bias: usize, dtype: u32, n: u32, T: u32) callconv(.c) Status {

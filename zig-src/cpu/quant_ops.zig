@@ -10,6 +10,7 @@ const DType = @import("../dtype.zig").DType;
 const pool = @import("thread_pool.zig");
 const lg = @import("quant_legacy.zig");
 const kq = @import("quant_k.zig");
+const bnb = @import("quant_bnb.zig");
 
 const V8 = lg.V8;
 
@@ -17,7 +18,8 @@ const dequant8 = kq.dequant8Any;
 
 /// True when rows of `cols` weights are whole blocks of dt.
 pub fn validCols(dt: DType, cols: usize) bool {
-    return cols % dt.blockElems() == 0;
+    // bitsandbytes blocks run over the flattened tensor: any row length works.
+    return dt.isBnb() or cols % dt.blockElems() == 0;
 }
 
 inline fn bytePtr(addr: usize) [*]const u8 {
@@ -46,7 +48,7 @@ const DequantArgs = struct { dt: DType, src: usize, dst: [*]f32 };
 
 fn dequantRange(a: *const DequantArgs, lo: usize, hi: usize) void {
     switch (a.dt) {
-        inline else => |dt| if (comptime dt.isQuant()) {
+        inline else => |dt| if (comptime dt.isGguf()) {
             dequantBlocks(dt, bytePtr(a.src) + lo * dt.blockBytes(), a.dst + lo * dt.blockElems(), hi - lo);
         } else unreachable,
     }
@@ -54,6 +56,10 @@ fn dequantRange(a: *const DequantArgs, lo: usize, hi: usize) void {
 
 /// dst[0..n] = the n weights stored at src. False when n is not a whole number of blocks.
 pub fn dequantize(dt: DType, src: usize, dst: [*]f32, n: usize) bool {
+    if (dt.isBnb()) {
+        bnb.dequantize(dt, src, dst, n);
+        return true;
+    }
     if (!validCols(dt, n)) return false;
     pool.forRange(n / dt.blockElems(), (1 << 14) / dt.blockElems(), 1, &DequantArgs{ .dt = dt, .src = src, .dst = dst }, dequantRange);
     return true;
@@ -63,7 +69,7 @@ const EmbedArgs = struct { out: [*]f32, table: usize, dt: DType, cols: usize, id
 
 fn embedRows(a: *const EmbedArgs, lo: usize, hi: usize) void {
     switch (a.dt) {
-        inline else => |dt| if (comptime dt.isQuant()) {
+        inline else => |dt| if (comptime dt.isGguf()) {
             const nb = a.cols / dt.blockElems();
             for (lo..hi) |t| {
                 const id: usize = @intCast(a.ids[t]);
@@ -80,6 +86,7 @@ pub fn embedding(out: [*]f32, table: usize, dt: DType, n_rows: usize, cols: usiz
     if (!validCols(dt, cols)) return error.BadShape;
     for (ids[0..n_ids]) |id| if (id < 0 or id >= n_rows) return error.BadIndex;
     if (cols == 0) return;
+    if (dt.isBnb()) return bnb.embedding(out, table, dt, cols, ids, n_ids);
     pool.forRange(n_ids, @max(1, (1 << 15) / cols), 1, &EmbedArgs{ .out = out, .table = table, .dt = dt, .cols = cols, .ids = ids }, embedRows);
 }
 
@@ -198,6 +205,7 @@ fn roundUp(n: usize, m: usize) usize {
 /// a whole number of blocks.
 pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) Error!void {
     if (!validCols(dt, cols)) return error.BadShape;
+    if (dt.isBnb()) return bnb.matmul(out, x, w, dt, rows, cols, T);
     if (rows == 0 or T == 0) return;
     if (cols == 0) {
         @memset(out[0 .. rows * T], 0);
@@ -214,6 +222,6 @@ pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, co
         .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk,
     };
     switch (dt) {
-        inline else => |d| if (comptime d.isQuant()) pool.run(row_tasks * tok_tasks, &a, task(d)) else unreachable,
+        inline else => |d| if (comptime d.isGguf()) pool.run(row_tasks * tok_tasks, &a, task(d)) else unreachable,
     }
 }

@@ -14,10 +14,15 @@ const embedding = @import("embedding.zig");
 const qmatvec = @import("quant_matvec.zig");
 const qmatmul = @import("quant_matmul.zig");
 const qembedding = @import("quant_embedding.zig");
+const bnb = @import("quant_bnb.zig");
 
 /// GGUF block-quantized weight types: each gets a t1 and t4 matvec, a prefill matmul and an
 /// embedding gather, named like the float kernels with the dtype last.
 pub const quant_types = [_]DType{ .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k };
+
+/// AirLLM's compression (bitsandbytes layouts, flattened blocks): the same four kernels per type,
+/// from quant_bnb.zig.
+pub const bnb_types = [_]DType{ .nf4, .q8_block };
 
 /// Exports the quantized kernels; lib.zig calls it beside exporting `list` (their names are
 /// built from the dtype, which a literal tuple like `list` cannot do).
@@ -28,6 +33,13 @@ pub fn exportQuant() void {
         @export(&qmatvec.QuantMatvec(dt, 4).kernel, .{ .name = "matvec_t4_" ++ n });
         @export(&qmatmul.QuantMatmul(dt).kernel, .{ .name = "matmul_dq_" ++ n });
         @export(&qembedding.QuantEmbedding(dt).kernel, .{ .name = "embedding_" ++ n });
+    }
+    for (bnb_types) |dt| {
+        const n = @tagName(dt);
+        @export(&bnb.BnbMatvec(dt, 1).kernel, .{ .name = "matvec_t1_" ++ n });
+        @export(&bnb.BnbMatvec(dt, 4).kernel, .{ .name = "matvec_t4_" ++ n });
+        @export(&bnb.BnbMatmul(dt).kernel, .{ .name = "matmul_dq_" ++ n });
+        @export(&bnb.BnbEmbedding(dt).kernel, .{ .name = "embedding_" ++ n });
     }
 }
 

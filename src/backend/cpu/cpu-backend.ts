@@ -2,8 +2,8 @@
 // process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
 // ops read weights wherever they are in host memory (an mmap included): no upload needed.
 import { freemem, totalmem } from "node:os";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, DType, Queue, QuantDType, Weight } from "../backend.ts";
-import { blockLayout, DTYPE_CODE, isQuantized } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, Queue, QuantDType, Weight } from "../backend.ts";
+import { blockLayout, DTYPE_CODE, isBnb, isQuantized } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
 
@@ -31,6 +31,7 @@ function vectorLength(w: Weight, op: string): number {
 
 /** Quantized rows must be whole blocks (the native side would refuse them less clearly). */
 function checkRowBlocks(dtype: DType, cols: number, op: string): void {
+  if (isBnb(dtype)) return; // flattened blocks: any row length
   const { elements } = blockLayout(dtype);
   if (cols % elements !== 0) {
     throw new UsageError(`${op}: ${dtype} rows of ${cols} weights are not a whole number of ${elements}-weight blocks`);
@@ -148,6 +149,17 @@ export class CpuBackend implements Backend {
     this.alive();
     checkRowBlocks(dtype, n, "dequantize");
     check(this.lib.airllm_dequantize(DTYPE_CODE[dtype], asPtr(src), asPtr(dst), n), "airllm_dequantize", `${dtype}, n=${n}`);
+  }
+
+  /**
+   * Compress n weights of `srcDtype` at src into `dtype` (nf4 / q8_block, tensorBytes(dtype, [n])
+   * bytes at dst). Returns null, or the index of the first NaN/Inf weight (dst is then garbage).
+   */
+  quantize(dst: number, dtype: BnbDType, src: number, srcDtype: FloatDType, n: number): number | null {
+    this.alive();
+    const r = Number(this.lib.airllm_quantize(DTYPE_CODE[dtype], DTYPE_CODE[srcDtype], asPtr(src), asPtr(dst), n));
+    if (r === -2) throw new UsageError(`quantize: cannot compress ${srcDtype} into ${dtype}`);
+    return r === -1 ? null : r;
   }
 
   addBias(x: number, bias: Weight, T: number): void {

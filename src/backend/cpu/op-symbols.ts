@@ -1,6 +1,6 @@
 // bun:ffi signatures of the Zig library's op exports (zig-src/cpu/api.zig). Dims are u32,
 // element counts u64; ops that can reject arguments return a status (0 = ok, see `check` in native.ts).
-import type { FFIFunction } from "bun:ffi";
+import { FFIType, type FFIFunction } from "bun:ffi";
 
 export const opSymbols = {
   /** (out, table, dtype, rows, cols, ids i32[], nIds) → status */
@@ -9,6 +9,8 @@ export const opSymbols = {
   airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32"], returns: "i32" },
   /** (dtype, src, dst, n) → status: n quantized weights decoded to f32 (bit-exact to ggml) */
   airllm_dequantize: { args: ["u32", "ptr", "ptr", "u64"], returns: "i32" },
+  /** (dstDtype, srcDtype, src, dst, n) → -1 ok, -2 bad dtype, else the index of the first NaN/Inf */
+  airllm_quantize: { args: ["u32", "u32", "ptr", "ptr", "u64"], returns: FFIType.i64_fast },
   /** (x, bias, dtype, n, T) → status */
   airllm_add_bias: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
   /** (out, x, w, dtype, n, T, eps) → status */

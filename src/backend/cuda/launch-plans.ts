@@ -2,7 +2,7 @@
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
 import type { AttentionShape, DType, Weight } from "../backend.ts";
-import { blockLayout, isQuantized } from "../backend.ts";
+import { blockLayout, isBnb, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
 import type { KernelName } from "./module.ts";
@@ -19,7 +19,7 @@ export const ATTENTION_MAX_HEAD_DIM = 256;
 function matrixShape(w: Weight, op: string): [number, number] {
   if (w.shape.length !== 2) throw new UsageError(`${op}: weight has shape [${w.shape}], expected [rows, cols]`);
   const { elements } = blockLayout(w.dtype);
-  if (w.shape[1] % elements !== 0) {
+  if (!isBnb(w.dtype) && w.shape[1] % elements !== 0) {
     throw new UsageError(`${op}: ${w.dtype} rows of ${w.shape[1]} weights are not a whole number of ${elements}-weight blocks`);
   }
   return [w.shape[0], w.shape[1]];
@@ -40,7 +40,8 @@ const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype
  * - larger T, f32 weights: matmul_simt_f32, grid (ceil(rows/64), ceil(T/64)).
  * - larger T, f16/bf16 weights: matmul_mma, grid (ceil(rows/128), ceil(T/64)), tensor cores.
  * - larger T, GGUF quantized weights: matmul_dq (tiles decoded into shared memory, f32 FMAs),
- *   grid (ceil(rows/64), ceil(T/64)). Quantized matvecs have the float matvecs' geometry.
+ *   grid (ceil(rows/64), ceil(T/64)); nf4/q8_block likewise (zig-src/cuda/quant_bnb.zig).
+ *   Quantized matvecs have the float matvecs' geometry.
  * Block 256 in every case.
  */
 export function matmulPlan(out: number, x: number, w: Weight, T: number): LaunchPlan {
@@ -76,11 +77,11 @@ export function addBiasPlan(x: number, bias: Weight, T: number): LaunchPlan {
   return { kernel: byDtype("add_bias", bias.dtype), grid: [cdiv(count, BLOCK), 1, 1], block: B256, args: [x, bias.addr, n, count] };
 }
 
-/** ids: device address of T int32 ids. grid (T, ceil(cols/256)); quantized tables decode 8
- *  weights per thread: grid (T, ceil(cols/8/256)). */
+/** ids: device address of T int32 ids. grid (T, ceil(cols/256)); GGUF quantized tables decode 8
+ *  weights per thread: grid (T, ceil(cols/8/256)); nf4/q8_block tables one weight per thread. */
 export function embeddingPlan(out: number, table: Weight, ids: number, T: number): LaunchPlan {
   const [, cols] = matrixShape(table, "embedding");
-  if (isQuantized(table.dtype)) {
+  if (isQuantized(table.dtype) && !isBnb(table.dtype)) {
     return { kernel: byDtype("embedding", table.dtype), grid: [T, cdiv(cols / 8, BLOCK), 1], block: B256, args: [out, table.addr, ids, cols] };
   }
   return { kernel: byDtype("embedding", table.dtype), grid: [T, cdiv(cols, BLOCK), 1], block: B256, args: [out, table.addr, ids, cols] };

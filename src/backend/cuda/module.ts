@@ -19,8 +19,8 @@ const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
 
-/** GGUF block-quantized types (zig-src/cuda/kernels.zig quant_types): four kernels each. */
-const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"] as const;
+/** Block-quantized types (zig-src/cuda/kernels.zig quant_types, then bnb_types): four kernels each. */
+const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "nf4", "q8_block"] as const;
 type QuantName = (typeof QUANT_TYPES)[number];
 type QuantKernels = Record<
   `matvec_t1_${QuantName}` | `matvec_t4_${QuantName}` | `matmul_dq_${QuantName}`, typeof MATVEC

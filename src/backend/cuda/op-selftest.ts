@@ -8,7 +8,7 @@
 // NaN/Inf where the reference is finite.
 import { toArrayBuffer } from "bun:ffi";
 import type { AttentionShape, Backend, DType, FloatDType, QuantDType, Weight } from "../backend.ts";
-import { QUANT_BLOCKS, tensorBytes } from "../backend.ts";
+import { isBnb, QUANT_BLOCKS, tensorBytes } from "../backend.ts";
 
 export interface OpCheck {
   readonly op: string;
@@ -22,10 +22,12 @@ export interface OpCheck {
 
 const DTYPES: readonly FloatDType[] = ["f32", "f16", "bf16"];
 const QUANT_DTYPES = Object.keys(QUANT_BLOCKS) as QuantDType[];
-/** Byte offsets of each block's f16 scale fields (d, and dmin/m where the type has one). */
+/** Byte offsets of each block's scale fields (d, and dmin/m where the type has one): f16, but
+ *  the f32 absmax for nf4/q8_block. */
 const QUANT_SCALE_OFFSETS: Record<QuantDType, readonly number[]> = {
   q8_0: [0], q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2],
   q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+  nf4: [0], q8_block: [0],
 };
 /** f32 arithmetic in a different order: a few ulps of the output scale. */
 const TOL_F32 = 2e-5;
@@ -98,7 +100,8 @@ class Pair {
     for (let b = 0; b < bytes.length; b += blockBytes) {
       for (const off of QUANT_SCALE_OFFSETS[dtype]) {
         half[0] = 0.002 + rand() * 0.02;
-        view.setUint16(b + off, halfBits[0], true);
+        if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
+        else view.setUint16(b + off, halfBits[0], true);
       }
     }
     const [a, t] = this.put(bytes);
@@ -215,6 +218,8 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
         p.freeAll();
       }
       const mm: [number, number, number][] = [[1, 45, 512], [3, 100, 768], [8, 64, 256], [37, 130, 512], [70, 96, 256]];
+      // nf4/q8_block blocks run over the flattened tensor: rows that split blocks, a short tail.
+      if (isBnb(dtype)) mm.push([1, 64, 172], [5, 33, 172], [70, 65, 100]);
       for (const [T, rows, cols] of mm) {
         const [wr, wt] = p.quantWeight(rand, dtype, [rows, cols]);
         const x = p.f32(uniform(T * cols));

@@ -1,0 +1,345 @@
+//! AirLLM's compression formats — bitsandbytes' layouts, so a split matches what AirLLM writes:
+//!   nf4:      4-bit NormalFloat, blocks of 64 weights: f32 absmax, then 32 bytes of codes into
+//!             the 16-value NF4 table; weight 2k is the HIGH nibble of byte k, 2k+1 the low one
+//!             (bitsandbytes' kQuantizeBlockwise packing). w = nf4_code[nib]·absmax.
+//!   q8_block: blockwise 8-bit, blocks of 2048 weights: f32 absmax, then 2048 u8 codes into
+//!             bitsandbytes' signed dynamic map (create_dynamic_map(signed=True), 256 values,
+//!             code[0] = -1 as its CPU quantizer sets it). w = dyn_code[q]·absmax. The dynamic
+//!             map, not linear int8: it is what AirLLM's quantize_blockwise stores, and its
+//!             log-spaced codes keep small weights far more precisely than linear steps.
+//! Blocks run over the flattened row-major tensor exactly like bitsandbytes' (a block may span
+//! rows; the last block may be short: absmax + only its codes), so any shape compresses and the
+//! blocks hold the same weights as AirLLM's. Block b starts at byte b·blockBytes.
+//!
+//! Decoding is `code·absmax` in f32, bit-exact to bitsandbytes' dequantize. The fused matmul
+//! multiplies codes by x and scales each block's partial sum once: within f32 rounding of
+//! dequantize-then-multiply. `weightAt`/`codeValue` take any indexable byte pointer, so the CUDA
+//! kernels (zig-src/cuda/quant_bnb.zig) decode with this same code.
+const std = @import("std");
+const DType = @import("../dtype.zig").DType;
+const pool = @import("thread_pool.zig");
+
+const V8 = @Vector(8, f32);
+
+/// bitsandbytes' NF4 values (functional.py get_4bit_type("nf4")).
+pub const nf4_code = [16]f32{
+    -1.0,                 -0.6961928009986877, -0.5250730514526367,  -0.39491748809814453,
+    -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+    0.07958029955625534,  0.16093020141124725, 0.24611230194568634,  0.33791524171829224,
+    0.44070982933044434,  0.5626170039176941,  0.7229568362236023,   1.0,
+};
+
+/// Decision thresholds between neighbouring NF4 values (bitsandbytes' CPU quantizer bounds):
+/// a scaled weight gets the number of thresholds strictly below it.
+const nf4_bounds = [15]f32{
+    -0.8480963706970215, -0.6106328964233398, -0.4599952697753906,  -0.33967941999435425,
+    -0.23460739850997925, -0.13791173696517944, -0.045525018125772476, 0.03979014977812767,
+    0.120255246758461,   0.2035212516784668,  0.2920137643814087,   0.3893125355243683,
+    0.5016634464263916,  0.6427869200706482,  0.8614784479141235,
+};
+
+const dyn_bits = [256]u32{
+    0xbf800000, 0xbf7a999a, 0xbf770000, 0xbf736666, 0xbf6fcccd, 0xbf6c3333, 0xbf68999a, 0xbf650000,
+    0xbf616666, 0xbf5dcccd, 0xbf5a3333, 0xbf56999a, 0xbf530000, 0xbf4f6666, 0xbf4bcccd, 0xbf483333,
+    0xbf44999a, 0xbf410000, 0xbf3d6666, 0xbf39cccd, 0xbf363334, 0xbf32999a, 0xbf2f0000, 0xbf2b6666,
+    0xbf27cccd, 0xbf243334, 0xbf20999a, 0xbf1d0000, 0xbf196666, 0xbf15cccd, 0xbf123334, 0xbf0e999a,
+    0xbf0b0000, 0xbf076666, 0xbf03cccc, 0xbf003333, 0xbef93332, 0xbef20000, 0xbeeacccc, 0xbee3999a,
+    0xbedc6666, 0xbed53333, 0xbece0000, 0xbec6cccc, 0xbebf999a, 0xbeb86666, 0xbeb13333, 0xbeaa0000,
+    0xbea2cccc, 0xbe9b999a, 0xbe946666, 0xbe8d3334, 0xbe860000, 0xbe7d9999, 0xbe6f3333, 0xbe60cccd,
+    0xbe526666, 0xbe440000, 0xbe35999a, 0xbe273333, 0xbe18cccd, 0xbe0a6666, 0xbdf80000, 0xbddb3334,
+    0xbdc9eb85, 0xbdc428f7, 0xbdbe6667, 0xbdb8a3d7, 0xbdb2e148, 0xbdad1eb8, 0xbda75c2a, 0xbda1999a,
+    0xbd9bd70a, 0xbd96147b, 0xbd9051eb, 0xbd8a8f5d, 0xbd84cccd, 0xbd7e147b, 0xbd728f5d, 0xbd670a3d,
+    0xbd5b851f, 0xbd500000, 0xbd447ae1, 0xbd38f5c3, 0xbd2d70a3, 0xbd21eb85, 0xbd166667, 0xbd0ae148,
+    0xbcfeb852, 0xbce7ae15, 0xbcd0a3d7, 0xbcb9999a, 0xbca28f5d, 0xbc8b851f, 0xbc68f5c3, 0xbc3ae148,
+    0xbc1f3b64, 0xbc160418, 0xbc0ccccd, 0xbc039581, 0xbbf4bc6a, 0xbbe24dd3, 0xbbcfdf3b, 0xbbbd70a4,
+    0xbbab020d, 0xbb989374, 0xbb8624dd, 0xbb676c8a, 0xbb428f5c, 0xbb1db22d, 0xbaf1a9fc, 0xbaa7ef9d,
+    0xba7765ff, 0xba59e83e, 0xba3c6a80, 0xba1eecc1, 0xba016f01, 0xb9c7e283, 0xb98ce705, 0xb923d70b,
+    0xb8ba1f4b, 0xb88aefb3, 0xb8378034, 0xb7b24206, 0xb70205ff, 0xb65a1a94, 0xb513a3b7, 0x00000000,
+    0x3513a3b7, 0x365a1a94, 0x370205ff, 0x37b24206, 0x38378034, 0x388aefb3, 0x38ba1f4b, 0x3923d70b,
+    0x398ce705, 0x39c7e283, 0x3a016f01, 0x3a1eecc1, 0x3a3c6a80, 0x3a59e83e, 0x3a7765ff, 0x3aa7ef9d,
+    0x3af1a9fc, 0x3b1db22d, 0x3b428f5c, 0x3b676c8a, 0x3b8624dd, 0x3b989374, 0x3bab020d, 0x3bbd70a4,
+    0x3bcfdf3b, 0x3be24dd3, 0x3bf4bc6a, 0x3c039581, 0x3c0ccccd, 0x3c160418, 0x3c1f3b64, 0x3c3ae148,
+    0x3c68f5c3, 0x3c8b851f, 0x3ca28f5d, 0x3cb9999a, 0x3cd0a3d7, 0x3ce7ae15, 0x3cfeb852, 0x3d0ae148,
+    0x3d166667, 0x3d21eb85, 0x3d2d70a3, 0x3d38f5c3, 0x3d447ae1, 0x3d500000, 0x3d5b851f, 0x3d670a3d,
+    0x3d728f5d, 0x3d7e147b, 0x3d84cccd, 0x3d8a8f5d, 0x3d9051eb, 0x3d96147b, 0x3d9bd70a, 0x3da1999a,
+    0x3da75c2a, 0x3dad1eb8, 0x3db2e148, 0x3db8a3d7, 0x3dbe6667, 0x3dc428f7, 0x3dc9eb85, 0x3ddb3334,
+    0x3df80000, 0x3e0a6666, 0x3e18cccd, 0x3e273333, 0x3e35999a, 0x3e440000, 0x3e526666, 0x3e60cccd,
+    0x3e6f3333, 0x3e7d9999, 0x3e860000, 0x3e8d3334, 0x3e946666, 0x3e9b999a, 0x3ea2cccc, 0x3eaa0000,
+    0x3eb13333, 0x3eb86666, 0x3ebf999a, 0x3ec6cccc, 0x3ece0000, 0x3ed53333, 0x3edc6666, 0x3ee3999a,
+    0x3eeacccc, 0x3ef20000, 0x3ef93332, 0x3f003333, 0x3f03cccc, 0x3f076666, 0x3f0b0000, 0x3f0e999a,
+    0x3f123334, 0x3f15cccd, 0x3f196666, 0x3f1d0000, 0x3f20999a, 0x3f243334, 0x3f27cccd, 0x3f2b6666,
+    0x3f2f0000, 0x3f32999a, 0x3f363334, 0x3f39cccd, 0x3f3d6666, 0x3f410000, 0x3f44999a, 0x3f483333,
+    0x3f4bcccd, 0x3f4f6666, 0x3f530000, 0x3f56999a, 0x3f5a3333, 0x3f5dcccd, 0x3f616666, 0x3f650000,
+    0x3f68999a, 0x3f6c3333, 0x3f6fcccd, 0x3f736666, 0x3f770000, 0x3f7a999a, 0x3f7e3333, 0x3f800000,
+};
+/// bitsandbytes' signed dynamic 8-bit map, as f32 bit patterns (exact).
+pub const dyn_code: [256]f32 = @bitCast(dyn_bits);
+
+/// The f32 absmax stored little-endian at blk[o] (read bytewise: blocks are only 4-byte aligned
+/// relative to the tensor, and safetensors puts U8 tensors at any offset).
+pub inline fn absmaxAt(p: anytype, o: usize) f32 {
+    const bits = @as(u32, p[o]) | @as(u32, p[o + 1]) << 8 | @as(u32, p[o + 2]) << 16 | @as(u32, p[o + 3]) << 24;
+    return @bitCast(bits);
+}
+
+/// The table value of weight `o` of a block whose codes start at p[codes].
+pub inline fn codeValue(comptime dt: DType, p: anytype, codes: usize, o: usize) f32 {
+    return switch (dt) {
+        .nf4 => blk: {
+            const byte = p[codes + o / 2];
+            break :blk nf4_code[if (o % 2 == 0) byte >> 4 else byte & 15];
+        },
+        .q8_block => dyn_code[p[codes + o]],
+        else => @compileError("not a bitsandbytes type"),
+    };
+}
+
+/// Weight i (flat row-major index) of the tensor at p.
+pub inline fn weightAt(comptime dt: DType, p: anytype, i: usize) f32 {
+    const base = i / dt.blockElems() * dt.blockBytes();
+    return codeValue(dt, p, base + 4, i % dt.blockElems()) * absmaxAt(p, base);
+}
+
+/// Bytes of a tensor of n weights (full blocks, plus a short last block).
+pub fn tensorBytes(dt: DType, n: usize) usize {
+    const B = dt.blockElems();
+    const rem = n % B;
+    const tail = if (rem == 0) 0 else 4 + (if (dt == .nf4) (rem + 1) / 2 else rem);
+    return n / B * dt.blockBytes() + tail;
+}
+
+inline fn bytePtr(addr: usize) [*]const u8 {
+    return @ptrFromInt(addr);
+}
+
+/// dst[0..n] = weights first .. first+n.
+fn dequantFlat(comptime dt: DType, w: [*]const u8, first: usize, n: usize, dst: [*]f32) void {
+    const B = comptime dt.blockElems();
+    var i = first;
+    var k: usize = 0;
+    while (k < n) {
+        const base = i / B * dt.blockBytes();
+        const o = i % B;
+        const len = @min(B - o, n - k);
+        const s = absmaxAt(w, base);
+        for (0..len) |e| dst[k + e] = codeValue(dt, w, base + 4, o + e) * s;
+        i += len;
+        k += len;
+    }
+}
+
+/// Σ weights first .. first+n times x[0..n]: codes·x per block segment, scaled once per segment.
+fn dotFlat(comptime dt: DType, w: [*]const u8, first: usize, n: usize, x: [*]const f32) f32 {
+    const B = comptime dt.blockElems();
+    var acc: f32 = 0;
+    var i = first;
+    var k: usize = 0;
+    while (k < n) {
+        const base = i / B * dt.blockBytes();
+        const o = i % B;
+        const len = @min(B - o, n - k);
+        var v: V8 = @splat(0);
+        var e: usize = 0;
+        while (e + 8 <= len) : (e += 8) {
+            var wv: V8 = undefined;
+            inline for (0..8) |j| wv[j] = codeValue(dt, w, base + 4, o + e + j);
+            v = @mulAdd(V8, wv, @as(*align(1) const V8, @ptrCast(x + k + e)).*, v);
+        }
+        var s = @reduce(.Add, v);
+        while (e < len) : (e += 1) s += codeValue(dt, w, base + 4, o + e) * x[k + e];
+        acc += s * absmaxAt(w, base);
+        i += len;
+        k += len;
+    }
+    return acc;
+}
+
+const FlatArgs = struct { dt: DType, src: usize, dst: [*]f32 };
+
+fn dequantRange(a: *const FlatArgs, lo: usize, hi: usize) void {
+    switch (a.dt) {
+        inline .nf4, .q8_block => |dt| dequantFlat(dt, bytePtr(a.src), lo, hi - lo, a.dst + lo),
+        else => unreachable,
+    }
+}
+
+/// dst[0..n] = the n weights stored at src.
+pub fn dequantize(dt: DType, src: usize, dst: [*]f32, n: usize) void {
+    pool.forRange(n, 1 << 14, dt.blockElems(), &FlatArgs{ .dt = dt, .src = src, .dst = dst }, dequantRange);
+}
+
+const EmbedArgs = struct { out: [*]f32, table: usize, dt: DType, cols: usize, ids: [*]const i32 };
+
+fn embedRows(a: *const EmbedArgs, lo: usize, hi: usize) void {
+    switch (a.dt) {
+        inline .nf4, .q8_block => |dt| for (lo..hi) |t| {
+            const id: usize = @intCast(a.ids[t]);
+            dequantFlat(dt, bytePtr(a.table), id * a.cols, a.cols, a.out + t * a.cols);
+        },
+        else => unreachable,
+    }
+}
+
+/// out[t, :] = table[ids[t], :] (ids already checked against the table's rows).
+pub fn embedding(out: [*]f32, table: usize, dt: DType, cols: usize, ids: [*]const i32, n_ids: usize) void {
+    pool.forRange(n_ids, @max(1, (1 << 15) / cols), 1, &EmbedArgs{ .out = out, .table = table, .dt = dt, .cols = cols, .ids = ids }, embedRows);
+}
+
+const MatArgs = struct { out: [*]f32, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_chunk: usize };
+
+/// Rows decoded together in prefill, and weights per row in one k-chunk (64 KB of f32 in all).
+const prefill_rb = 4;
+const k_chunk = 4096;
+
+fn dot(a: [*]const f32, b: [*]const f32, n: usize) f32 {
+    var v: V8 = @splat(0);
+    var e: usize = 0;
+    while (e + 8 <= n) : (e += 8) v = @mulAdd(V8, @as(*align(1) const V8, @ptrCast(a + e)).*, @as(*align(1) const V8, @ptrCast(b + e)).*, v);
+    var s = @reduce(.Add, v);
+    while (e < n) : (e += 1) s += a[e] * b[e];
+    return s;
+}
+
+fn matTask(comptime dt: DType) fn (*const MatArgs, usize) void {
+    return struct {
+        fn run(a: *const MatArgs, task: usize) void {
+            const w = bytePtr(a.w);
+            const r_lo = task * a.row_chunk;
+            const r_hi = @min(a.rows, r_lo + a.row_chunk);
+            // Decode: codes go straight into FMAs, no decoded row is ever stored.
+            if (a.T == 1) {
+                for (r_lo..r_hi) |r| a.out[r] = dotFlat(dt, w, r * a.cols, a.cols, a.x);
+                return;
+            }
+            // Prefill: decode a 4-row × 4096 tile once, use it for every token.
+            var buf: [prefill_rb][k_chunk]f32 align(32) = undefined;
+            var r = r_lo;
+            while (r < r_hi) : (r += prefill_rb) {
+                const nr = @min(prefill_rb, r_hi - r);
+                var k0: usize = 0;
+                while (k0 < a.cols) : (k0 += k_chunk) {
+                    const kn = @min(k_chunk, a.cols - k0);
+                    for (0..nr) |i| dequantFlat(dt, w, (r + i) * a.cols + k0, kn, &buf[i]);
+                    for (0..a.T) |t| {
+                        const xr = a.x + t * a.cols + k0;
+                        for (0..nr) |i| {
+                            const o = &a.out[t * a.rows + r + i];
+                            const s = dot(&buf[i], xr, kn);
+                            o.* = if (k0 == 0) s else o.* + s;
+                        }
+                    }
+                }
+            }
+        }
+    }.run;
+}
+
+/// out[T, rows] = x[T, cols] · wᵀ with w in a bitsandbytes layout, [rows, cols].
+pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
+    if (rows == 0 or T == 0) return;
+    if (cols == 0) return @memset(out[0 .. rows * T], 0);
+    const want = pool.taskCount(rows * cols * T, 1 << 17, 4);
+    const row_chunk = std.mem.alignForward(usize, std.math.divCeil(usize, rows, want) catch unreachable, prefill_rb);
+    const a = MatArgs{ .out = out, .x = x, .w = w, .rows = rows, .cols = cols, .T = T, .row_chunk = row_chunk };
+    const n_tasks = std.math.divCeil(usize, rows, row_chunk) catch unreachable;
+    switch (dt) {
+        inline .nf4, .q8_block => |d| pool.run(n_tasks, &a, matTask(d)),
+        else => unreachable,
+    }
+}
+
+// ---- quantization ----
+
+inline fn loadF32(src_dt: DType, src: usize, i: usize) f32 {
+    return switch (src_dt) {
+        .f32 => @as([*]const f32, @ptrFromInt(src))[i],
+        .f16 => @as([*]const f16, @ptrFromInt(src))[i],
+        // bf16 is the top half of an f32: widening is exact.
+        .bf16 => @bitCast(@as(u32, @as([*]const u16, @ptrFromInt(src))[i]) << 16),
+        else => unreachable,
+    };
+}
+
+inline fn storeAbsmax(p: [*]u8, v: f32) void {
+    const bits: u32 = @bitCast(v);
+    inline for (0..4) |j| p[j] = @truncate(bits >> (8 * j));
+}
+
+fn nf4Index(x: f32) u8 {
+    var q: u8 = 0;
+    for (nf4_bounds) |b| q += @intFromBool(b < x);
+    return q;
+}
+
+/// Largest code ≤ v (0 when none, or v is NaN), then the right neighbour when strictly closer:
+/// bitsandbytes' CPU quantize_block (binary search, then a nearest-of-two check; ties go left).
+fn dynIndex(v: f32) u8 {
+    var lo: usize = 0;
+    var hi: usize = 256;
+    while (hi - lo > 1) {
+        const mid = (lo + hi) / 2;
+        if (dyn_code[mid] <= v) lo = mid else hi = mid;
+    }
+    if (lo < 255 and @abs(v - dyn_code[lo + 1]) < @abs(v - dyn_code[lo])) lo += 1;
+    return @intCast(lo);
+}
+
+/// Block b of n weights (absmax + codes) at dst + b·blockBytes, following bitsandbytes' CPU
+/// arithmetic: nf4 full blocks scale by x·(1/max(absmax, 1e-38)), the short tail by
+/// x/max(absmax, 1e-38) (stored clamped); 8-bit divides by the absmax.
+fn quantBlock(comptime dt: DType, src_dt: DType, src: usize, n: usize, b: usize, dst: [*]u8) void {
+    const B = comptime dt.blockElems();
+    const first = b * B;
+    const len = @min(B, n - first);
+    const out = dst + b * dt.blockBytes();
+    var amax: f32 = 0;
+    for (0..len) |e| amax = @max(amax, @abs(loadF32(src_dt, src, first + e)));
+    switch (dt) {
+        .nf4 => {
+            const tail = len < B;
+            const am = @max(amax, 1e-38);
+            const inv = 1.0 / am;
+            storeAbsmax(out, if (tail) am else amax);
+            var e: usize = 0;
+            while (e < len) : (e += 2) {
+                const s0 = if (tail) loadF32(src_dt, src, first + e) / am else loadF32(src_dt, src, first + e) * inv;
+                // A short odd tail pads with a zero weight (code 7, NF4's exact 0), as bitsandbytes does.
+                const s1 = if (e + 1 >= len) 0 else if (tail) loadF32(src_dt, src, first + e + 1) / am else loadF32(src_dt, src, first + e + 1) * inv;
+                out[4 + e / 2] = nf4Index(std.math.clamp(s0, -1, 1)) << 4 | nf4Index(std.math.clamp(s1, -1, 1));
+            }
+        },
+        .q8_block => {
+            storeAbsmax(out, amax);
+            for (0..len) |e| out[4 + e] = dynIndex(loadF32(src_dt, src, first + e) / amax);
+        },
+        else => unreachable,
+    }
+}
+
+const QuantArgs = struct { dt: DType, src_dt: DType, src: usize, n: usize, dst: [*]u8, bad: *std.atomic.Value(usize) };
+
+fn quantRange(a: *const QuantArgs, lo: usize, hi: usize) void {
+    const B = a.dt.blockElems();
+    for (lo..hi) |b| {
+        for (b * B..@min(a.n, b * B + B)) |i| {
+            if (!std.math.isFinite(loadF32(a.src_dt, a.src, i))) {
+                _ = a.bad.fetchMin(i, .monotonic);
+                return;
+            }
+        }
+        switch (a.dt) {
+            inline .nf4, .q8_block => |dt| quantBlock(dt, a.src_dt, a.src, a.n, b, a.dst),
+            else => unreachable,
+        }
+    }
+}
+
+/// Quantize n weights of src_dt (f32/f16/bf16) at src into dt at dst (tensorBytes(dt, n) bytes).
+/// Returns null, or the index of the first NaN/Inf weight found (dst is then garbage).
+pub fn quantize(dt: DType, src_dt: DType, src: usize, dst: [*]u8, n: usize) ?usize {
+    var bad = std.atomic.Value(usize).init(std.math.maxInt(usize));
+    const blocks = std.math.divCeil(usize, n, dt.blockElems()) catch unreachable;
+    pool.forRange(blocks, @max(1, (1 << 14) / dt.blockElems()), 1, &QuantArgs{ .dt = dt, .src_dt = src_dt, .src = src, .n = n, .dst = dst, .bad = &bad }, quantRange);
+    const i = bad.load(.monotonic);
+    return if (i == std.math.maxInt(usize)) null else i;
+}
