@@ -65,6 +65,11 @@ if [ "$MODE" = "full" ]; then
   "$BIN" bench "$M" --device cuda --prompt-tokens 512 --decode-tokens 32 --json | tee "$PARTS/bench-resident.json"
   step "airllm bench: --max-gpu-memory 4GiB, weights cached in pinned host RAM"
   "$BIN" bench "$M" --device cuda --max-gpu-memory 4GiB --prompt-tokens 512 --decode-tokens 16 --json | tee "$PARTS/bench-streamed.json"
+  step "airllm bench: 4-bit (NF4) split of the same model, --max-gpu-memory 4GiB and 1GiB"
+  "$BIN" split "$M" --compression 4bit 2>&1 | tail -n 1
+  "$BIN" bench "$M" --compression 4bit --device cuda --max-gpu-memory 4GiB --prompt-tokens 512 --decode-tokens 16 --json | tee "$PARTS/bench-4bit-4GiB.json"
+  "$BIN" bench "$M" --compression 4bit --device cuda --max-gpu-memory 1GiB --prompt-tokens 512 --decode-tokens 16 --json | tee "$PARTS/bench-4bit-1GiB.json"
+  "$BIN" bench "$M" --device cuda --max-gpu-memory 1GiB --prompt-tokens 512 --decode-tokens 8 --json | tee "$PARTS/bench-streamed-1GiB.json"
   step "transformers on the GPU (bf16, resident)"
   $PY bench-transformers "$M" --prompt-tokens 512 --decode-tokens 32 | tee "$PARTS/hf.json"
   step "accelerate cpu_offload"
@@ -73,7 +78,7 @@ if [ "$MODE" = "full" ]; then
     step "AirLLM (PyPI airllm, carried wheel) on the same model"
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/airllm-site .whl/airllm-*.whl
     $PY save-tokenizer "$M" .carry/tokenizer.model
-    PYTHONPATH=/tmp/airllm-site timeout 300 $PY bench-airllm "$M" --decode-tokens 2 2>&1 | tee /tmp/airllm-bench.log | tail -n 3
+    PYTHONPATH=/tmp/airllm-site timeout 150 $PY bench-airllm "$M" --decode-tokens 1 2>&1 | tee /tmp/airllm-bench.log | tail -n 3
     tail -n 1 /tmp/airllm-bench.log > "$PARTS/airllm.json"
   fi
 fi
@@ -95,6 +100,12 @@ st = r.get("selftest", {})
 h2d = st.get("h2d", {}) if isinstance(st, dict) else {}
 bs = r.get("bench-streamed", {})
 ai = r.get("airllm", {})
+for key in ("bench-4bit-1GiB", "bench-streamed-1GiB"):
+    b = r.get(key, {})
+    if isinstance(b, dict) and h2d.get("pinnedGBs") and b.get("decode_ms_per_token") and b.get("streamed_bytes_per_pass"):
+        bound_ms = b["streamed_bytes_per_pass"] / (h2d["pinnedGBs"] * 1e9) * 1000
+        b["bound_ms_per_token"] = round(bound_ms, 2)
+        b["bound_ratio"] = round(b["decode_ms_per_token"] / bound_ms, 3)
 if isinstance(bs, dict) and isinstance(ai, dict) and ai.get("decode_ms_per_token") and bs.get("decode_ms_per_token"):
     bs["speedup_vs_airllm"] = round(ai["decode_ms_per_token"] / bs["decode_ms_per_token"], 1)
 if isinstance(bs, dict) and h2d.get("pinnedGBs") and bs.get("decode_ms_per_token"):

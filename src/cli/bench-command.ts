@@ -3,6 +3,7 @@
 import { UsageError } from "../errors.ts";
 import { PREFILL_CHUNK } from "../engine/generate.ts";
 import { AutoModel } from "../model/auto-model.ts";
+import { parseCompression } from "../split/split-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 
 const FLAGS: readonly FlagSpec[] = [
@@ -11,6 +12,8 @@ const FLAGS: readonly FlagSpec[] = [
   { name: "device", value: "D", help: "cuda, cpu or auto (default auto)" },
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB" },
   { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers" },
+  { name: "max-memory", value: "SIZE", help: "RAM budget on the CPU backend: layers beyond it stream from disk" },
+  { name: "compression", value: "4bit|8bit", help: "bench the AirLLM-compressed split (created first if missing)" },
   { name: "prefetch", value: "N", help: "layers uploaded ahead (default 1)" },
   { name: "no-prefetch", help: "no uploads ahead" },
   { name: "threads", value: "N", help: "CPU threads" },
@@ -42,6 +45,8 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
     device: (f.string("device") ?? "auto") as "auto" | "cpu" | "cuda",
     max_gpu_memory: f.string("max-gpu-memory"),
     max_host_cache: f.string("max-host-cache"),
+    max_memory: f.string("max-memory"),
+    compression: parseCompression(f.string("compression")),
     prefetching: !f.has("no-prefetch"),
     prefetch_depth: f.number("prefetch", { integer: true }),
     threads: f.number("threads", { integer: true }),
