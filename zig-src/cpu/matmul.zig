@@ -15,17 +15,8 @@ const cv = @import("convert.zig");
 const V = cv.V;
 const lanes = cv.lanes;
 
-const Args = struct {
-    out: [*]f32,
-    x: [*]const f32,
-    w: usize,
-    rows: usize,
-    cols: usize,
-    T: usize,
-    row_chunk: usize,
-    row_tasks: usize,
-    tok_chunk: usize,
-};
+const tasks = @import("matmul_tasks.zig");
+const Args = tasks.Args;
 
 /// Sums of products for a tb × rb tile: out[t0+t, r0+r] = x[t0+t] · w[r0+r].
 inline fn tile(comptime dt: DType, comptime tb: usize, comptime rb: usize, comptime unroll: usize, a: *const Args, t0: usize, r0: usize) void {
@@ -98,45 +89,23 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
     }
 }
 
-fn task(comptime dt: DType) fn (*const Args, usize) void {
-    return struct {
-        fn run(a: *const Args, i: usize) void {
-            const row_task = i % a.row_tasks;
-            const tok_task = i / a.row_tasks;
-            const r_lo = row_task * a.row_chunk;
-            const r_hi = @min(a.rows, r_lo + a.row_chunk);
-            if (a.T == 1) return decodeRows(dt, a, r_lo, r_hi);
-            const t_lo = tok_task * a.tok_chunk;
-            prefillBlock(dt, a, r_lo, r_hi, t_lo, @min(a.T, t_lo + a.tok_chunk));
+/// The float kernel for one dtype, as the task splitter wants it.
+fn Float(comptime dt: DType) type {
+    return tasks.Kernel(struct {
+        fn f(a: *const Args, lo: usize, hi: usize) void {
+            decodeRows(dt, a, lo, hi);
         }
-    }.run;
-}
-
-/// Token rows that keep one block of x within this many bytes (half a typical L2).
-const x_block_bytes = 512 * 1024;
-/// Multiply-adds below which a task is not worth a thread wakeup (a few microseconds of work).
-const min_task_macs = 1 << 17;
-
-fn roundUp(n: usize, m: usize) usize {
-    return (std.math.divCeil(usize, n, m) catch unreachable) * m;
+    }.f, struct {
+        fn f(a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
+            prefillBlock(dt, a, r_lo, r_hi, t_lo, t_hi);
+        }
+    }.f);
 }
 
 pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
-    if (rows == 0 or T == 0) return;
-    const macs = rows * @max(cols, 1) * T;
-    const tok_chunk = if (T == 1) 1 else roundUp(std.math.clamp(x_block_bytes / (@max(cols, 1) * 4), prefill_tb, T), prefill_tb);
-    const tok_tasks = std.math.divCeil(usize, T, tok_chunk) catch unreachable;
-    const want = pool.taskCount(macs, min_task_macs, 4);
     const row_align: usize = if (T == 1) decode_rb else prefill_rb;
-    const row_target = std.math.divCeil(usize, want, tok_tasks) catch unreachable;
-    const row_chunk = roundUp(std.math.divCeil(usize, rows, row_target) catch unreachable, row_align);
-    const row_tasks = std.math.divCeil(usize, rows, row_chunk) catch unreachable;
-    const a = Args{
-        .out = out, .x = x, .w = w, .rows = rows, .cols = cols, .T = T,
-        .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk,
-    };
     switch (dt) {
-        inline .f32, .f16, .bf16 => |d| pool.run(row_tasks * tok_tasks, &a, task(d)),
+        inline .f32, .f16, .bf16 => |d| Float(d).run(out, x, w, rows, cols, T, row_align, prefill_tb),
         else => unreachable, // api.zig routes quantized weights to quant_ops.zig
     }
 }

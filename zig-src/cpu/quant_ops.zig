@@ -90,17 +90,8 @@ pub fn embedding(out: [*]f32, table: usize, dt: DType, n_rows: usize, cols: usiz
     pool.forRange(n_ids, @max(1, (1 << 15) / cols), 1, &EmbedArgs{ .out = out, .table = table, .dt = dt, .cols = cols, .ids = ids }, embedRows);
 }
 
-const Args = struct {
-    out: [*]f32,
-    x: [*]const f32,
-    w: usize,
-    rows: usize,
-    cols: usize,
-    T: usize,
-    row_chunk: usize,
-    row_tasks: usize,
-    tok_chunk: usize,
-};
+const tasks = @import("matmul_tasks.zig");
+const Args = tasks.Args;
 
 /// Dot product of one quantized weight row with x (cols weights), f32 accumulation.
 inline fn dotRow(comptime dt: DType, wrow: [*]const u8, x: [*]const f32, nb: usize) f32 {
@@ -179,26 +170,17 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
     }
 }
 
-fn task(comptime dt: DType) fn (*const Args, usize) void {
-    return struct {
-        fn run(a: *const Args, i: usize) void {
-            const row_task = i % a.row_tasks;
-            const tok_task = i / a.row_tasks;
-            const r_lo = row_task * a.row_chunk;
-            const r_hi = @min(a.rows, r_lo + a.row_chunk);
-            if (a.T == 1) return decodeRows(dt, a, r_lo, r_hi);
-            const t_lo = tok_task * a.tok_chunk;
-            prefillBlock(dt, a, r_lo, r_hi, t_lo, @min(a.T, t_lo + a.tok_chunk));
+/// The quantized kernel for one block type, as the task splitter wants it.
+fn Quant(comptime dt: DType) type {
+    return tasks.Kernel(struct {
+        fn f(a: *const Args, lo: usize, hi: usize) void {
+            decodeRows(dt, a, lo, hi);
         }
-    }.run;
-}
-
-/// Token rows per block: x for one block stays within half a typical L2.
-const x_block_bytes = 512 * 1024;
-const min_task_macs = 1 << 17;
-
-fn roundUp(n: usize, m: usize) usize {
-    return (std.math.divCeil(usize, n, m) catch unreachable) * m;
+    }.f, struct {
+        fn f(a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
+            prefillBlock(dt, a, r_lo, r_hi, t_lo, t_hi);
+        }
+    }.f);
 }
 
 /// out[T, rows] = x[T, cols] · wᵀ, w quantized [rows, cols]. error.BadShape when cols is not
@@ -211,17 +193,7 @@ pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, co
         @memset(out[0 .. rows * T], 0);
         return;
     }
-    const tok_chunk = if (T == 1) 1 else roundUp(std.math.clamp(x_block_bytes / (cols * 4), prefill_tb, T), prefill_tb);
-    const tok_tasks = std.math.divCeil(usize, T, tok_chunk) catch unreachable;
-    const want = pool.taskCount(rows * cols * T, min_task_macs, 4);
-    const row_target = std.math.divCeil(usize, want, tok_tasks) catch unreachable;
-    const row_chunk = roundUp(std.math.divCeil(usize, rows, row_target) catch unreachable, prefill_rb);
-    const row_tasks = std.math.divCeil(usize, rows, row_chunk) catch unreachable;
-    const a = Args{
-        .out = out, .x = x, .w = w, .rows = rows, .cols = cols, .T = T,
-        .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk,
-    };
     switch (dt) {
-        inline else => |d| if (comptime d.isGguf()) pool.run(row_tasks * tok_tasks, &a, task(d)) else unreachable,
+        inline else => |d| if (comptime d.isGguf()) Quant(d).run(out, x, w, rows, cols, T, prefill_rb, prefill_tb) else unreachable,
     }
 }
