@@ -5,13 +5,12 @@
 //! k-step 16; thread (ty, tx) = (tid / 16, tid % 16) computes tokens 4ty.. and features 4tx..
 //! Both tiles are stored k-major in shared memory so the inner loop reads float4s.
 const c = @import("common.zig");
+const tile = @import("tile_simt.zig");
 
-pub const BM = 64;
-pub const BN = 64;
+pub const BM = tile.BM;
+pub const BN = tile.BN;
 const BK = 16;
-/// Shared row length in floats: +4 keeps rows 16-byte aligned and spreads the transposed
-/// stores over more banks.
-const LD = BM + 4;
+const LD = tile.LD;
 
 var smem_a: [BK * LD]f32 align(16) addrspace(.shared) = undefined;
 var smem_b: [BK * LD]f32 align(16) addrspace(.shared) = undefined;
@@ -42,7 +41,7 @@ pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(f32), m_: u32, 
     const lr = tid / 4;
     const lk = (tid % 4) * 4;
 
-    var acc: [4][4]f32 = @splat(@splat(0));
+    var acc: tile.Acc = @splat(@splat(0));
     var k0: usize = 0;
     while (k0 < K) : (k0 += BK) {
         const av = loadRow4(x, M, K, m0 + lr, k0 + lk, vec_ok);
@@ -52,23 +51,9 @@ pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(f32), m_: u32, 
             sb[(lk + e) * LD + lr] = bv[e];
         }
         c.syncThreads();
-        inline for (0..BK) |k| {
-            const a = @as(*addrspace(.shared) const @Vector(4, f32), @ptrCast(@alignCast(&sa[k * LD + ty * 4]))).*;
-            const b = @as(*addrspace(.shared) const @Vector(4, f32), @ptrCast(@alignCast(&sb[k * LD + tx * 4]))).*;
-            inline for (0..4) |i| {
-                inline for (0..4) |j| acc[i][j] += a[i] * b[j];
-            }
-        }
+        tile.accumulate(BK, sa, sb, ty, tx, &acc);
         c.syncThreads(); // the next iteration overwrites the tiles
     }
 
-    inline for (0..4) |i| {
-        const row = m0 + ty * 4 + i;
-        if (row < M) {
-            inline for (0..4) |j| {
-                const col = n0 + tx * 4 + j;
-                if (col < N) out[row * N + col] = acc[i][j];
-            }
-        }
-    }
+    tile.store(out, M, N, m0, n0, ty, tx, &acc);
 }

@@ -10,6 +10,7 @@
 //!   with k-step 32, the weight tile decoded into shared memory as f32; ragged K is zero-padded.
 //! - Embedding (grid (T, ceil(cols/256)), block 256): one thread per weight.
 const c = @import("common.zig");
+const tile = @import("tile_simt.zig");
 const DType = @import("../dtype.zig").DType;
 const bnb = @import("../cpu/quant_bnb.zig");
 
@@ -43,11 +44,10 @@ pub fn BnbMatvec(comptime dt: DType, comptime TT: u32) type {
     };
 }
 
-pub const BM = 64;
-pub const BN = 64;
+pub const BM = tile.BM;
+pub const BN = tile.BN;
 const BK = 32;
-/// Shared row length in floats: +4 keeps rows 16-byte aligned and spreads the transposed stores.
-const LD = BM + 4;
+const LD = tile.LD;
 
 var smem_a: [BK * LD]f32 align(16) addrspace(.shared) = undefined;
 var smem_b: [BK * LD]f32 align(16) addrspace(.shared) = undefined;
@@ -69,7 +69,7 @@ pub fn BnbMatmul(comptime dt: DType) type {
             const lr = tid / 4;
             const lk = (tid % 4) * 8;
 
-            var acc: [4][4]f32 = @splat(@splat(0));
+            var acc: tile.Acc = @splat(@splat(0));
             var k0: usize = 0;
             while (k0 < K) : (k0 += BK) {
                 const ar = m0 + lr;
@@ -80,24 +80,10 @@ pub fn BnbMatmul(comptime dt: DType) type {
                     sb[(lk + e) * LD + lr] = if (br < N and k < K) bnb.weightAt(dt, w, br * K + k) else 0;
                 }
                 c.syncThreads();
-                inline for (0..BK) |kk| {
-                    const a = @as(*addrspace(.shared) const @Vector(4, f32), @ptrCast(@alignCast(&sa[kk * LD + ty * 4]))).*;
-                    const b = @as(*addrspace(.shared) const @Vector(4, f32), @ptrCast(@alignCast(&sb[kk * LD + tx * 4]))).*;
-                    inline for (0..4) |i| {
-                        inline for (0..4) |j| acc[i][j] += a[i] * b[j];
-                    }
-                }
+                tile.accumulate(BK, sa, sb, ty, tx, &acc);
                 c.syncThreads(); // the next iteration overwrites the tiles
             }
-            inline for (0..4) |i| {
-                const row = m0 + ty * 4 + i;
-                if (row < M) {
-                    inline for (0..4) |j| {
-                        const col = n0 + tx * 4 + j;
-                        if (col < N) out[row * N + col] = acc[i][j];
-                    }
-                }
-            }
+            tile.store(out, M, N, m0, n0, ty, tx, &acc);
         }
     };
 }
