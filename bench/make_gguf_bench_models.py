@@ -4,7 +4,7 @@
 
 Writes OUT_DIR/llama1b-q8_0.gguf and OUT_DIR/llama1b-q4_k.gguf: the safetensors weights are
 written as an F32 GGUF the way llama.cpp's converter lays them out (q/k rows permuted to
-interleaved pairs, stories260K's 512-token vocabulary from the shared GGUF), then quantized by
+interleaved pairs, stories260K's 512-token vocabulary), then quantized by
 llama.cpp itself (llama-cpp-python's llama_model_quantize: Q8_0 and Q4_K_M). Needs torch,
 safetensors, gguf and llama-cpp-python; the benchmark files are not committed.
 """
@@ -12,22 +12,12 @@ import json
 import os
 import sys
 
-import numpy as np
-from gguf import GGUFReader, GGUFWriter
+from gguf import GGUFWriter
 from safetensors.torch import load_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-STORIES_GGUF = os.path.join(HERE, "../../shared/models/stories260K/tinyllamas-stories-260k-f32.gguf")
-NAMES = {
-    "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-    "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-}
-
-
-def permute(w, n_head):
-    rows = w.shape[0]
-    return w.reshape(n_head, 2, rows // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+sys.path.insert(0, os.path.join(HERE, "../test/fixtures"))
+from gen_gguf_models import GGUF_NAMES as NAMES, add_stories_vocab, permute  # noqa: E402
 
 
 def main(model_dir, out_dir):
@@ -36,8 +26,6 @@ def main(model_dir, out_dir):
     cfg = json.load(open(os.path.join(model_dir, "config.json")))
     sd = load_file(os.path.join(model_dir, "model.safetensors"))
     f32 = os.path.join(out_dir, "llama1b-f32.gguf")
-    stories = GGUFReader(STORIES_GGUF)
-    field = lambda k: stories.fields[k]
     w = GGUFWriter(f32, "llama")
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
@@ -49,12 +37,7 @@ def main(model_dir, out_dir):
     w.add_rope_freq_base(cfg["rope_theta"])
     w.add_rope_dimension_count(cfg["hidden_size"] // cfg["num_attention_heads"])
     w.add_file_type(0)
-    w.add_tokenizer_model("llama")
-    w.add_token_list([bytes(field("tokenizer.ggml.tokens").parts[i]).decode() for i in field("tokenizer.ggml.tokens").data])
-    w.add_token_scores([float(field("tokenizer.ggml.scores").parts[i][0]) for i in field("tokenizer.ggml.scores").data])
-    w.add_token_types([int(field("tokenizer.ggml.token_type").parts[i][0]) for i in field("tokenizer.ggml.token_type").data])
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
+    add_stories_vocab(w)
     arr = lambda k: sd[k].float().numpy()
     w.add_tensor("token_embd.weight", arr("model.embed_tokens.weight"))
     for i in range(cfg["num_hidden_layers"]):
