@@ -3,20 +3,13 @@
 import { UsageError } from "../errors.ts";
 import { PREFILL_CHUNK } from "../engine/generate.ts";
 import { AutoModel } from "../model/auto-model.ts";
-import { parseCompression } from "../split/split-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
 const FLAGS: readonly FlagSpec[] = [
   { name: "prompt-tokens", value: "N", help: `prefill length (default 512, fed in passes of ${PREFILL_CHUNK})` },
   { name: "decode-tokens", value: "N", help: "decode steps timed (default 32)" },
-  { name: "device", value: "D", help: "cuda, cpu or auto (default auto)" },
-  { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB" },
-  { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers" },
-  { name: "max-memory", value: "SIZE", help: "RAM budget on the CPU backend: layers beyond it stream from disk" },
-  { name: "compression", value: "4bit|8bit", help: "bench the AirLLM-compressed split (created first if missing)" },
-  { name: "prefetch", value: "N", help: "layers uploaded ahead (default 1)" },
-  { name: "no-prefetch", help: "no uploads ahead" },
-  { name: "threads", value: "N", help: "CPU threads" },
+  ...MODEL_FLAGS,
   { name: "json", help: "print one JSON object on stdout" },
   { name: "help", short: "h", help: "show this help" },
 ];
@@ -42,16 +35,8 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
   const D = f.number("decode-tokens", { integer: true }) ?? 32;
   const t0 = performance.now();
   const model = await AutoModel.from_pretrained(parsed.positionals[0], {
-    device: (f.string("device") ?? "auto") as "auto" | "cpu" | "cuda",
-    max_gpu_memory: f.string("max-gpu-memory"),
-    max_host_cache: f.string("max-host-cache"),
-    max_memory: f.string("max-memory"),
-    compression: parseCompression(f.string("compression")),
-    prefetching: !f.has("no-prefetch"),
-    prefetch_depth: f.number("prefetch", { integer: true }),
-    threads: f.number("threads", { integer: true }),
+    ...modelOptions(f, err),
     max_seq_len: P + D + 8,
-    onNotice: (l) => err(`airllm: ${l}\n`),
   });
   const loadMs = performance.now() - t0;
   try {

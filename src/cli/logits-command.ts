@@ -5,14 +5,13 @@ import { writeFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
 const FLAGS: readonly FlagSpec[] = [
   { name: "ids", value: "LIST", help: "comma-separated token ids (fed as they are)" },
   { name: "prompt", short: "p", value: "TEXT", help: "text to encode instead of --ids (BOS per the tokenizer config)" },
   { name: "out", short: "o", value: "FILE", help: "where to write the f32 logits [tokens, vocab]" },
-  { name: "device", value: "D", help: "cuda, cpu or auto (default auto)" },
-  { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB" },
-  { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
+  ...MODEL_FLAGS,
   { name: "help", short: "h", help: "show this help" },
 ];
 
@@ -34,7 +33,6 @@ export async function logitsCommand(argv: readonly string[], out: (s: string) =>
   if (parsed.positionals.length !== 1) throw new UsageError("expected one model folder", "airllm logits MODEL --ids 1,2,3 --out logits.f32");
   const file = f.string("out");
   if (!file) throw new UsageError("--out FILE is required");
-  const device = (f.string("device") ?? "auto") as "auto" | "cpu" | "cuda";
   const ids = f.has("ids")
     ? f.string("ids")!.split(",").map((s) => {
         const v = Number(s);
@@ -43,12 +41,9 @@ export async function logitsCommand(argv: readonly string[], out: (s: string) =>
       })
     : null;
   const model = await AutoModel.from_pretrained(parsed.positionals[0], {
-    device,
-    max_gpu_memory: f.string("max-gpu-memory"),
-    threads: f.number("threads", { integer: true }),
+    ...modelOptions(f, err),
     // One pass needs a cache only as long as the prompt.
     max_seq_len: ids ? Math.max(1, ids.length) : undefined,
-    onNotice: (l) => err(`airllm: ${l}\n`),
   });
   try {
     const tokens = ids ?? model.encodePrompt(f.string("prompt") ?? "");

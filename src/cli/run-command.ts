@@ -5,10 +5,10 @@ import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
 import { predictPassSeconds } from "../engine/residency-plan.ts";
 import { formatBytes } from "../util/size.ts";
-import { parseCompression } from "../split/split-model.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "prompt", short: "p", value: "TEXT", help: "prompt text (else -f, else standard input; empty: start from BOS)" },
@@ -22,15 +22,8 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "seed", value: "S", help: "random seed: the same seed gives the same output" },
   { name: "stop", value: "STR", repeat: true, help: "stop when STR appears (repeatable); STR is not printed" },
   { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
-  { name: "compression", value: "4bit|8bit", help: "AirLLM compression: run from MODEL/splitted_model.4bit|8bit, creating it first" },
-  { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
-  { name: "device", value: "D", help: "cuda, cpu or auto (default auto: CUDA when available, else CPU)" },
   { name: "ctx", value: "N", help: "context length to allocate (default: min(max_position_embeddings, 4096))" },
-  { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
-  { name: "max-memory", value: "SIZE", help: "CPU: RAM budget, e.g. 256MiB; layers beyond it are read from disk every pass" },
-  { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
-  { name: "prefetch", value: "N", help: "layers fetched ahead while one computes (default 1)" },
-  { name: "no-prefetch", help: "fetch each layer only when it is needed (AirLLM prefetching=False)" },
+  ...MODEL_FLAGS,
   { name: "profile", help: "per-layer timings and the bottleneck on stderr at the end (AirLLM profiling_mode)" },
   { name: "json", help: "print one JSON object on stdout instead of streaming text" },
   { name: "verbose", short: "v", help: "print load details on stderr" },
@@ -63,8 +56,6 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   const modelDir = parsed.positionals[0];
   const sources = ["prompt", "file", "ids"].filter((n) => f.has(n));
   if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((s) => "--" + s).join(", ")}`);
-  const device = f.string("device") ?? "auto";
-  if (device !== "auto" && device !== "cpu" && device !== "cuda") throw new UsageError(`--device ${device} is not one of cuda, cpu, auto`);
   const verbose = f.has("verbose");
 
   let prompt: string | number[];
@@ -88,21 +79,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   }
 
   const t0 = performance.now();
-  const model = await AutoModel.from_pretrained(modelDir, {
-    device,
-    threads: f.number("threads", { integer: true }),
-    max_seq_len: f.number("ctx", { integer: true }),
-    max_gpu_memory: f.string("max-gpu-memory"),
-    max_memory: f.string("max-memory"),
-    max_host_cache: f.string("max-host-cache"),
-    prefetching: !f.has("no-prefetch"),
-    prefetch_depth: f.number("prefetch", { integer: true }),
-    compression: parseCompression(f.string("compression")),
-    onSplitProgress: (p) => {
-      if (!p.kept) err(`airllm: compressing ${p.done}/${p.total} ${p.name} (${formatBytes(p.bytes)})\n`);
-    },
-    onNotice: (line) => err(`airllm: ${line}\n`),
-  });
+  const model = await AutoModel.from_pretrained(modelDir, { ...modelOptions(f, err), max_seq_len: f.number("ctx", { integer: true }) });
   try {
     model.tokenizer; // a missing or broken tokenizer.json fails here, before any work
     const loadMs = performance.now() - t0;
