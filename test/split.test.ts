@@ -2,7 +2,7 @@
 // reading a split back (directly, or from a model folder whose originals were deleted).
 import { afterAll, describe, expect, test } from "bun:test";
 import { toArrayBuffer } from "bun:ffi";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeRandomLlama } from "../bench/random-model.ts";
@@ -185,4 +185,25 @@ describe("resume after SIGKILL", () => {
     expect(readdirSync(dir).sort()).toEqual(names);
     for (const f of names) expect(readFileSync(join(dir, f)).equals(readFileSync(join(clean, f)))).toBe(true);
   }, 20_000);
+});
+
+test("a split folder that cannot be written is a user error naming it, with the --out hint", () => {
+  // A file where the split folder's parent should be: mkdir fails with ENOTDIR, as a read-only
+  // or full disk would fail, and no stack trace or internal error reaches the user.
+  const parent = mkdtempSync(join(tmpdir(), "airllm-split-ro-"));
+  const blocker = join(parent, "not-a-dir");
+  writeFileSync(blocker, "");
+  try {
+    let err: unknown;
+    try {
+      splitModel(STORIES_HF, { outDir: join(blocker, "out") });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as UsageError).message).toContain(blocker);
+    expect((err as UsageError).hint).toContain("--out");
+  } finally {
+    rmSync(parent, { recursive: true, force: true });
+  }
 });

@@ -161,7 +161,11 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
       result = { splitDir, entries: files.length, totalBytes, writtenBytes: 0, reused: true };
     } else {
       checkFreeSpace(splitDir, todo, options.freeBytes ?? defaultFreeBytes);
-      mkdirSync(splitDir, { recursive: true });
+      try {
+        mkdirSync(splitDir, { recursive: true });
+      } catch (e) {
+        throw writeError(splitDir, e);
+      }
       for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(splitDir, f));
       let writtenBytes = 0;
       // The quantizer is the CPU library's (threaded Zig); only a compressed split needs it.
@@ -178,6 +182,8 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
             const buffers: number[] = [];
             try {
               writtenBytes += writeSafetensors(f.path, cpu === undefined ? f.tensors : materialize(cpu, f, buffers));
+            } catch (e) {
+              throw writeError(splitDir, e);
             } finally {
               for (const b of buffers) cpu!.free(b);
             }
@@ -197,6 +203,16 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
   // Only now is the split complete, so only now may the originals go (AirLLM's delete_original).
   const deleted = options.deleteOriginal === true ? deleteOriginals(modelDir, source) : [];
   return { ...result, deleted };
+}
+
+/** A failed write (read-only folder, disk full) as a user error naming the folder; others pass. */
+function writeError(splitDir: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return e;
+  return new UsageError(
+    `cannot write the split to "${splitDir}": ${(e as Error).message}`,
+    "pass --out DIR (AirLLM's layer_shards_saving_path) on a writable disk with room",
+  );
 }
 
 /** Refuse, before writing anything, when the entries still to write do not fit on the disk. */
