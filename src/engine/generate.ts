@@ -71,6 +71,7 @@ export async function* generateStream(
   const seq = engine.newSequence();
   const stops = new StopStringFilter(opts.stop ?? []);
   const detok = new Detokenizer(deps.tokenizer, { skipSpecial: true, context: promptTokens });
+  const textVocab = deps.tokenizer.vocabSize;
   const tokens: number[] = [];
   let text = "";
   let finishReason: FinishReason = "length";
@@ -92,7 +93,9 @@ export async function* generateStream(
       }
       if (step >= steps) break; // the context is full: "length"
       deps.onLogits?.(logits);
-      const id = sampler.sample(logits, seq.ids);
+      // Ids past the tokenizer's vocabulary are padding rows of the embedding (Qwen2 pads 151 669
+      // tokens to 151 936): never sample them, they have no text.
+      const id = sampler.sample(logits.length > textVocab ? logits.subarray(0, textVocab) : logits, seq.ids);
       tokens.push(id);
       if (eos.has(id)) {
         finishReason = "stop";

@@ -112,6 +112,72 @@ inline fn bytePtr(addr: usize) [*]const u8 {
     return @ptrFromInt(addr);
 }
 
+// ---- 8-weight decoders (AVX2: vpermps / vgatherdps; portable fallback elsewhere) ----
+
+const builtin = @import("builtin");
+const I8 = @Vector(8, i32);
+const U8v = @Vector(8, u32);
+const has_avx2 = builtin.cpu.arch == .x86_64 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
+
+extern fn @"llvm.x86.avx2.permps"(V8, I8) V8;
+extern fn @"llvm.x86.avx2.gather.d.ps.256"(V8, [*]const f32, I8, V8, i8) V8;
+
+const nf4_lo: V8 = nf4_code[0..8].*;
+const nf4_hi: V8 = nf4_code[8..16].*;
+
+/// NF4 table values of the 8 weights whose codes are the 4 bytes at p (natural weight order:
+/// byte k holds weight 2k high, 2k+1 low). The 4 bytes are broadcast to 8 lanes and each lane
+/// shifts its nibble into place: bits 0-2 index vpermps (it ignores the rest) on both table
+/// halves, bit 3 (shifted to the sign bit) picks the half.
+inline fn nf4x8(p: [*]const u8) V8 {
+    const w = std.mem.readInt(u32, p[0..4], .little);
+    if (comptime !has_avx2) {
+        var v: V8 = undefined;
+        inline for (0..4) |k| {
+            const byte: u8 = @truncate(w >> (8 * k));
+            v[2 * k] = nf4_code[byte >> 4];
+            v[2 * k + 1] = nf4_code[byte & 15];
+        }
+        return v;
+    }
+    const b: U8v = @splat(w);
+    const idx: I8 = @bitCast(b >> @Vector(8, u5){ 4, 0, 12, 8, 20, 16, 28, 24 });
+    const sel: I8 = @bitCast(b << @Vector(8, u5){ 24, 28, 16, 20, 8, 12, 0, 4 });
+    const lo = @"llvm.x86.avx2.permps"(nf4_lo, idx);
+    const hi = @"llvm.x86.avx2.permps"(nf4_hi, idx);
+    return @select(f32, sel < @as(I8, @splat(0)), hi, lo);
+}
+
+/// Dynamic-map values of the 8 codes at p.
+inline fn q8x8(p: [*]const u8) V8 {
+    const b: @Vector(8, u8) = p[0..8].*;
+    if (comptime !has_avx2) {
+        var v: V8 = undefined;
+        inline for (0..8) |j| v[j] = dyn_code[b[j]];
+        return v;
+    }
+    const idx: I8 = @intCast(@as(U8v, b));
+    const all: V8 = @bitCast(@as(I8, @splat(-1)));
+    return @"llvm.x86.avx2.gather.d.ps.256"(@as(V8, @splat(0)), &dyn_code, idx, all, 4);
+}
+
+/// Table values of weights o .. o+8 of a block whose codes start at p[codes] (o even for nf4).
+inline fn codes8(comptime dt: DType, p: [*]const u8, codes: usize, o: usize) V8 {
+    return switch (dt) {
+        .nf4 => nf4x8(p + codes + o / 2),
+        .q8_block => q8x8(p + codes + o),
+        else => @compileError("not a bitsandbytes type"),
+    };
+}
+
+inline fn loadV8(p: [*]const f32) V8 {
+    return @as(*align(1) const V8, @ptrCast(p)).*;
+}
+
+inline fn storeV8(p: [*]f32, v: V8) void {
+    @as(*align(1) V8, @ptrCast(p)).* = v;
+}
+
 /// dst[0..n] = weights first .. first+n.
 fn dequantFlat(comptime dt: DType, w: [*]const u8, first: usize, n: usize, dst: [*]f32) void {
     const B = comptime dt.blockElems();
@@ -122,36 +188,52 @@ fn dequantFlat(comptime dt: DType, w: [*]const u8, first: usize, n: usize, dst: 
         const o = i % B;
         const len = @min(B - o, n - k);
         const s = absmaxAt(w, base);
-        for (0..len) |e| dst[k + e] = codeValue(dt, w, base + 4, o + e) * s;
+        var e: usize = 0;
+        if (dt == .q8_block or o % 2 == 0) {
+            const sv: V8 = @splat(s);
+            while (e + 8 <= len) : (e += 8) storeV8(dst + k + e, codes8(dt, w, base + 4, o + e) * sv);
+        }
+        while (e < len) : (e += 1) dst[k + e] = codeValue(dt, w, base + 4, o + e) * s;
         i += len;
         k += len;
     }
 }
 
-/// Σ weights first .. first+n times x[0..n]: codes·x per block segment, scaled once per segment.
+/// Σ weights first .. first+n times x[0..n]: codes·x per block segment, each segment's vector of
+/// partial sums scaled once by its absmax into a running vector, reduced once at the end.
 fn dotFlat(comptime dt: DType, w: [*]const u8, first: usize, n: usize, x: [*]const f32) f32 {
     const B = comptime dt.blockElems();
-    var acc: f32 = 0;
+    var acc: V8 = @splat(0);
+    var tail: f32 = 0;
     var i = first;
     var k: usize = 0;
     while (k < n) {
         const base = i / B * dt.blockBytes();
         const o = i % B;
         const len = @min(B - o, n - k);
-        var v: V8 = @splat(0);
+        const codes = base + 4;
+        var v0: V8 = @splat(0);
+        var v1: V8 = @splat(0);
         var e: usize = 0;
-        while (e + 8 <= len) : (e += 8) {
-            var wv: V8 = undefined;
-            inline for (0..8) |j| wv[j] = codeValue(dt, w, base + 4, o + e + j);
-            v = @mulAdd(V8, wv, @as(*align(1) const V8, @ptrCast(x + k + e)).*, v);
+        if (dt == .q8_block or o % 2 == 0) {
+            while (e + 16 <= len) : (e += 16) {
+                v0 = @mulAdd(V8, codes8(dt, w, codes, o + e), loadV8(x + k + e), v0);
+                v1 = @mulAdd(V8, codes8(dt, w, codes, o + e + 8), loadV8(x + k + e + 8), v1);
+            }
+            if (e + 8 <= len) {
+                v0 = @mulAdd(V8, codes8(dt, w, codes, o + e), loadV8(x + k + e), v0);
+                e += 8;
+            }
         }
-        var s = @reduce(.Add, v);
-        while (e < len) : (e += 1) s += codeValue(dt, w, base + 4, o + e) * x[k + e];
-        acc += s * absmaxAt(w, base);
+        var s: f32 = 0;
+        while (e < len) : (e += 1) s += codeValue(dt, w, codes, o + e) * x[k + e];
+        const am = absmaxAt(w, base);
+        acc = @mulAdd(V8, v0 + v1, @splat(am), acc);
+        tail += s * am;
         i += len;
         k += len;
     }
-    return acc;
+    return @reduce(.Add, acc) + tail;
 }
 
 const FlatArgs = struct { dt: DType, src: usize, dst: [*]f32 };
