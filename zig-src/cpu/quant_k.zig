@@ -87,3 +87,197 @@ pub inline fn dequant8(comptime dt: DType, blk: anytype, j: usize) V8 {
 pub inline fn dequant8Any(comptime dt: DType, blk: anytype, j: usize) V8 {
     return if (comptime dt.blockElems() == 32) lg.dequant8(dt, blk, j) else dequant8(dt, blk, j);
 }
+
+// ---------------------------------------------------------------------------------------------
+// CPU decode (T = 1) dot products. Instead of dequantizing each weight (w = d·sc·q − dmin·m)
+// and multiplying it by x, each group sums its codes against x and, for types with mins, sums
+// x itself; a group then contributes d·sc·Σ(q·x) − dmin·m·Σx. The scales are unpacked once per
+// super-block and the codes are unpacked 32 bytes at a time. Mathematically the same dot
+// product in a different summation order (not bit-exact with dequantize-then-dot; the
+// dequantize and embedding ops keep `dequant8`, which is).
+
+const U8x32 = @Vector(32, u8);
+const I8x32 = @Vector(32, i8);
+
+inline fn load32(p: [*]const u8) U8x32 {
+    return @as(*align(1) const [32]u8, @ptrCast(p)).*;
+}
+
+inline fn loadX(p: [*]const f32) V8 {
+    return @as(*align(1) const [8]f32, @ptrCast(p)).*;
+}
+
+/// Lanes 8c .. 8c+7 of a 32-lane byte vector, as f32.
+inline fn part(v: anytype, comptime c: usize) V8 {
+    const E = @typeInfo(@TypeOf(v)).vector.child;
+    const m = comptime blk: {
+        var a: [8]i32 = undefined;
+        for (0..8) |i| a[i] = 8 * c + i;
+        break :blk a;
+    };
+    const p: @Vector(8, E) = @shuffle(E, v, undefined, m);
+    return @floatFromInt(p);
+}
+
+/// Σ q[16h + i]·x[i] for i < 16: half h of a 32-code slice.
+inline fn dot16(q: anytype, comptime h: usize, x: [*]const f32) V8 {
+    const a = part(q, 2 * h) * loadX(x);
+    return @mulAdd(V8, part(q, 2 * h + 1), loadX(x + 8), a);
+}
+
+/// Σ q[i]·x[i] for i < 32, as 8 lanes.
+inline fn dot32(q: anytype, x: [*]const f32) V8 {
+    const a = @mulAdd(V8, part(q, 1), loadX(x + 8), part(q, 0) * loadX(x));
+    const b = @mulAdd(V8, part(q, 3), loadX(x + 24), part(q, 2) * loadX(x + 16));
+    return a + b;
+}
+
+inline fn sum16(x: [*]const f32) V8 {
+    return loadX(x) + loadX(x + 8);
+}
+
+inline fn sum32(x: [*]const f32) V8 {
+    return (loadX(x) + loadX(x + 8)) + (loadX(x + 16) + loadX(x + 24));
+}
+
+inline fn le32(blk: [*]const u8, o: usize) u32 {
+    return @as(*align(1) const u32, @ptrCast(blk + o)).*;
+}
+
+inline fn u32sToV8(a: u32, b: u32) V8 {
+    const v: [2]u32 = .{ a, b };
+    return toF32(@as(U8x8, @bitCast(v)));
+}
+
+/// Scales and mins (as f32, unscaled) of the 8 groups of a q4_k/q5_k super-block, the 12
+/// packed bytes at `base` (ggml's kmask unpacking; same values as `scaleMin`).
+inline fn scaleMins(blk: [*]const u8, base: usize) [2]V8 {
+    const w0 = le32(blk, base);
+    const w1 = le32(blk, base + 4);
+    const w2 = le32(blk, base + 8);
+    const sc = u32sToV8(w0 & 0x3f3f3f3f, (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4));
+    const m = u32sToV8(w1 & 0x3f3f3f3f, ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4));
+    return .{ sc, m };
+}
+
+/// The 16 signed 6-bit scales of a q3_k super-block (bytes at `base`), as f32; same values as
+/// `scale3`.
+inline fn scales3(blk: [*]const u8, base: usize) [2]V8 {
+    const a0 = le32(blk, base);
+    const a1 = le32(blk, base + 4);
+    const t = le32(blk, base + 8);
+    const k1: u32 = 0x03030303;
+    const k2: u32 = 0x0f0f0f0f;
+    const v: [4]u32 = .{
+        (a0 & k2) | ((t & k1) << 4),
+        (a1 & k2) | (((t >> 2) & k1) << 4),
+        ((a0 >> 4) & k2) | (((t >> 4) & k1) << 4),
+        ((a1 >> 4) & k2) | (((t >> 6) & k1) << 4),
+    };
+    const q = @as(@Vector(16, i8), @bitCast(v)) - @as(@Vector(16, i8), @splat(32));
+    return .{ part(q, 0), part(q, 1) };
+}
+
+/// Accumulators of one row: acc[0], acc[1] the scaled code sums, accm the min terms.
+const Acc = struct {
+    acc: [2]V8 = .{ @splat(0), @splat(0) },
+    accm: V8 = @splat(0),
+
+    inline fn add(self: *Acc, comptime k: usize, dl: f32, s: V8) void {
+        self.acc[k % 2] = @mulAdd(V8, splat(dl), s, self.acc[k % 2]);
+    }
+
+    inline fn sub(self: *Acc, ml: f32, sx: V8) void {
+        self.accm = @mulAdd(V8, splat(ml), sx, self.accm);
+    }
+
+    inline fn total(self: *const Acc) f32 {
+        return @reduce(.Add, (self.acc[0] + self.acc[1]) - self.accm);
+    }
+};
+
+inline fn dotBlock(comptime dt: DType, blk: [*]const u8, x: [*]const f32, a: *Acc) void {
+    const three: U8x32 = @splat(3);
+    const nib: U8x32 = @splat(0x0f);
+    switch (dt) {
+        .q4_k, .q5_k => {
+            const d = halfAt(blk, 0);
+            const dmin = halfAt(blk, 2);
+            const sm = scaleMins(blk, 4);
+            const dl: [8]f32 = splat(d) * sm[0];
+            const ml: [8]f32 = splat(dmin) * sm[1];
+            const qs: usize = if (dt == .q4_k) 16 else 48;
+            const qh = if (dt == .q5_k) load32(blk + 16) else undefined;
+            inline for (0..4) |p| {
+                const v = load32(blk + qs + 32 * p);
+                inline for (0..2) |k| {
+                    const g = 2 * p + k;
+                    var q = if (k == 0) v & nib else v >> @splat(4);
+                    if (dt == .q5_k) q |= ((qh >> @splat(g)) & @as(U8x32, @splat(1))) << @splat(4);
+                    const xg = x + 32 * g;
+                    a.add(g, dl[g], dot32(q, xg));
+                    a.sub(ml[g], sum32(xg));
+                }
+            }
+        },
+        .q2_k => {
+            const d = halfAt(blk, 80);
+            const dmin = halfAt(blk, 82);
+            inline for (0..2) |h| {
+                const v = load32(blk + 16 + 32 * h);
+                inline for (0..4) |s| {
+                    const q = (v >> @splat(2 * s)) & three;
+                    inline for (0..2) |k| {
+                        const g = 8 * h + 2 * s + k;
+                        const sc = blk[g];
+                        const xg = x + 16 * g;
+                        a.add(g, d * @as(f32, @floatFromInt(sc & 0x0f)), dot16(q, k, xg));
+                        a.sub(dmin * @as(f32, @floatFromInt(sc >> 4)), sum16(xg));
+                    }
+                }
+            }
+        },
+        .q3_k => {
+            const d = halfAt(blk, 108);
+            const sc3 = scales3(blk, 96);
+            const dl: [16]f32 = @bitCast([2]V8{ splat(d) * sc3[0], splat(d) * sc3[1] });
+            const hm = load32(blk);
+            inline for (0..2) |h| {
+                const v = load32(blk + 32 + 32 * h);
+                inline for (0..4) |s| {
+                    const low = (v >> @splat(2 * s)) & three;
+                    const hbit = (hm >> @splat(4 * h + s)) & @as(U8x32, @splat(1));
+                    const q = @as(I8x32, @bitCast(low)) - @as(I8x32, @bitCast((hbit ^ @as(U8x32, @splat(1))) << @splat(2)));
+                    inline for (0..2) |k| {
+                        const g = 8 * h + 2 * s + k;
+                        a.add(g, dl[g], dot16(q, k, x + 16 * g));
+                    }
+                }
+            }
+        },
+        .q6_k => {
+            const d = halfAt(blk, 208);
+            inline for (0..2) |h| {
+                const hv = load32(blk + 128 + 32 * h);
+                inline for (0..4) |s| {
+                    const low = (load32(blk + 64 * h + 32 * (s % 2)) >> @splat(4 * (s / 2))) & nib;
+                    const high = (hv >> @splat(2 * s)) & three;
+                    const q = @as(I8x32, @bitCast(low | high << @splat(4))) - @as(I8x32, @splat(32));
+                    inline for (0..2) |k| {
+                        const g = 8 * h + 2 * s + k;
+                        const sc: i8 = @bitCast(blk[192 + g]);
+                        a.add(g, d * @as(f32, @floatFromInt(sc)), dot16(q, k, x + 16 * g));
+                    }
+                }
+            }
+        },
+        else => @compileError("not a K-quant type"),
+    }
+}
+
+/// Dot product of a row of `nb` super-blocks of dt with x (nb·256 floats), for the CPU decode.
+pub fn dotRow(comptime dt: DType, wrow: [*]const u8, x: [*]const f32, nb: usize) f32 {
+    var a: Acc = .{};
+    for (0..nb) |b| dotBlock(dt, wrow + b * dt.blockBytes(), x + 256 * b, &a);
+    return a.total();
+}

@@ -96,6 +96,8 @@ const Args = tasks.Args;
 /// Dot product of one quantized weight row with x (cols weights), f32 accumulation.
 inline fn dotRow(comptime dt: DType, wrow: [*]const u8, x: [*]const f32, nb: usize) f32 {
     const B = comptime dt.blockElems();
+    // K-quants: per-group scales applied to sums of code·x (quant_k.zig `dotRow`).
+    if (comptime B == 256) return kq.dotRow(dt, wrow, x, nb);
     var acc: [2]V8 = .{ @splat(0), @splat(0) };
     for (0..nb) |b| {
         const blk = wrow + b * dt.blockBytes();
