@@ -13,7 +13,7 @@ const elementwise = @import("elementwise.zig");
 const softmax = @import("softmax.zig");
 const embedding = @import("embedding.zig");
 const quant = @import("quant_ops.zig");
-const bnb = @import("quant_bnb.zig");
+const bnb_encode = @import("quant_bnb_encode.zig");
 const reader = @import("reader.zig");
 
 pub const Status = enum(i32) {
@@ -101,7 +101,7 @@ pub fn airllm_quantize(dst_dtype: u32, src_dtype: u32, src: usize, dst: usize, n
     const dt = dtypeOf(dst_dtype) orelse return -2;
     const sdt = floatDtypeOf(src_dtype) orelse return -2;
     if (!dt.isBnb()) return -2;
-    const bad = bnb.quantize(dt, sdt, src, @ptrFromInt(dst), n) orelse return -1;
+    const bad = bnb_encode.quantize(dt, sdt, src, @ptrFromInt(dst), n) orelse return -1;
     return @intCast(bad);
 }
 
