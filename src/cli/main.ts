@@ -22,8 +22,8 @@ usage:
   airllm --help                  this help
 
 MODEL is a Hugging Face model folder (config.json, model.safetensors or sharded
-model-*.safetensors with model.safetensors.index.json, tokenizer.json), or an AirLLM
-split folder (splitted_model/, made by airllm split).
+model-*.safetensors with model.safetensors.index.json, tokenizer.json), an AirLLM
+split folder (splitted_model/, made by airllm split), or a llama.cpp .gguf file.
 `;
 
 type Command = (argv: readonly string[], out: (s: string) => void, err: (s: string) => void) => Promise<number>;

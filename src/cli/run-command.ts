@@ -32,8 +32,9 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
 
 export const RUN_HELP = `usage: airllm run MODEL [options]
 
-Generate text with the model in folder MODEL (Hugging Face layout: config.json, *.safetensors,
-tokenizer.json). Text goes to stdout as it is generated; a summary goes to stderr.
+Generate text with MODEL: a Hugging Face folder (config.json, *.safetensors, tokenizer.json), an
+AirLLM split folder, or a llama.cpp .gguf file. Text goes to stdout as it is generated; a summary
+goes to stderr.
 
 options:
 ${flagHelp(RUN_FLAGS)}
