@@ -40,6 +40,24 @@ $PY expected-text .carry/llama2c_test_all.py > /tmp/expected.txt && printf '\n' 
 same() { cmp -s "$1" /tmp/expected.txt && echo '"match"' || echo '"DIFFER"'; }
 echo "{\"resident\": $(same /tmp/stories-cuda.txt), \"streamed_12MiB\": $(same /tmp/stories-stream.txt), \"gguf_v1\": $(same /tmp/stories-gguf.txt)}" | tee "$PARTS/stories.json"
 
+step "quantized GGUF models (test fixtures: Q8_0; llama.cpp's Q4_K_S): --device cuda against --device cpu"
+IDS16=1,403,407,261,378,432,383,286,261,376,298,335,380,299,261,376
+for q in q8_0 q4_k; do
+  "$BIN" logits test/fixtures/gguf-models/llama-$q.gguf --ids $IDS16 --device cuda -o /tmp/gguf-$q-cuda.f32
+  "$BIN" logits test/fixtures/gguf-models/llama-$q.gguf --ids $IDS16 --device cpu -o /tmp/gguf-$q-cpu.f32
+done
+python3 - "$PARTS/gguf-cuda.json" <<'PY'
+import json, sys
+import numpy as np
+out = {}
+for q in ("q8_0", "q4_k"):
+    a = np.fromfile(f"/tmp/gguf-{q}-cuda.f32", dtype=np.float32)
+    b = np.fromfile(f"/tmp/gguf-{q}-cpu.f32", dtype=np.float32)
+    out[q] = {"rel_l2_cuda_vs_cpu": float(np.linalg.norm(a - b) / np.linalg.norm(b)), "argmax_agree": float((a.reshape(16, -1).argmax(-1) == b.reshape(16, -1).argmax(-1)).mean())}
+print(json.dumps(out))
+json.dump(out, open(sys.argv[1], "w"))
+PY
+
 if [ "$MODE" = "full" ]; then
   M=/tmp/llama-3b
   step "building a random-weight Llama (~3B, BF16) with transformers"
