@@ -10,7 +10,7 @@ import { layoutEntry } from "../engine/residency-plan.ts";
 import { Scratch } from "../engine/scratch.ts";
 import { Sequence, type KvGeometry } from "../engine/sequence.ts";
 import { checkEntryShapes, HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
-import { ModelFormatError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { TensorSource } from "../engine/tensor-source.ts";
 import { parseSize } from "../util/size.ts";
 import { CausalLM } from "./causal-lm.ts";
