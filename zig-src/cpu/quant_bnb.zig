@@ -138,6 +138,65 @@ inline fn nf4x8(p: [*]const u8) V8 {
     return @select(f32, sel < @as(I8, @splat(0)), hi, lo);
 }
 
+// ---- NF4 decode matvec: 32 weights per step via byte-plane vpshufb (AVX2) ----
+const U8x32 = @Vector(32, u8);
+extern fn @"llvm.x86.avx2.pshuf.b"(U8x32, U8x32) U8x32;
+
+/// Byte j of each NF4 f32 value, as a 16-byte vpshufb table in both 128-bit lanes.
+const nf4_planes: [4]U8x32 = blk: {
+    const bits: [32]u32 = @as([16]u32, @bitCast(nf4_code)) ** 2;
+    var t: [4]U8x32 = undefined;
+    for (0..4) |j| t[j] = @truncate(@as(@Vector(32, u32), bits) >> @splat(8 * j));
+    break :blk t;
+};
+/// @shuffle mask of vpunpck{l,h}{bw,wd} on n-element 256-bit vectors (per 128-bit lane).
+fn unpackMask(comptime n: usize, comptime hi: bool) @Vector(n, i32) {
+    var m: [n]i32 = undefined;
+    for (0..n) |i| {
+        const s: i32 = @intCast(i / (n / 2) * (n / 2) + (if (hi) n / 4 else 0) + i % (n / 2) / 2);
+        m[i] = if (i % 2 == 0) s else ~s;
+    }
+    return m;
+}
+const cat16: @Vector(32, i32) = std.simd.iota(i32, 32) & @as(@Vector(32, i32), @splat(15));
+const lane0: @Vector(32, bool) = std.simd.iota(u8, 32) < @as(U8x32, @splat(16));
+/// NF4 table values of the 32 weights whose codes are the 16 bytes at p, as 4 vectors of 8 in
+/// the order [0,2,4,6,1,3,5,7] within each group of 8 (x is permuted to match: `perm8`). Exact:
+/// the f32 table values are reassembled bytewise (unpack bytes→words→dwords) from 4 vpshufb
+/// lookups: lane 0 of the index holds the high nibbles (even weights), lane 1 the low ones.
+inline fn nf4x32(p: [*]const u8) [4]V8 {
+    const c: @Vector(16, u8) = p[0..16].*;
+    const cc: U8x32 = @shuffle(u8, c, undefined, cat16);
+    const idx = @select(u8, lane0, cc >> @splat(4), cc & @as(U8x32, @splat(15)));
+    var b: [4]U8x32 = undefined;
+    inline for (0..4) |j| b[j] = @"llvm.x86.avx2.pshuf.b"(nf4_planes[j], idx);
+    var wd: [4]@Vector(16, u16) = undefined; // bytes 0-1 lo/hi half, bytes 2-3 lo/hi half
+    inline for (0..4) |i| wd[i] = @bitCast(@shuffle(u8, b[i & 2], b[(i & 2) + 1], unpackMask(32, i % 2 == 1)));
+    var f: [4]V8 = undefined;
+    inline for (0..4) |i| f[i] = @bitCast(@shuffle(u16, wd[i / 2], wd[2 + i / 2], unpackMask(16, i % 2 == 1)));
+    return f;
+}
+/// dst[0..n] = x[0..n] with each group of 8 in nf4x32's lane order (n a multiple of 8).
+fn perm8(x: [*]const f32, dst: [*]f32, n: usize) void {
+    var j: usize = 0;
+    while (j < n) : (j += 8) storeV8(dst + j, @shuffle(f32, loadV8(x + j), undefined, @Vector(8, i32){ 0, 2, 4, 6, 1, 3, 5, 7 }));
+}
+/// Σ over nblk whole NF4 blocks from block blk0 of codes·xp (xp permuted by perm8), each
+/// block's vector of partial sums scaled once by its absmax.
+fn dotNf4Blocks(w: [*]const u8, blk0: usize, nblk: usize, xp: [*]const f32) f32 {
+    var acc: V8 = @splat(0);
+    for (0..nblk) |b| {
+        const p = w + (blk0 + b) * 36;
+        const xb = xp + b * 64;
+        const c0 = nf4x32(p + 4);
+        const c1 = nf4x32(p + 20);
+        var v: [4]V8 = undefined;
+        inline for (0..4) |j| v[j] = @mulAdd(V8, c1[j], loadV8(xb + 32 + 8 * j), c0[j] * loadV8(xb + 8 * j));
+        acc = @mulAdd(V8, (v[0] + v[1]) + (v[2] + v[3]), @splat(absmaxAt(p, 0)), acc);
+    }
+    return @reduce(.Add, acc);
+}
+
 /// Dynamic-map values of the 8 codes at p: scalar loads from the L1-resident table (on Zen 3
 /// this measured faster than vgatherdps: 5.2 vs 3.6 GB/s on a [4096, 4096] matvec).
 inline fn q8x8(p: [*]const u8) V8 {
@@ -258,6 +317,7 @@ const MatArgs = struct { out: [*]f32, x: [*]const f32, w: usize, rows: usize, co
 /// Rows decoded together in prefill, and weights per row in one k-chunk (64 KB of f32 in all).
 const prefill_rb = 4;
 const k_chunk = 4096;
+const nf4_chunk = 8192; // columns of x permuted at once for the NF4 decode path (32 KB)
 
 fn dot(a: [*]const f32, b: [*]const f32, n: usize) f32 {
     var v0: V8 = @splat(0);
@@ -283,6 +343,20 @@ fn matTask(comptime dt: DType) fn (*const MatArgs, usize) void {
             const r_lo = task * a.row_chunk;
             const r_hi = @min(a.rows, r_lo + a.row_chunk);
             // Decode: codes go straight into FMAs, no decoded row is ever stored.
+            if (a.T == 1 and dt == .nf4 and has_avx2 and a.cols % 64 == 0) {
+                // Whole blocks per row: x permuted once per chunk into nf4x32's lane order.
+                var xp: [nf4_chunk]f32 align(32) = undefined;
+                var k0: usize = 0;
+                while (k0 < a.cols) : (k0 += nf4_chunk) {
+                    const kn = @min(nf4_chunk, a.cols - k0);
+                    perm8(a.x + k0, &xp, kn);
+                    for (r_lo..r_hi) |r| {
+                        const s = dotNf4Blocks(w, (r * a.cols + k0) / 64, kn / 64, &xp);
+                        a.out[r] = if (k0 == 0) s else a.out[r] + s;
+                    }
+                }
+                return;
+            }
             if (a.T == 1) {
                 for (r_lo..r_hi) |r| a.out[r] = dotFlat(dt, w, r * a.cols, a.cols, a.x);
                 return;
