@@ -89,23 +89,11 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
     }
 }
 
-/// The float kernel for one dtype, as the task splitter wants it.
-fn Float(comptime dt: DType) type {
-    return tasks.Kernel(struct {
-        fn f(a: *const Args, lo: usize, hi: usize) void {
-            decodeRows(dt, a, lo, hi);
-        }
-    }.f, struct {
-        fn f(a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
-            prefillBlock(dt, a, r_lo, r_hi, t_lo, t_hi);
-        }
-    }.f);
-}
 
 pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
     const row_align: usize = if (T == 1) decode_rb else prefill_rb;
     switch (dt) {
-        inline .f32, .f16, .bf16 => |d| Float(d).run(out, x, w, rows, cols, T, row_align, prefill_tb),
+        inline .f32, .f16, .bf16 => |d| tasks.Kernel(d, decodeRows, prefillBlock).run(out, x, w, rows, cols, T, row_align, prefill_tb),
         else => unreachable, // api.zig routes quantized weights to quant_ops.zig
     }
 }

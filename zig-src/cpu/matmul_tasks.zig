@@ -4,6 +4,7 @@
 //! within half a typical L2, so the weights leave DRAM once per token block, not once per token.
 const std = @import("std");
 const pool = @import("thread_pool.zig");
+const DType = @import("../dtype.zig").DType;
 
 pub const Args = struct {
     out: [*]f32,
@@ -26,19 +27,16 @@ fn roundUp(n: usize, m: usize) usize {
     return (std.math.divCeil(usize, n, m) catch unreachable) * m;
 }
 
-/// The kernel's two entry points: `decode(a, r_lo, r_hi)` for T = 1, and
-/// `prefill(a, r_lo, r_hi, t_lo, t_hi)` for a block of tokens.
-pub fn Kernel(
-    comptime decode: fn (*const Args, usize, usize) void,
-    comptime prefill: fn (*const Args, usize, usize, usize, usize) void,
-) type {
+/// A kernel for weight type `dt` from its two entry points: `decode(dt, a, r_lo, r_hi)` for
+/// T = 1, and `prefill(dt, a, r_lo, r_hi, t_lo, t_hi)` for a block of tokens.
+pub fn Kernel(comptime dt: DType, comptime decode: anytype, comptime prefill: anytype) type {
     return struct {
         fn task(a: *const Args, i: usize) void {
             const r_lo = (i % a.row_tasks) * a.row_chunk;
             const r_hi = @min(a.rows, r_lo + a.row_chunk);
-            if (a.T == 1) return decode(a, r_lo, r_hi);
+            if (a.T == 1) return decode(dt, a, r_lo, r_hi);
             const t_lo = (i / a.row_tasks) * a.tok_chunk;
-            prefill(a, r_lo, r_hi, t_lo, @min(a.T, t_lo + a.tok_chunk));
+            prefill(dt, a, r_lo, r_hi, t_lo, @min(a.T, t_lo + a.tok_chunk));
         }
 
         /// Row chunks are multiples of `row_align` (the kernel's row tile for this T), token

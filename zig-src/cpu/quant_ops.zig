@@ -172,18 +172,6 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
     }
 }
 
-/// The quantized kernel for one block type, as the task splitter wants it.
-fn Quant(comptime dt: DType) type {
-    return tasks.Kernel(struct {
-        fn f(a: *const Args, lo: usize, hi: usize) void {
-            decodeRows(dt, a, lo, hi);
-        }
-    }.f, struct {
-        fn f(a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
-            prefillBlock(dt, a, r_lo, r_hi, t_lo, t_hi);
-        }
-    }.f);
-}
 
 /// out[T, rows] = x[T, cols] · wᵀ, w quantized [rows, cols]. error.BadShape when cols is not
 /// a whole number of blocks.
@@ -196,6 +184,6 @@ pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, co
         return;
     }
     switch (dt) {
-        inline else => |d| if (comptime d.isGguf()) Quant(d).run(out, x, w, rows, cols, T, prefill_rb, prefill_tb) else unreachable,
+        inline else => |d| if (comptime d.isGguf()) tasks.Kernel(d, decodeRows, prefillBlock).run(out, x, w, rows, cols, T, prefill_rb, prefill_tb) else unreachable,
     }
 }
