@@ -2,11 +2,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ModelFormatError } from "../src/errors.ts";
 import { loadModelConfig, parseModelConfig, type ModelConfig } from "../src/model/config.ts";
 import { loadGenerationConfig, parseGenerationConfig } from "../src/model/generation-config.ts";
 import { computeRope } from "../src/model/rope.ts";
 import { STORIES_HF } from "./paths.ts";
+import { expectFormatError } from "./expect-error.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "airllm-config-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -14,19 +14,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 /** The required fields of a tiny model; each test adds what it is about. */
 const tiny = { hidden_size: 64, intermediate_size: 128, num_hidden_layers: 4, num_attention_heads: 4, vocab_size: 256 };
 
-function expectFormatError(f: () => unknown, ...parts: string[]): ModelFormatError {
-  let caught: unknown;
-  try {
-    f();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ModelFormatError);
-  const err = caught as ModelFormatError;
-  for (const p of parts) expect(err.message).toContain(p);
-  expect(err.hint).toBeString();
-  return err;
-}
 
 /** Element-wise relative comparison (float32 rounding of two float paths differs by an ulp). */
 function expectClose(actual: Float32Array, expected: number[], rel = 1e-6): void {

@@ -3,11 +3,12 @@ import { toArrayBuffer } from "bun:ffi";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ModelFormatError, NativeError } from "../src/errors.ts";
+import { NativeError } from "../src/errors.ts";
 import { MappedFile } from "../src/formats/mmap.ts";
 import { openWeightFiles, WeightFiles } from "../src/formats/model-files.ts";
 import { SafetensorsFile, type TensorInfo } from "../src/formats/safetensors.ts";
 import { STORIES_HF } from "./paths.ts";
+import { expectFormatError } from "./expect-error.ts";
 
 const tmp = mkdtempSync(join(tmpdir(), "airllm-safetensors-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -30,20 +31,6 @@ function f32(t: TensorInfo): Float32Array {
   return new Float32Array(toArrayBuffer(t.addr, 0, t.bytes));
 }
 
-/** Open `path`, expecting a ModelFormatError whose message contains every one of `parts`. */
-function expectFormatError(open: () => unknown, ...parts: string[]): ModelFormatError {
-  let caught: unknown;
-  try {
-    open();
-  } catch (e) {
-    caught = e;
-  }
-  expect(caught).toBeInstanceOf(ModelFormatError);
-  const err = caught as ModelFormatError;
-  for (const p of parts) expect(err.message).toContain(p);
-  expect(err.hint).toBeString();
-  return err;
-}
 
 describe("stories260K-hf model.safetensors", () => {
   const path = join(STORIES_HF, "model.safetensors");
