@@ -40,7 +40,7 @@ describe("launch geometry", () => {
   test("matmul: matvec for decode, 4-token matvec up to 8 tokens, tiles beyond", () => {
     const decode = plans.matmulPlan(1, 2, w("bf16", [4100, 512]), 1);
     expect([decode.kernel, decode.grid]).toEqual(["matvec_t1_bf16", [513, 1, 1]]);
-    expect(decode.args).toEqual([1, 2, 4096, 4100, 512, 1]);
+    expect(decode.args).toEqual([1, 2, 4096, 4100, 512, 1, 1]);
     const few = plans.matmulPlan(1, 2, w("f16", [64, 512]), 7);
     expect([few.kernel, few.grid]).toEqual(["matvec_t4_f16", [8, 2, 1]]);
     const prefillF16 = plans.matmulPlan(1, 2, w("f16", [300, 512]), 65);
@@ -51,11 +51,31 @@ describe("launch geometry", () => {
     expect(() => plans.matmulPlan(1, 2, w("f32", [300]), 1)).toThrow(UsageError);
   });
 
+  test("matvec: matrices of few rows share each row among warps, keeping two loads per lane", () => {
+    // A 3B Llama's k/v (1024 rows), q/o (3072) and gate/up (8192) projections.
+    expect(plans.matvecSplit(1024, 3072, "bf16")).toBe(4);
+    expect(plans.matvecSplit(3072, 3072, "bf16")).toBe(2);
+    expect(plans.matvecSplit(8192, 3072, "bf16")).toBe(1);
+    expect(plans.matvecSplit(64, 64, "f32")).toBe(1);
+    expect(plans.matvecSplit(64, 4096, "f32")).toBe(8);
+    const kv = plans.matmulPlan(1, 2, w("bf16", [1024, 3072]), 1);
+    expect([kv.kernel, kv.grid, kv.args]).toEqual(["matvec_t1_bf16", [512, 1, 1], [1, 2, 4096, 1024, 3072, 1, 4]]);
+    // Quantized matvecs keep one warp per row and no split argument.
+    const q = plans.matmulPlan(1, 2, w("q8_0", [1024, 3072]), 1);
+    expect([q.grid, q.args]).toEqual([[128, 1, 1], [1, 2, 4096, 1024, 3072, 1]]);
+  });
+
   test("attention: one block per (token, head), keys split across blocks when that fills the GPU", () => {
     const s = { T: 70000, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.1 };
     const prefill = plans.attentionPlans(1, 2, 3, 4, s, 5, 132);
-    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [70000, 32, 1]]]);
+    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_prefill_f32", [4375, 32, 1]]]);
+    expect(prefill[0].args).toEqual([1, 2, 3, 4, 32, 8, 128, 70000, 0, 0, 0.1]);
     expect(() => checkGeometry(prefill[0])).not.toThrow();
+    // Query tiles that would not fill the GPU, or heads over 128, take one block per query.
+    const short = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 16, nHeads: 4, nKvHeads: 4 }, 5, 132);
+    expect(short.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [16, 4, 1]]]);
+    const wide = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 4096, headDim: 256 }, 5, 132);
+    expect(wide.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [4096, 32, 1]]]);
     // Decode at position 8191: 32 heads fill 264 blocks with 9 splits of ~910 keys.
     const decode = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 1, pos0: 8191 }, 5, 132);
     expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
@@ -77,6 +97,8 @@ describe("launch geometry", () => {
     expect(plans.swigluPlan(1, 2, 3, 1000).grid).toEqual([4, 1, 1]);
     expect(plans.softmaxPlan(1, 3, 50000).grid).toEqual([3, 1, 1]);
     expect(plans.rmsnormPlan(1, 2, w("f16", [4096]), 5, 1e-5).kernel).toBe("rmsnorm_f16");
+    expect(plans.rmsnormPlan(1, 2, w("f16", [4096]), 1, 1e-5).block).toEqual([1024, 1, 1]);
+    expect(plans.rmsnormPlan(1, 2, w("f16", [4096]), 512, 1e-5).block).toEqual([256, 1, 1]);
     expect(plans.addBiasPlan(1, w("bf16", [100]), 3).args).toEqual([1, 4096, 100, 300]);
     expect(plans.embeddingPlan(1, w("f32", [32000, 4096]), 9, 5).grid).toEqual([5, 16, 1]);
     expect(plans.ropePlan(1, 2, 4, 64, 0, 5, 1).grid).toEqual([1, 1, 1]);

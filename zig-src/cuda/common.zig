@@ -82,6 +82,15 @@ pub inline fn shflXor(v: f32, lane_mask: u32) f32 {
     );
 }
 
+/// Lane `src`'s value of `v`, to every lane of the full warp (volatile, as shflXor).
+pub inline fn shflIdx(v: f32, src: u32) f32 {
+    return asm volatile ("shfl.sync.idx.b32 %[r], %[v], %[s], 0x1f, 0xffffffff;"
+        : [r] "=f" (-> f32),
+        : [v] "f" (v),
+          [s] "r" (src),
+    );
+}
+
 /// Sum over the 32 lanes; every lane gets the result.
 pub inline fn warpSum(v: f32) f32 {
     var x = v;

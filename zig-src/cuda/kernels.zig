@@ -9,6 +9,7 @@ const rmsnorm = @import("rmsnorm.zig");
 const softmax = @import("softmax.zig");
 const rope = @import("rope.zig");
 const attention = @import("attention.zig");
+const attention_prefill = @import("attention_prefill.zig");
 const elementwise = @import("elementwise.zig");
 const embedding = @import("embedding.zig");
 const qmatvec = @import("quant_matvec.zig");
@@ -65,6 +66,7 @@ pub const list = .{
     .{ "rope_f32", &rope.kernel },
     .{ "attention_f32", &attention.kernel },
     .{ "attention_combine_f32", &attention.combine },
+    .{ "attention_prefill_f32", &attention_prefill.kernel },
     .{ "swiglu_f32", &elementwise.swiglu },
     .{ "add_f32", &elementwise.add },
     .{ "softmax_f32", &softmax.kernel },

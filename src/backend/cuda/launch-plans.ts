@@ -35,8 +35,8 @@ const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype
 
 /**
  * out[T, rows] = x[T, cols] · wᵀ.
- * - T = 1: matvec_t1, grid (ceil(rows/8), 1): one warp per row.
- * - T ≤ 8: matvec_t4, grid (ceil(rows/8), ceil(T/4)): each weight load feeds 4 tokens.
+ * - T = 1: matvec_t1, grid (ceil(rows/(8/split)), 1): `split` warps per row (matvecSplit).
+ * - T ≤ 8: matvec_t4, grid (ceil(rows/(8/split)), ceil(T/4)): each weight load feeds 4 tokens.
  * - larger T, f32 weights: matmul_simt_f32, grid (ceil(rows/64), ceil(T/64)).
  * - larger T, f16/bf16 weights: matmul_mma, grid (ceil(rows/128), ceil(T/64)), tensor cores.
  * - larger T, GGUF quantized weights: matmul_dq (tiles decoded into shared memory, f32 FMAs),
@@ -48,12 +48,10 @@ export function matmulPlan(out: number, x: number, w: Weight, T: number): Launch
   const [rows, cols] = matrixShape(w, "matmul");
   if (T <= MATVEC_MAX_T) {
     const tt = T === 1 ? 1 : 4;
-    return {
-      kernel: `matvec_t${tt}_${w.dtype}` as KernelName,
-      grid: [cdiv(rows, 8), cdiv(T, tt), 1],
-      block: B256,
-      args: [out, x, w.addr, rows, cols, T],
-    };
+    const kernel = `matvec_t${tt}_${w.dtype}` as KernelName;
+    if (isQuantized(w.dtype)) return { kernel, grid: [cdiv(rows, 8), cdiv(T, tt), 1], block: B256, args: [out, x, w.addr, rows, cols, T] };
+    const split = matvecSplit(rows, cols, w.dtype);
+    return { kernel, grid: [cdiv(rows, 8 / split), cdiv(T, tt), 1], block: B256, args: [out, x, w.addr, rows, cols, T, split] };
   }
   if (isQuantized(w.dtype)) {
     return { kernel: byDtype("matmul_dq", w.dtype), grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
@@ -64,10 +62,23 @@ export function matmulPlan(out: number, x: number, w: Weight, T: number): Launch
   return { kernel: byDtype("matmul_mma", w.dtype), grid: [cdiv(rows, 128), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
 }
 
-/** One block per token row: grid (T). */
+/**
+ * Warps sharing one row of a float matvec (zig-src/cuda/matvec.zig): 1, 2, 4 or 8. A matrix of
+ * few rows gets more warps per row so about 8192 warps stream it (an H100 holds 132 × 64), as
+ * long as each lane still has at least two 16-byte loads of its row.
+ */
+export function matvecSplit(rows: number, cols: number, dtype: DType): number {
+  const perLoad = 16 / (dtype === "f32" ? 4 : 2);
+  let split = 1;
+  while (split < 8 && rows * split * 2 <= 8192 && cols >= 64 * perLoad * split * 2) split *= 2;
+  return split;
+}
+
+/** One block per token row: grid (T); 1024 threads for a few rows (decode), else 256. */
 export function rmsnormPlan(out: number, x: number, w: Weight, T: number, eps: number): LaunchPlan {
   const n = vectorLength(w, "rmsnorm");
-  return { kernel: byDtype("rmsnorm", w.dtype), grid: [T, 1, 1], block: B256, args: [out, x, w.addr, n, eps] };
+  const block = T <= 32 ? ([1024, 1, 1] as const) : B256;
+  return { kernel: byDtype("rmsnorm", w.dtype), grid: [T, 1, 1], block, args: [out, x, w.addr, n, eps] };
 }
 
 /** One thread per element of x[T, n]: grid (ceil(T*n/256)). */
@@ -118,9 +129,15 @@ export function attentionSplits(s: AttentionShape, sms: number): number {
   return Math.max(1, Math.min(fill, Math.ceil(keys / ATTENTION_MIN_KEYS_PER_SPLIT)));
 }
 
+/** attention_prefill_f32's query tile and largest head (zig-src/cuda/attention_prefill.zig). */
+export const PREFILL_TILE_Q = 16;
+export const PREFILL_MAX_HEAD_DIM = 128;
+
 /**
- * attention_f32: one block of 8 warps per (query token, head, split), grid (T, nHeads, splits);
- * with splits > 1, attention_combine_f32 merges the partials, grid (T, nHeads).
+ * Prefill (query tiles fill the GPU, head size ≤ 128 and a multiple of 4): attention_prefill_f32,
+ * one block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_f32: one
+ * block of 8 warps per (query token, head, split), grid (T, nHeads, splits); with splits > 1,
+ * attention_combine_f32 merges the partials, grid (T, nHeads).
  * scratch: device buffer of attentionScratchBytes(sms) bytes.
  */
 export function attentionPlans(
@@ -134,6 +151,14 @@ export function attentionPlans(
   }
   if (s.nKvHeads < 1 || s.nHeads % s.nKvHeads !== 0) {
     throw new UsageError(`attention: nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
+  }
+  if (s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
+    return [{
+      kernel: "attention_prefill_f32",
+      grid: [cdiv(s.T, PREFILL_TILE_Q), s.nHeads, 1],
+      block: B256,
+      args: [out, q, kCache, vCache, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale],
+    }];
   }
   const splits = attentionSplits(s, sms);
   const main: LaunchPlan = {

@@ -14,6 +14,7 @@ const U = "u32";
 const F = "f32";
 // (out, x, w, rows|M, cols|N or K...) — see each kernel's file for the exact order.
 const MATVEC = [P, P, P, U, U, U] as const; // out, x, w, rows, cols, T
+const FLOAT_MATVEC = [P, P, P, U, U, U, U] as const; // out, x, w, rows, cols, T, split
 const MATMUL = [P, P, P, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
@@ -39,12 +40,12 @@ function quantKernels(): QuantKernels {
 
 export const KERNELS = {
   ...quantKernels(),
-  matvec_t1_f32: MATVEC,
-  matvec_t1_f16: MATVEC,
-  matvec_t1_bf16: MATVEC,
-  matvec_t4_f32: MATVEC,
-  matvec_t4_f16: MATVEC,
-  matvec_t4_bf16: MATVEC,
+  matvec_t1_f32: FLOAT_MATVEC,
+  matvec_t1_f16: FLOAT_MATVEC,
+  matvec_t1_bf16: FLOAT_MATVEC,
+  matvec_t4_f32: FLOAT_MATVEC,
+  matvec_t4_f16: FLOAT_MATVEC,
+  matvec_t4_bf16: FLOAT_MATVEC,
   matmul_simt_f32: MATMUL,
   matmul_mma_f16: MATMUL,
   matmul_mma_bf16: MATMUL,
@@ -62,6 +63,8 @@ export const KERNELS = {
   // out, q, kCache, vCache, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits
   attention_f32: [P, P, P, P, P, U, U, U, U, U, F, U],
   attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits
+  // out, q, kCache, vCache, nHeads, nKvHeads, headDim, T, pos0, window, scale
+  attention_prefill_f32: [P, P, P, P, U, U, U, U, U, U, F],
   swiglu_f32: [P, P, P, U], // out, gate, up, n
   add_f32: [P, P, P, U], // out, a, b, n
   softmax_f32: [P, U], // x, n

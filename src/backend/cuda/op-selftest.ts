@@ -171,6 +171,8 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       // with ragged edges, a k not multiple of 8 (scalar tile loads) and full tiles.
       const mm: [number, number, number][] = [
         [1, 45, 67], [1, 256, 512], [3, 100, 512], [8, 64, 136], [37, 130, 200], [64, 128, 256], [70, 96, 67],
+        // rows shared by 2, 4 and 8 warps (matvecSplit), with a ragged last block and T = 5
+        [1, 1030, 2048], [5, 300, 1536], [1, 37, 4096],
       ];
       for (const [T, rows, cols] of mm) {
         const [wr, wt] = p.weight(uniform(rows * cols), dtype, [rows, cols]);
@@ -183,7 +185,7 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
         p.freeAll();
       }
 
-      for (const [T, n] of [[3, 67], [2, 1024]]) {
+      for (const [T, n] of [[3, 67], [2, 1024], [1, 3072], [40, 1000]]) {
         const [wr, wt] = p.weight(uniform(n, 2), dtype, [n]);
         const x = p.f32(uniform(T * n, 3));
         const out = p.f32(new Float32Array(T * n));
@@ -254,6 +256,12 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       { T: 1, nHeads: 4, nKvHeads: 1, headDim: 128, pos0: 5000, window: 0, scale: 1 / Math.sqrt(128) },
       { T: 1, nHeads: 2, nKvHeads: 2, headDim: 64, pos0: 3000, window: 1000, scale: 1 / 8 },
       { T: 260, nHeads: 1, nKvHeads: 1, headDim: 64, pos0: 0, window: 0, scale: 1 / 8 },
+      // Enough query tiles to take the prefill kernel on any GPU of ≤ 160 SMs: a partial last
+      // tile, GQA, a window shorter than a key tile, a chunk after earlier tokens, head 80.
+      { T: 75, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 1 / Math.sqrt(128) },
+      { T: 90, nHeads: 32, nKvHeads: 4, headDim: 64, pos0: 0, window: 20, scale: 1 / 8 },
+      { T: 40, nHeads: 60, nKvHeads: 6, headDim: 80, pos0: 333, window: 0, scale: 1 / Math.sqrt(80) },
+      { T: 33, nHeads: 64, nKvHeads: 64, headDim: 32, pos0: 100, window: 50, scale: 1 / Math.sqrt(32) },
     ];
     for (const s of att) {
       const maxSeq = s.pos0 + s.T + 3;
