@@ -35,6 +35,14 @@ if [ ! -f "$M/config.json" ]; then
   $PY save-tokenizer "$M" .carry/tokenizer.model
 fi
 
+step "logits of 200 tokens (tiled prefill attention, tensor-core matmuls): --device cuda against --device cpu"
+IDS=$(python3 -c "import random; random.seed(7); print(','.join(str(random.randrange(3, 32000)) for _ in range(200)))")
+"$BIN" logits "$M" --ids "$IDS" --device cuda -o /tmp/l-cuda.f32 && "$BIN" logits "$M" --ids "$IDS" --device cpu -o /tmp/l-cpu.f32
+python3 -c "
+import numpy as np
+a = np.fromfile('/tmp/l-cuda.f32', dtype=np.float32).reshape(200, -1); b = np.fromfile('/tmp/l-cpu.f32', dtype=np.float32).reshape(200, -1)
+print('cuda vs cpu: rel L2 %.2e, argmax agree %.3f' % (np.linalg.norm(a - b) / np.linalg.norm(b), (a.argmax(-1) == b.argmax(-1)).mean()))"
+
 step "airllm run --profile (resident): queueing against waiting for the device"
 "$BIN" run "$M" -p "Once upon a time" -n 48 --device cuda --profile --temp 0 2>&1 >/dev/null | grep -E "pass |bottleneck" || true
 "$BIN" bench "$M" --device cuda --prompt-tokens 512 --decode-tokens 32 --json | tee /tmp/bench-resident.json
