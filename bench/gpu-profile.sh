@@ -44,7 +44,7 @@ a = np.fromfile('/tmp/l-cuda.f32', dtype=np.float32).reshape(200, -1); b = np.fr
 print('cuda vs cpu: rel L2 %.2e, argmax agree %.3f' % (np.linalg.norm(a - b) / np.linalg.norm(b), (a.argmax(-1) == b.argmax(-1)).mean()))"
 
 step "airllm run --profile (resident): queueing against waiting for the device"
-"$BIN" run "$M" -p "Once upon a time" -n 48 --device cuda --profile --temp 0 2>&1 >/dev/null | grep -E "pass |bottleneck" || true
+"$BIN" run "$M" --ids 1,450,1200,77 -n 48 --device cuda --profile --temp 0 2>&1 >/dev/null | grep -E "pass |bottleneck" || true
 "$BIN" bench "$M" --device cuda --prompt-tokens 512 --decode-tokens 32 --json | tee /tmp/bench-resident.json
 
 if [ -n "$NCU" ]; then

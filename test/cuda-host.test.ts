@@ -65,6 +65,25 @@ describe("launch geometry", () => {
     expect([q.grid, q.args]).toEqual([[128, 1, 1], [1, 2, 4096, 1024, 3072, 1]]);
   });
 
+  test("fused decode matvecs: q/k/v in one launch, residual accumulate, gate/up with swiglu; float weights and T ≤ 8 only", () => {
+    const q = w("bf16", [3072, 3072]);
+    const k = w("bf16", [1024, 3072]);
+    const qkv = plans.matvecMultiPlan([10, 20, 30], 2, [q, k, k], 1, false)!;
+    // 5120 rows, split 1: 640 blocks of 8 rows
+    expect([qkv.kernel, qkv.grid]).toEqual(["matvec_multi_t1_bf16", [640, 1, 1]]);
+    expect(qkv.args).toEqual([10, 20, 30, 2, 4096, 4096, 4096, 3072, 1024, 1024, 3072, 1, 1, 0]);
+    const acc = plans.matvecMultiPlan([10], 2, [q], 3, true)!;
+    expect([acc.kernel, acc.grid, acc.args]).toEqual(["matvec_multi_t4_bf16", [768, 1, 1], [10, 10, 10, 2, 4096, 4096, 4096, 3072, 0, 0, 3072, 3, 2, 1]]);
+    const gu = plans.matvecSwigluPlan(10, 2, w("f16", [8192, 3072]), w("f16", [8192, 3072]), 1)!;
+    expect([gu.kernel, gu.grid, gu.args]).toEqual(["matvec_swiglu_t1_f16", [1024, 1, 1], [10, 2, 4096, 4096, 8192, 3072, 1, 1]]);
+    // The plain ops take the rest: prefill, quantized or mixed weights, gate/up of unequal height.
+    expect(plans.matvecMultiPlan([10], 2, [q], 9, true)).toBeNull();
+    expect(plans.matvecMultiPlan([10, 20], 2, [q, w("q4_k", [1024, 3072])], 1, false)).toBeNull();
+    expect(plans.matvecMultiPlan([10, 20], 2, [q, w("f16", [1024, 3072])], 1, false)).toBeNull();
+    expect(plans.matvecMultiPlan([10, 20], 2, [q, w("bf16", [1024, 2048])], 1, false)).toBeNull();
+    expect(plans.matvecSwigluPlan(10, 2, q, k, 1)).toBeNull();
+  });
+
   test("attention: one block per (token, head), keys split across blocks when that fills the GPU", () => {
     const s = { T: 70000, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.1 };
     const prefill = plans.attentionPlans(1, 2, 3, 4, s, 5, 132);

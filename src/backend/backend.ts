@@ -181,6 +181,18 @@ export interface Backend {
   /** Row-wise softmax in place over rows × n. */
   softmax(x: number, rows: number, n: number): void;
 
+  // --- fused decode ops (optional) ---
+  // Each is exactly the composition of plain ops its comment names, done in one pass over the
+  // weights (on a GPU every launch has a fixed cost of a few µs, and a decode step is hundreds of
+  // them). A backend returns false where it has no kernel for the arguments (weight types, T):
+  // the caller then runs the plain ops. The CPU backend, the reference, has none.
+  /** outs[i][T, rows_i] = x · ws[i]ᵀ for each i (q, k and v from one normed x). */
+  matmulShared?(outs: readonly number[], x: number, ws: readonly Weight[], T: number): boolean;
+  /** out[T, rows] += x · wᵀ (matmul into a temporary, then add). out must not alias x. */
+  matmulAccumulate?(out: number, x: number, w: Weight, T: number): boolean;
+  /** out[T, rows] = silu(x · gateᵀ) * (x · upᵀ) (two matmuls, then swiglu). out must not alias x. */
+  swigluMatmul?(out: number, x: number, gate: Weight, up: Weight, T: number): boolean;
+
   /** Free and total device memory in bytes, where the backend can tell (CUDA: cuMemGetInfo). */
   memInfo?(): { free: number; total: number };
 

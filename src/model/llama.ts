@@ -50,9 +50,14 @@ export function decoderLayer(ctx: ForwardContext, w: EntryWeights, layer: number
 
   // attention: xb = rmsnorm(x); q,k,v = xb·Wqᵀ, xb·Wkᵀ, xb·Wvᵀ   (N, qDim) (N, kvDim) (N, kvDim)
   be.rmsnorm(s.xb, s.x, w(`${p}.input_layernorm.weight`), N, d.rmsNormEps);
-  be.matmul(s.q, s.xb, w(`${p}.self_attn.q_proj.weight`), N);
-  be.matmul(s.k, s.xb, w(`${p}.self_attn.k_proj.weight`), N);
-  be.matmul(s.v, s.xb, w(`${p}.self_attn.v_proj.weight`), N);
+  const wq = w(`${p}.self_attn.q_proj.weight`);
+  const wk = w(`${p}.self_attn.k_proj.weight`);
+  const wv = w(`${p}.self_attn.v_proj.weight`);
+  if (!be.matmulShared?.([s.q, s.k, s.v], s.xb, [wq, wk, wv], N)) {
+    be.matmul(s.q, s.xb, wq, N);
+    be.matmul(s.k, s.xb, wk, N);
+    be.matmul(s.v, s.xb, wv, N);
+  }
   if (d.bias.qkv) {
     be.addBias(s.q, w(`${p}.self_attn.q_proj.bias`), N);
     be.addBias(s.k, w(`${p}.self_attn.k_proj.bias`), N);
@@ -81,22 +86,35 @@ export function decoderLayer(ctx: ForwardContext, w: EntryWeights, layer: number
     });
   }
 
-  // x += att·Woᵀ   (N, hidden)
-  be.matmul(s.out, s.att, w(`${p}.self_attn.o_proj.weight`), N);
-  if (d.bias.out) be.addBias(s.out, w(`${p}.self_attn.o_proj.bias`), N);
-  be.add(s.x, s.x, s.out, N * d.hidden);
+  // x += att·Woᵀ (+ bo)   (N, hidden)
+  residualMatmul(ctx, s.att, w(`${p}.self_attn.o_proj.weight`), d.bias.out ? w(`${p}.self_attn.o_proj.bias`) : null, N);
 
   // mlp: x += (silu(xb·Wgᵀ) * xb·Wuᵀ)·Wdᵀ   gate/up (N, intermediate)
   be.rmsnorm(s.xb, s.x, w(`${p}.post_attention_layernorm.weight`), N, d.rmsNormEps);
-  be.matmul(s.gate, s.xb, w(`${p}.mlp.gate_proj.weight`), N);
-  be.matmul(s.up, s.xb, w(`${p}.mlp.up_proj.weight`), N);
-  if (d.bias.mlp) {
-    be.addBias(s.gate, w(`${p}.mlp.gate_proj.bias`), N);
-    be.addBias(s.up, w(`${p}.mlp.up_proj.bias`), N);
+  const wg = w(`${p}.mlp.gate_proj.weight`);
+  const wu = w(`${p}.mlp.up_proj.weight`);
+  // Biases go in before silu, so a biased MLP takes the plain ops.
+  if (d.bias.mlp || !be.swigluMatmul?.(s.gate, s.xb, wg, wu, N)) {
+    be.matmul(s.gate, s.xb, wg, N);
+    be.matmul(s.up, s.xb, wu, N);
+    if (d.bias.mlp) {
+      be.addBias(s.gate, w(`${p}.mlp.gate_proj.bias`), N);
+      be.addBias(s.up, w(`${p}.mlp.up_proj.bias`), N);
+    }
+    be.swiglu(s.gate, s.gate, s.up, N * d.intermediate);
   }
-  be.swiglu(s.gate, s.gate, s.up, N * d.intermediate);
-  be.matmul(s.out, s.gate, w(`${p}.mlp.down_proj.weight`), N);
-  if (d.bias.mlp) be.addBias(s.out, w(`${p}.mlp.down_proj.bias`), N);
+  residualMatmul(ctx, s.gate, w(`${p}.mlp.down_proj.weight`), d.bias.mlp ? w(`${p}.mlp.down_proj.bias`) : null, N);
+}
+
+/** x += a·Wᵀ + bias: fused into the matmul where the backend can, else through scratch.out. */
+function residualMatmul(ctx: ForwardContext, a: number, wt: Weight, bias: Weight | null, N: number): void {
+  const { backend: be, scratch: s, dims: d } = ctx;
+  if (be.matmulAccumulate?.(s.x, a, wt, N)) {
+    if (bias) be.addBias(s.x, bias, N);
+    return;
+  }
+  be.matmul(s.out, a, wt, N);
+  if (bias) be.addBias(s.out, bias, N);
   be.add(s.x, s.x, s.out, N * d.hidden);
 }
 

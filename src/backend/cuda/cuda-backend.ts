@@ -223,6 +223,24 @@ export class CudaBackend implements Backend {
     if (T > 0) this.run(plans.matmulPlan(out, x, w, T));
   }
 
+  matmulShared(outs: readonly number[], x: number, ws: readonly Weight[], T: number): boolean {
+    return this.runIf(plans.matvecMultiPlan(outs, x, ws, T, false));
+  }
+
+  matmulAccumulate(out: number, x: number, w: Weight, T: number): boolean {
+    return this.runIf(plans.matvecMultiPlan([out], x, [w], T, true));
+  }
+
+  swigluMatmul(out: number, x: number, gate: Weight, up: Weight, T: number): boolean {
+    return this.runIf(plans.matvecSwigluPlan(out, x, gate, up, T));
+  }
+
+  private runIf(plan: LaunchPlan | null): boolean {
+    if (!plan) return false;
+    this.run(plan);
+    return true;
+  }
+
   addBias(x: number, bias: Weight, T: number): void {
     if (T > 0) this.run(plans.addBiasPlan(x, bias, T));
   }

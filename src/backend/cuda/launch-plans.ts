@@ -74,6 +74,54 @@ export function matvecSplit(rows: number, cols: number, dtype: DType): number {
   return split;
 }
 
+/**
+ * Whether the fused decode matvecs (zig-src/cuda/matvec.zig) take these weights: T ≤ 8 and
+ * matrices of one float dtype and one width. Quantized weights keep the plain ops.
+ */
+function fusable(ws: readonly Weight[], T: number): boolean {
+  if (T < 1 || T > MATVEC_MAX_T || ws.length === 0) return false;
+  const [first] = ws;
+  return ws.every((w) => !isQuantized(w.dtype) && w.dtype === first!.dtype && w.shape.length === 2 && w.shape[1] === first!.shape[1]);
+}
+
+/**
+ * outs[i][T, rows_i] = x · ws[i]ᵀ for up to three matrices in one launch (q, k and v), or
+ * outs[0] += x · ws[0]ᵀ with `accumulate` (a residual add): matvec_multi, grid
+ * (ceil(Σ rows / (8/split)), ceil(T/TT)). null where the weights are not fusable.
+ */
+export function matvecMultiPlan(outs: readonly number[], x: number, ws: readonly Weight[], T: number, accumulate: boolean): LaunchPlan | null {
+  if (!fusable(ws, T) || ws.length > 3 || outs.length !== ws.length) return null;
+  const [, cols] = matrixShape(ws[0]!, "matmul");
+  const rows = ws.map((w) => w.shape[0]!);
+  const total = rows.reduce((a, b) => a + b, 0);
+  const split = matvecSplit(total, cols, ws[0]!.dtype);
+  const tt = T === 1 ? 1 : 4;
+  // Unused slots repeat the first matrix with 0 rows (the kernel never reads them).
+  const o = [0, 1, 2].map((i) => outs[i] ?? outs[0]!);
+  const a = [0, 1, 2].map((i) => ws[i]?.addr ?? ws[0]!.addr);
+  const r = [0, 1, 2].map((i) => rows[i] ?? 0);
+  return {
+    kernel: `matvec_multi_t${tt}_${ws[0]!.dtype}` as KernelName,
+    grid: [cdiv(total, 8 / split), cdiv(T, tt), 1],
+    block: B256,
+    args: [o[0]!, o[1]!, o[2]!, x, a[0]!, a[1]!, a[2]!, r[0]!, r[1]!, r[2]!, cols, T, split, accumulate ? 1 : 0],
+  };
+}
+
+/** out[T, rows] = silu(x · gateᵀ) * (x · upᵀ): matvec_swiglu, the float matvec's geometry. null where not fusable. */
+export function matvecSwigluPlan(out: number, x: number, gate: Weight, up: Weight, T: number): LaunchPlan | null {
+  if (!fusable([gate, up], T) || gate.shape[0] !== up.shape[0]) return null;
+  const [rows, cols] = matrixShape(gate, "matmul");
+  const split = matvecSplit(rows, cols, gate.dtype);
+  const tt = T === 1 ? 1 : 4;
+  return {
+    kernel: `matvec_swiglu_t${tt}_${gate.dtype}` as KernelName,
+    grid: [cdiv(rows, 8 / split), cdiv(T, tt), 1],
+    block: B256,
+    args: [out, x, gate.addr, up.addr, rows, cols, T, split],
+  };
+}
+
 /** One block per token row: grid (T); 1024 threads for a few rows (decode), else 256. */
 export function rmsnormPlan(out: number, x: number, w: Weight, T: number, eps: number): LaunchPlan {
   const n = vectorLength(w, "rmsnorm");

@@ -15,6 +15,9 @@ const F = "f32";
 // (out, x, w, rows|M, cols|N or K...) — see each kernel's file for the exact order.
 const MATVEC = [P, P, P, U, U, U] as const; // out, x, w, rows, cols, T
 const FLOAT_MATVEC = [P, P, P, U, U, U, U] as const; // out, x, w, rows, cols, T, split
+// out0, out1, out2, x, w0, w1, w2, rows0, rows1, rows2, cols, T, split, accumulate
+const MATVEC_MULTI = [P, P, P, P, P, P, P, U, U, U, U, U, U, U] as const;
+const MATVEC_SWIGLU = [P, P, P, P, U, U, U, U] as const; // out, x, gate, up, rows, cols, T, split
 const MATMUL = [P, P, P, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
@@ -46,6 +49,18 @@ export const KERNELS = {
   matvec_t4_f32: FLOAT_MATVEC,
   matvec_t4_f16: FLOAT_MATVEC,
   matvec_t4_bf16: FLOAT_MATVEC,
+  matvec_multi_t1_f32: MATVEC_MULTI,
+  matvec_multi_t1_f16: MATVEC_MULTI,
+  matvec_multi_t1_bf16: MATVEC_MULTI,
+  matvec_multi_t4_f32: MATVEC_MULTI,
+  matvec_multi_t4_f16: MATVEC_MULTI,
+  matvec_multi_t4_bf16: MATVEC_MULTI,
+  matvec_swiglu_t1_f32: MATVEC_SWIGLU,
+  matvec_swiglu_t1_f16: MATVEC_SWIGLU,
+  matvec_swiglu_t1_bf16: MATVEC_SWIGLU,
+  matvec_swiglu_t4_f32: MATVEC_SWIGLU,
+  matvec_swiglu_t4_f16: MATVEC_SWIGLU,
+  matvec_swiglu_t4_bf16: MATVEC_SWIGLU,
   matmul_simt_f32: MATMUL,
   matmul_mma_f16: MATMUL,
   matmul_mma_bf16: MATMUL,

@@ -185,6 +185,42 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
         p.freeAll();
       }
 
+      // Fused decode ops against the CPU's plain composition: q/k/v of two heights sharing x,
+      // a residual accumulate, gate/up with swiglu; T = 1, 5 and 8, rows shared by warps or not.
+      const fusedMissing = (op: string, shape: string): OpCheck =>
+        ({ op, dtype, shape, maxAbsErr: Infinity, maxRelErr: Infinity, tol: TOL_F32, pass: false });
+      for (const [T, cols] of [[1, 384], [5, 1024], [8, 67]] as const) {
+        const heights = [200, 72, 72];
+        const ws = heights.map((r) => p.weight(uniform(r * cols), dtype, [r, cols]));
+        const x = p.f32(uniform(T * cols));
+        const outs = heights.map((r) => p.f32(new Float32Array(T * r)));
+        heights.forEach((_, i) => cpu.matmul(outs[i]![0], x[0], ws[i]![0], T));
+        const shape = `T=${T} [${heights}]x${cols}`;
+        if (gpu.matmulShared?.(outs.map((o) => o[1]), x[1], ws.map((w) => w[1]), T)) {
+          heights.forEach((r, i) => record(compare("matmulShared", dtype, `${shape} out ${i}`, TOL_F32, p.read(outs[i]!, T * r))));
+        } else record(fusedMissing("matmulShared", shape));
+
+        // out += x·wᵀ: the CPU adds through a temporary, as the plain ops do.
+        const acc = p.f32(uniform(T * heights[0]!, 3));
+        const tmp = p.f32(new Float32Array(T * heights[0]!));
+        cpu.matmul(tmp[0], x[0], ws[0]![0], T);
+        cpu.add(acc[0], acc[0], tmp[0], T * heights[0]!);
+        if (gpu.matmulAccumulate?.(acc[1], x[1], ws[0]![1], T)) {
+          record(compare("matmulAccumulate", dtype, `T=${T} [${heights[0]},${cols}]`, TOL_F32, p.read(acc, T * heights[0]!)));
+        } else record(fusedMissing("matmulAccumulate", shape));
+
+        const [gate, up] = [ws[1]!, ws[2]!];
+        const g = p.f32(new Float32Array(T * 72));
+        const u = p.f32(new Float32Array(T * 72));
+        cpu.matmul(g[0], x[0], gate[0], T);
+        cpu.matmul(u[0], x[0], up[0], T);
+        cpu.swiglu(g[0], g[0], u[0], T * 72);
+        if (gpu.swigluMatmul?.(g[1], x[1], gate[1], up[1], T)) {
+          record(compare("swigluMatmul", dtype, `T=${T} [72,${cols}]`, TOL_F32, p.read(g, T * 72)));
+        } else record(fusedMissing("swigluMatmul", shape));
+        p.freeAll();
+      }
+
       for (const [T, n] of [[3, 67], [2, 1024], [1, 3072], [40, 1000]]) {
         const [wr, wt] = p.weight(uniform(n, 2), dtype, [n]);
         const x = p.f32(uniform(T * n, 3));
