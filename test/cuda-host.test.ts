@@ -68,19 +68,25 @@ describe("launch geometry", () => {
   test("fused decode matvecs: q/k/v in one launch, residual accumulate, gate/up with swiglu; float weights and T ≤ 8 only", () => {
     const q = w("bf16", [3072, 3072]);
     const k = w("bf16", [1024, 3072]);
-    const qkv = plans.matvecMultiPlan([10, 20, 30], 2, [q, k, k], 1, false)!;
+    const qkv = plans.matmulMultiPlan([10, 20, 30], 2, [q, k, k], 1, false)!;
     // 5120 rows, split 1: 640 blocks of 8 rows
     expect([qkv.kernel, qkv.grid]).toEqual(["matvec_multi_t1_bf16", [640, 1, 1]]);
     expect(qkv.args).toEqual([10, 20, 30, 2, 4096, 4096, 4096, 3072, 1024, 1024, 3072, 1, 1, 0]);
-    const acc = plans.matvecMultiPlan([10], 2, [q], 3, true)!;
+    const acc = plans.matmulMultiPlan([10], 2, [q], 3, true)!;
     expect([acc.kernel, acc.grid, acc.args]).toEqual(["matvec_multi_t4_bf16", [768, 1, 1], [10, 10, 10, 2, 4096, 4096, 4096, 3072, 0, 0, 3072, 3, 2, 1]]);
     const gu = plans.matvecSwigluPlan(10, 2, w("f16", [8192, 3072]), w("f16", [8192, 3072]), 1)!;
     expect([gu.kernel, gu.grid, gu.args]).toEqual(["matvec_swiglu_t1_f16", [1024, 1, 1], [10, 2, 4096, 4096, 8192, 3072, 1, 1]]);
     // The plain ops take the rest: prefill, quantized or mixed weights, gate/up of unequal height.
-    expect(plans.matvecMultiPlan([10], 2, [q], 9, true)).toBeNull();
-    expect(plans.matvecMultiPlan([10, 20], 2, [q, w("q4_k", [1024, 3072])], 1, false)).toBeNull();
-    expect(plans.matvecMultiPlan([10, 20], 2, [q, w("f16", [1024, 3072])], 1, false)).toBeNull();
-    expect(plans.matvecMultiPlan([10, 20], 2, [q, w("bf16", [1024, 2048])], 1, false)).toBeNull();
+    // Prefill: tensor-core tiles over the three matrices (k/v alone were 64 blocks), 16-bit weights only.
+    const pre = plans.matmulMultiPlan([10, 20, 30], 2, [q, k, k], 512, false)!;
+    expect([pre.kernel, pre.grid, pre.args]).toEqual(["matmul_mma_multi_bf16", [40, 8, 1], [10, 20, 30, 2, 4096, 4096, 4096, 512, 3072, 1024, 1024, 3072, 0]]);
+    expect(plans.matmulMultiPlan([10], 2, [q], 9, true)!.args).toEqual([10, 10, 10, 2, 4096, 4096, 4096, 9, 3072, 0, 0, 3072, 1]);
+    expect(plans.matmulMultiPlan([10], 2, [w("f32", [64, 64])], 9, true)).toBeNull();
+    expect(plans.matmulMultiPlan([10, 20], 2, [w("bf16", [100, 64]), w("bf16", [128, 64])], 9, false)).toBeNull();
+    expect(plans.matvecSwigluPlan(10, 2, q, q, 9)).toBeNull();
+    expect(plans.matmulMultiPlan([10, 20], 2, [q, w("q4_k", [1024, 3072])], 1, false)).toBeNull();
+    expect(plans.matmulMultiPlan([10, 20], 2, [q, w("f16", [1024, 3072])], 1, false)).toBeNull();
+    expect(plans.matmulMultiPlan([10, 20], 2, [q, w("bf16", [1024, 2048])], 1, false)).toBeNull();
     expect(plans.matvecSwigluPlan(10, 2, q, k, 1)).toBeNull();
   });
 

@@ -66,6 +66,8 @@ pub const list = .{
     .{ "matmul_simt_f32", &simt.kernel },
     .{ "matmul_mma_f16", &mma.MatmulMma(.f16).kernel },
     .{ "matmul_mma_bf16", &mma.MatmulMma(.bf16).kernel },
+    .{ "matmul_mma_multi_f16", &mma.MatmulMma(.f16).multi },
+    .{ "matmul_mma_multi_bf16", &mma.MatmulMma(.bf16).multi },
     .{ "rmsnorm_f32", &rmsnorm.Rmsnorm(.f32).kernel },
     .{ "rmsnorm_f16", &rmsnorm.Rmsnorm(.f16).kernel },
     .{ "rmsnorm_bf16", &rmsnorm.Rmsnorm(.bf16).kernel },

@@ -5,7 +5,10 @@
 //! (and, for f16, by clamping activations to ±65504).
 //! w[N, K] row-major is exactly the "col" B operand the instruction wants: no transpose.
 //!
-//! Launch: grid (ceil(N / 128), ceil(M / 64)), block 256. Block tile 64 tokens × 128 features,
+//! `multi` is the same tile over up to three matrices at once (q, k, v: one launch, and enough
+//! blocks to fill the GPU where k and v alone had 64), optionally adding into out.
+//!
+//! Launch: grid (ceil(N / 128), ceil(M / 64)), block 256 (multi: Σ ceil(N_i / 128) along x). Block tile 64 tokens × 128 features,
 //! k-step 32; 8 warps as 2 (tokens) × 4 (features), each owning a 32×32 tile = 2×4 mma tiles.
 //! Global loads of tile k+1 are in flight while tile k is multiplied (double-buffered smem).
 const c = @import("common.zig");
@@ -113,6 +116,37 @@ pub fn MatmulMma(comptime dt: DType) type {
         }
 
         pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32) callconv(.kernel) void {
+            tile(out, x, w, m_, n_, k_, @as(usize, c.blockIdx(0)) * BN, false);
+        }
+
+        /// Up to three weight matrices of one width reading the same x (q, k and v), their
+        /// 128-row tiles laid end to end along grid x; rows of all but the last are whole
+        /// tiles (the host checks). `accumulate`: out += x·wᵀ (the residual add after o/down).
+        pub fn multi(
+            out0: c.Ptr(f32),
+            out1: c.Ptr(f32),
+            out2: c.Ptr(f32),
+            x: c.ConstPtr(f32),
+            w0: c.ConstPtr(u16),
+            w1: c.ConstPtr(u16),
+            w2: c.ConstPtr(u16),
+            m_: u32,
+            n0_: u32,
+            n1_: u32,
+            n2_: u32,
+            k_: u32,
+            accumulate: u32,
+        ) callconv(.kernel) void {
+            const b: usize = c.blockIdx(0);
+            const tiles0 = n0_ / BN;
+            const tiles1 = n1_ / BN;
+            if (b < tiles0) return tile(out0, x, w0, m_, n0_, k_, b * BN, accumulate != 0);
+            if (b < tiles0 + tiles1) return tile(out1, x, w1, m_, n1_, k_, (b - tiles0) * BN, accumulate != 0);
+            tile(out2, x, w2, m_, n2_, k_, (b - tiles0 - tiles1) * BN, accumulate != 0);
+        }
+
+        /// The block's 64 × 128 output tile at tokens blockIdx(1) * BM, features n0.
+        inline fn tile(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, n0: usize, accumulate: bool) void {
             const M: usize = m_;
             const N: usize = n_;
             const K: usize = k_;
@@ -123,7 +157,6 @@ pub fn MatmulMma(comptime dt: DType) type {
             const wm = (warp >> 2) * 32; // warp tile origin inside the block tile
             const wn = (warp & 3) * 32;
             const m0 = @as(usize, c.blockIdx(1)) * BM;
-            const n0 = @as(usize, c.blockIdx(0)) * BN;
             const vec_ok = K % 8 == 0 and c.isAligned16(x) and c.isAligned16(w);
             const sa: *addrspace(.shared) [2 * BM * LDW]u32 = &smem_a;
             const sb: *addrspace(.shared) [2 * BN * LDW]u32 = &smem_b;
@@ -167,8 +200,12 @@ pub fn MatmulMma(comptime dt: DType) type {
                     inline for (0..2) |half| {
                         const row = m0 + wm + mt * 16 + g + half * 8;
                         if (row < M) {
-                            if (col < N) out[row * N + col] = acc[mt][nt][half * 2];
-                            if (col + 1 < N) out[row * N + col + 1] = acc[mt][nt][half * 2 + 1];
+                            inline for (0..2) |e| {
+                                if (col + e < N) {
+                                    const at = row * N + col + e;
+                                    out[at] = if (accumulate) out[at] + acc[mt][nt][half * 2 + e] else acc[mt][nt][half * 2 + e];
+                                }
+                            }
                         }
                     }
                 }

@@ -224,11 +224,11 @@ export class CudaBackend implements Backend {
   }
 
   matmulShared(outs: readonly number[], x: number, ws: readonly Weight[], T: number): boolean {
-    return this.runIf(plans.matvecMultiPlan(outs, x, ws, T, false));
+    return this.runIf(plans.matmulMultiPlan(outs, x, ws, T, false));
   }
 
   matmulAccumulate(out: number, x: number, w: Weight, T: number): boolean {
-    return this.runIf(plans.matvecMultiPlan([out], x, [w], T, true));
+    return this.runIf(plans.matmulMultiPlan([out], x, [w], T, true));
   }
 
   swigluMatmul(out: number, x: number, gate: Weight, up: Weight, T: number): boolean {

@@ -75,31 +75,44 @@ export function matvecSplit(rows: number, cols: number, dtype: DType): number {
 }
 
 /**
- * Whether the fused decode matvecs (zig-src/cuda/matvec.zig) take these weights: T ≤ 8 and
- * matrices of one float dtype and one width. Quantized weights keep the plain ops.
+ * Whether the fused matmuls take these weights: matrices of one float dtype and one width, and
+ * T ≤ 8 (matvec_multi, matvec_swiglu) or, for prefill, 16-bit weights (matmul_mma_multi).
+ * Quantized weights and f32 prefill keep the plain ops.
  */
 function fusable(ws: readonly Weight[], T: number): boolean {
-  if (T < 1 || T > MATVEC_MAX_T || ws.length === 0) return false;
+  if (T < 1 || ws.length === 0) return false;
   const [first] = ws;
+  if (T > MATVEC_MAX_T && first!.dtype !== "f16" && first!.dtype !== "bf16") return false;
   return ws.every((w) => !isQuantized(w.dtype) && w.dtype === first!.dtype && w.shape.length === 2 && w.shape[1] === first!.shape[1]);
 }
 
 /**
  * outs[i][T, rows_i] = x · ws[i]ᵀ for up to three matrices in one launch (q, k and v), or
- * outs[0] += x · ws[0]ᵀ with `accumulate` (a residual add): matvec_multi, grid
- * (ceil(Σ rows / (8/split)), ceil(T/TT)). null where the weights are not fusable.
+ * outs[0] += x · ws[0]ᵀ with `accumulate` (a residual add). null where the weights are not
+ * fusable. Unused slots repeat the first matrix with 0 rows (the kernels never read them).
+ * - T ≤ 8: matvec_multi, grid (ceil(Σ rows / (8/split)), ceil(T/TT)).
+ * - prefill: matmul_mma_multi, grid (Σ ceil(rows_i/128), ceil(T/64)); all but the last
+ *   matrix must have whole 128-row tiles.
  */
-export function matvecMultiPlan(outs: readonly number[], x: number, ws: readonly Weight[], T: number, accumulate: boolean): LaunchPlan | null {
+export function matmulMultiPlan(outs: readonly number[], x: number, ws: readonly Weight[], T: number, accumulate: boolean): LaunchPlan | null {
   if (!fusable(ws, T) || ws.length > 3 || outs.length !== ws.length) return null;
   const [, cols] = matrixShape(ws[0]!, "matmul");
   const rows = ws.map((w) => w.shape[0]!);
   const total = rows.reduce((a, b) => a + b, 0);
-  const split = matvecSplit(total, cols, ws[0]!.dtype);
-  const tt = T === 1 ? 1 : 4;
-  // Unused slots repeat the first matrix with 0 rows (the kernel never reads them).
   const o = [0, 1, 2].map((i) => outs[i] ?? outs[0]!);
   const a = [0, 1, 2].map((i) => ws[i]?.addr ?? ws[0]!.addr);
   const r = [0, 1, 2].map((i) => rows[i] ?? 0);
+  if (T > MATVEC_MAX_T) {
+    if (!rows.slice(0, -1).every((n) => n % 128 === 0)) return null;
+    return {
+      kernel: byDtype("matmul_mma_multi", ws[0]!.dtype),
+      grid: [rows.reduce((s, n) => s + cdiv(n, 128), 0), cdiv(T, 64), 1],
+      block: B256,
+      args: [o[0]!, o[1]!, o[2]!, x, a[0]!, a[1]!, a[2]!, T, r[0]!, r[1]!, r[2]!, cols, accumulate ? 1 : 0],
+    };
+  }
+  const split = matvecSplit(total, cols, ws[0]!.dtype);
+  const tt = T === 1 ? 1 : 4;
   return {
     kernel: `matvec_multi_t${tt}_${ws[0]!.dtype}` as KernelName,
     grid: [cdiv(total, 8 / split), cdiv(T, tt), 1],
@@ -110,7 +123,7 @@ export function matvecMultiPlan(outs: readonly number[], x: number, ws: readonly
 
 /** out[T, rows] = silu(x · gateᵀ) * (x · upᵀ): matvec_swiglu, the float matvec's geometry. null where not fusable. */
 export function matvecSwigluPlan(out: number, x: number, gate: Weight, up: Weight, T: number): LaunchPlan | null {
-  if (!fusable([gate, up], T) || gate.shape[0] !== up.shape[0]) return null;
+  if (T > MATVEC_MAX_T || !fusable([gate, up], T) || gate.shape[0] !== up.shape[0]) return null;
   const [rows, cols] = matrixShape(gate, "matmul");
   const split = matvecSplit(rows, cols, gate.dtype);
   const tt = T === 1 ? 1 : 4;

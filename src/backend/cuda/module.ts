@@ -64,6 +64,9 @@ export const KERNELS = {
   matmul_simt_f32: MATMUL,
   matmul_mma_f16: MATMUL,
   matmul_mma_bf16: MATMUL,
+  // out0, out1, out2, x, w0, w1, w2, M=T, N0, N1, N2, K=cols, accumulate
+  matmul_mma_multi_f16: [P, P, P, P, P, P, P, U, U, U, U, U, U],
+  matmul_mma_multi_bf16: [P, P, P, P, P, P, P, U, U, U, U, U, U],
   rmsnorm_f32: RMSNORM,
   rmsnorm_f16: RMSNORM,
   rmsnorm_bf16: RMSNORM,

@@ -221,6 +221,29 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
         p.freeAll();
       }
 
+      // Prefill forms on tensor cores (16-bit weights): q/k/v with whole 128-row tiles but a
+      // ragged last matrix and token tile, and a residual accumulate.
+      if (dtype !== "f32") {
+        const [T, cols] = [70, 200];
+        const heights = [256, 128, 72];
+        const ws = heights.map((r) => p.weight(uniform(r * cols), dtype, [r, cols]));
+        const x = p.f32(uniform(T * cols));
+        const outs = heights.map((r) => p.f32(new Float32Array(T * r)));
+        heights.forEach((_, i) => cpu.matmul(outs[i]![0], x[0], ws[i]![0], T));
+        const shape = `T=${T} [${heights}]x${cols}`;
+        if (gpu.matmulShared?.(outs.map((o) => o[1]), x[1], ws.map((w) => w[1]), T)) {
+          heights.forEach((r, i) => record(compare("matmulShared", dtype, `${shape} out ${i}`, TOL_MMA[dtype], p.read(outs[i]!, T * r))));
+        } else record(fusedMissing("matmulShared", shape));
+        const acc = p.f32(uniform(T * 72, 3));
+        const tmp = p.f32(new Float32Array(T * 72));
+        cpu.matmul(tmp[0], x[0], ws[2]![0], T);
+        cpu.add(acc[0], acc[0], tmp[0], T * 72);
+        if (gpu.matmulAccumulate?.(acc[1], x[1], ws[2]![1], T)) {
+          record(compare("matmulAccumulate", dtype, `T=${T} [72,${cols}]`, TOL_MMA[dtype], p.read(acc, T * 72)));
+        } else record(fusedMissing("matmulAccumulate", shape));
+        p.freeAll();
+      }
+
       for (const [T, n] of [[3, 67], [2, 1024], [1, 3072], [40, 1000]]) {
         const [wr, wt] = p.weight(uniform(n, 2), dtype, [n]);
         const x = p.f32(uniform(T * n, 3));
