@@ -120,8 +120,8 @@ pub fn MatmulMma(comptime dt: DType) type {
         }
 
         /// Up to three weight matrices of one width reading the same x (q, k and v), their
-        /// 128-row tiles laid end to end along grid x; rows of all but the last are whole
-        /// tiles (the host checks). `accumulate`: out += x·wᵀ (the residual add after o/down).
+        /// 128-row tiles laid end to end along grid x; all but the last matrix in use have
+        /// whole tiles (the host checks). `accumulate`: out += x·wᵀ (the residual add after o/down).
         pub fn multi(
             out0: c.Ptr(f32),
             out1: c.Ptr(f32),
@@ -138,8 +138,10 @@ pub fn MatmulMma(comptime dt: DType) type {
             accumulate: u32,
         ) callconv(.kernel) void {
             const b: usize = c.blockIdx(0);
-            const tiles0 = n0_ / BN;
-            const tiles1 = n1_ / BN;
+            // Only the last matrix in use may be ragged, but unused slots (0 rows) can follow
+            // it: round up, so a lone ragged matrix still owns its tiles.
+            const tiles0 = (n0_ + BN - 1) / BN;
+            const tiles1 = (n1_ + BN - 1) / BN;
             if (b < tiles0) return tile(out0, x, w0, m_, n0_, k_, b * BN, accumulate != 0);
             if (b < tiles0 + tiles1) return tile(out1, x, w1, m_, n1_, k_, (b - tiles0) * BN, accumulate != 0);
             tile(out2, x, w2, m_, n2_, k_, (b - tiles0 - tiles1) * BN, accumulate != 0);
