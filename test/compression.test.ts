@@ -1,4 +1,5 @@
-// AirLLM's compression (4bit = NF4 blocks of 64, 8bit = blockwise dynamic 8-bit blocks of 2048):
+// AirLLM's compression names: 4bit = NF4 blocks of 64 (AirLLM's own), 8bit = blockwise 8-bit
+// with a linear map over blocks of 64 (not AirLLM's dynamic map over 2048: see quant_bnb.zig):
 // - the quantizer against bitsandbytes itself: fixtures from test/fixtures/gen_bnb_fixtures.py
 //   (bitsandbytes 0.50.2, CPU) hold its codes, absmax and dequantized values for inputs with
 //   ragged rows, all-zero blocks, a huge outlier and bf16 values; ours must be bit-exact;
@@ -66,7 +67,7 @@ function dequantize(dtype: BnbDType, blocks: Uint8Array, n: number): Float32Arra
 
 /** Our self-contained blocks split into bitsandbytes' two arrays: codes and absmax. */
 function unpack(dtype: BnbDType, blocks: Uint8Array, n: number): { codes: Uint8Array; absmax: Float32Array } {
-  const [B, BB] = dtype === "nf4" ? [64, 36] : [2048, 2052];
+  const [B, BB] = dtype === "nf4" ? [64, 36] : [64, 68];
   const nb = Math.ceil(n / B);
   const absmax = new Float32Array(nb);
   const codes: number[] = [];
@@ -101,28 +102,26 @@ describe("the quantizer against bitsandbytes 0.50.2", () => {
           expect(mismatches(codes, ref)).toBe(0);
           expect(mismatches(dequantize(dtype, blocks, input.length), f32(`${name}.${key}_dequant`))).toBe(0);
         } else {
-          // bitsandbytes' CPU 8-bit search is coarse for tiny |x/absmax| (< ~2e-5: it picks code
-          // 131, 2.1e-5, for 8.6e-7 where 128, 5.5e-7, is nearest); ours is the exact nearest
-          // code, so where codes differ ours must be strictly closer. Decoding its codes with
-          // ours must still give its dequantized values exactly.
+          // bitsandbytes' CPU 8-bit search is not exactly nearest (its binary search stops one
+          // step short near some midpoints: it picks 46/127 for 0.366155, past the midpoint
+          // 0.366142 toward 47/127) and exact ties go either way; ours is the exact nearest, ties
+          // to the lower code. Where codes differ ours must be at least as close, and decoding
+          // its codes with ours must give its dequantized values exactly.
           const refBlocks = blocks.slice();
-          for (let i = 0; i < input.length; i++) {
-            const b = Math.floor(i / 2048);
-            refBlocks[b * 2052 + 4 + (i % 2048)] = ref[i]!;
-            if (codes[i] === ref[i] || absmax[b] === 0) continue;
-            const v = input[i]! / absmax[b]!;
-            const mine = dequantize(dtype, blocks.subarray(b * 2052), Math.min(2048, input.length - b * 2048))[i % 2048]! / absmax[b]!;
-            const theirs = f32(`${name}.${key}_dequant`)[i]! / absmax[b]!;
-            expect(Math.abs(v - mine)).toBeLessThanOrEqual(Math.abs(v - theirs) + 1e-6); // ties (to f32 rounding) may go either way
-          }
-          // Code 0: bitsandbytes' CPU quantizer treats it as -1 (it sets code[0] = -1 in its
-          // search) but its dequantize reads the map's -0.99297; we decode -1, exact for the
-          // weight that set the absmax. Every other code decodes bit-exactly.
-          const deq = dequantize(dtype, refBlocks, input.length);
           const want = f32(`${name}.${key}_dequant`);
           let differ = 0;
-          for (let i = 0; i < input.length; i++) if (ref[i] !== 0 && deq[i] !== want[i]) differ++;
-          expect(differ).toBe(0);
+          for (let i = 0; i < input.length; i++) {
+            const b = Math.floor(i / 64);
+            refBlocks[b * 68 + 4 + (i % 64)] = ref[i]!;
+            if (codes[i] === ref[i] || absmax[b] === 0) continue;
+            differ++;
+            const v = input[i]! / absmax[b]!;
+            const mine = (codes[i]! - 128) / 127;
+            const theirs = want[i]! / absmax[b]!;
+            expect(Math.abs(v - mine)).toBeLessThanOrEqual(Math.abs(v - theirs) + 1e-6);
+          }
+          expect(differ).toBeLessThan(input.length / 100);
+          expect(mismatches(dequantize(dtype, refBlocks, input.length), want)).toBe(0);
         }
         if (name === "bf16") expect(quantize(dtype, input, "bf16")).toEqual(blocks);
       });
@@ -203,9 +202,10 @@ async function logitsAndText(model: CausalLM, ids: number[]): Promise<{ logits: 
 }
 
 describe("stories260K-hf compressed vs F32", () => {
-  // Measured: 8bit 2.07e-3, 4bit 0.106 (a 64-wide model: every weight matters). The 1e-3 goal
-  // for 8bit is not met on this model; the bounds hold the measured values with ~50% margin.
-  test("mean next-token KL over llama2.c's greedy sequence: 8bit < 3e-3, 4bit < 0.15", async () => {
+  // Measured: 8bit 3.3e-4 (bitsandbytes with the same map on transformers: 3.29e-4; AirLLM's own
+  // dynamic-map 8-bit over blocks of 2048: 2.07e-3), 4bit 0.106 (a 64-wide model: every weight
+  // matters). 8bit: the issue's goal, 1e-3; 4bit: the measured value with ~40% margin.
+  test("mean next-token KL over llama2.c's greedy sequence: 8bit < 1e-3, 4bit < 0.15", async () => {
     const ids = [1, ...storiesRef().sequence_after_bos_prompt_then_greedy].slice(0, 200);
     const runs: Record<string, { logits: Float32Array; text: string }> = {};
     for (const c of [undefined, "8bit", "4bit"] as const) {
@@ -226,7 +226,7 @@ describe("stories260K-hf compressed vs F32", () => {
     const kl8 = kl("8bit");
     const kl4 = kl("4bit");
     console.log(JSON.stringify({ kl8, kl4, f32: runs.f32!.text, "8bit": runs["8bit"]!.text, "4bit": runs["4bit"]!.text }));
-    expect(kl8).toBeLessThan(3e-3);
+    expect(kl8).toBeLessThan(1e-3);
     expect(kl4).toBeLessThan(0.15);
     // Compressed files: 2-D weights as U8 with their logical dtype; norms kept in F32.
     const layer = SafetensorsFile.open(join(tmp, "splitted_model.4bit/model.layers.0.safetensors"));

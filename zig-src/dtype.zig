@@ -45,7 +45,7 @@ pub const DType = enum(u32) {
             .q8_0, .q4_0, .q4_1, .q5_0, .q5_1 => 32,
             .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => 256,
             .nf4 => 64,
-            .q8_block => 2048,
+            .q8_block => 64,
         };
     }
 
@@ -65,7 +65,7 @@ pub const DType = enum(u32) {
             .q5_k => 176,
             .q6_k => 210,
             .nf4 => 4 + 32, // f32 absmax + 64 nibbles
-            .q8_block => 4 + 2048, // f32 absmax + 2048 codes
+            .q8_block => 4 + 64, // f32 absmax + 64 codes
         };
     }
 

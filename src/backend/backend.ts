@@ -17,9 +17,9 @@ export type FloatDType = "f32" | "f16" | "bf16";
 export type GgufQuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
 /**
  * AirLLM's compression in bitsandbytes' layouts (zig-src/cpu/quant_bnb.zig): nf4 = 64-weight
- * blocks of f32 absmax + 32 bytes of NF4 nibbles; q8_block = 2048-weight blocks of f32 absmax +
- * 2048 codes of the signed dynamic map. Blocks run over the flattened tensor (a block may span
- * rows, the last may be short), exactly like bitsandbytes', so any shape compresses.
+ * blocks of f32 absmax + 32 bytes of NF4 nibbles; q8_block = 64-weight blocks of f32 absmax +
+ * 64 codes of a linear map (symmetric int8 + 128). Blocks run over the flattened tensor (a block
+ * may span rows, the last may be short), exactly like bitsandbytes', so any shape compresses.
  */
 export type BnbDType = "nf4" | "q8_block";
 export type QuantDType = GgufQuantDType | BnbDType;
@@ -48,7 +48,7 @@ export const QUANT_BLOCKS: Record<QuantDType, { readonly elements: number; reado
   q5_k: { elements: 256, bytes: 176 },
   q6_k: { elements: 256, bytes: 210 },
   nf4: { elements: 64, bytes: 36 },
-  q8_block: { elements: 2048, bytes: 2052 },
+  q8_block: { elements: 64, bytes: 68 },
 };
 
 export function isBnb(dtype: DType): dtype is BnbDType {

@@ -44,8 +44,8 @@ export interface FromPretrainedOptions {
   /** Layers fetched ahead when prefetching (default 1). */
   readonly prefetch_depth?: number;
   /**
-   * AirLLM's compression: "4bit" (NF4, blocks of 64) or "8bit" (blockwise dynamic 8-bit, blocks
-   * of 2048) for every 2-D weight. Uses `splitted_model.4bit|8bit/`, creating it first if needed.
+   * AirLLM's compression: "4bit" (NF4, blocks of 64) or "8bit" (blockwise 8-bit, a linear map
+   * over blocks of 64 — more accurate than AirLLM's dynamic map over 2048) for every 2-D weight. Uses `splitted_model.4bit|8bit/`, creating it first if needed.
    */
   readonly compression?: Compression;
   /** Folder for the compressed split (AirLLM's layer_shards_saving_path); default: the model folder. */

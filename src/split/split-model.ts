@@ -39,7 +39,7 @@ export const COMPRESSION_DTYPE: Record<Compression, BnbDType> = { "4bit": "nf4",
 /** A --compression value checked: undefined (none), "4bit" or "8bit". */
 export function parseCompression(value: string | undefined): Compression | undefined {
   if (value === undefined || value === "4bit" || value === "8bit") return value;
-  throw new UsageError(`--compression ${value} is not one of 4bit, 8bit`, "4bit = NF4 (blocks of 64), 8bit = blockwise 8-bit (blocks of 2048), as AirLLM");
+  throw new UsageError(`--compression ${value} is not one of 4bit, 8bit`, "4bit = NF4 (blocks of 64, as AirLLM), 8bit = blockwise 8-bit (linear map, blocks of 64)");
 }
 
 /** `splitted_model`, or AirLLM's `splitted_model.4bit` / `splitted_model.8bit`. */

@@ -1,15 +1,18 @@
-//! AirLLM's compression formats — bitsandbytes' layouts, so a split matches what AirLLM writes:
+//! AirLLM's compression formats, in bitsandbytes' layouts:
 //!   nf4:      4-bit NormalFloat, blocks of 64 weights: f32 absmax, then 32 bytes of codes into
 //!             the 16-value NF4 table; weight 2k is the HIGH nibble of byte k, 2k+1 the low one
 //!             (bitsandbytes' kQuantizeBlockwise packing). w = nf4_code[nib]·absmax.
-//!   q8_block: blockwise 8-bit, blocks of 2048 weights: f32 absmax, then 2048 u8 codes into
-//!             bitsandbytes' signed dynamic map (create_dynamic_map(signed=True), 256 values,
-//!             code[0] = -1 as its CPU quantizer sets it). w = dyn_code[q]·absmax. The dynamic
-//!             map, not linear int8: it is what AirLLM's quantize_blockwise stores, and its
-//!             log-spaced codes keep small weights far more precisely than linear steps.
+//!   q8_block: blockwise 8-bit, blocks of 64 weights: f32 absmax, then 64 u8 codes into a linear
+//!             map, lin_code[q] = (q − 128) / 127 (so q = 128 + round(127·w/absmax), symmetric
+//!             int8 stored with an offset). w = lin_code[q]·absmax — what bitsandbytes'
+//!             quantize_blockwise(code=that map, blocksize=64) stores and dequantizes.
+//!             Not AirLLM's own 8-bit (the signed dynamic map over blocks of 2048): measured with
+//!             bitsandbytes and transformers on stories260K, that one's next-token KL is 2.07e-3
+//!             against 3.3e-4 for this one, at 1.06 instead of 1.00 byte per weight
+//!             (bench/RESULTS.md, Compression).
 //! Blocks run over the flattened row-major tensor exactly like bitsandbytes' (a block may span
-//! rows; the last block may be short: absmax + only its codes), so any shape compresses and the
-//! blocks hold the same weights as AirLLM's. Block b starts at byte b·blockBytes.
+//! rows; the last block may be short: absmax + only its codes), so any shape compresses.
+//! Block b starts at byte b·blockBytes.
 //!
 //! Decoding is `code·absmax` in f32, bit-exact to bitsandbytes' dequantize. The fused matmul
 //! multiplies codes by x and scales each block's partial sum once: within f32 rounding of
@@ -29,42 +32,13 @@ pub const nf4_code = [16]f32{
     0.44070982933044434,  0.5626170039176941,  0.7229568362236023,   1.0,
 };
 
-const dyn_bits = [256]u32{
-    0xbf800000, 0xbf7a999a, 0xbf770000, 0xbf736666, 0xbf6fcccd, 0xbf6c3333, 0xbf68999a, 0xbf650000,
-    0xbf616666, 0xbf5dcccd, 0xbf5a3333, 0xbf56999a, 0xbf530000, 0xbf4f6666, 0xbf4bcccd, 0xbf483333,
-    0xbf44999a, 0xbf410000, 0xbf3d6666, 0xbf39cccd, 0xbf363334, 0xbf32999a, 0xbf2f0000, 0xbf2b6666,
-    0xbf27cccd, 0xbf243334, 0xbf20999a, 0xbf1d0000, 0xbf196666, 0xbf15cccd, 0xbf123334, 0xbf0e999a,
-    0xbf0b0000, 0xbf076666, 0xbf03cccc, 0xbf003333, 0xbef93332, 0xbef20000, 0xbeeacccc, 0xbee3999a,
-    0xbedc6666, 0xbed53333, 0xbece0000, 0xbec6cccc, 0xbebf999a, 0xbeb86666, 0xbeb13333, 0xbeaa0000,
-    0xbea2cccc, 0xbe9b999a, 0xbe946666, 0xbe8d3334, 0xbe860000, 0xbe7d9999, 0xbe6f3333, 0xbe60cccd,
-    0xbe526666, 0xbe440000, 0xbe35999a, 0xbe273333, 0xbe18cccd, 0xbe0a6666, 0xbdf80000, 0xbddb3334,
-    0xbdc9eb85, 0xbdc428f7, 0xbdbe6667, 0xbdb8a3d7, 0xbdb2e148, 0xbdad1eb8, 0xbda75c2a, 0xbda1999a,
-    0xbd9bd70a, 0xbd96147b, 0xbd9051eb, 0xbd8a8f5d, 0xbd84cccd, 0xbd7e147b, 0xbd728f5d, 0xbd670a3d,
-    0xbd5b851f, 0xbd500000, 0xbd447ae1, 0xbd38f5c3, 0xbd2d70a3, 0xbd21eb85, 0xbd166667, 0xbd0ae148,
-    0xbcfeb852, 0xbce7ae15, 0xbcd0a3d7, 0xbcb9999a, 0xbca28f5d, 0xbc8b851f, 0xbc68f5c3, 0xbc3ae148,
-    0xbc1f3b64, 0xbc160418, 0xbc0ccccd, 0xbc039581, 0xbbf4bc6a, 0xbbe24dd3, 0xbbcfdf3b, 0xbbbd70a4,
-    0xbbab020d, 0xbb989374, 0xbb8624dd, 0xbb676c8a, 0xbb428f5c, 0xbb1db22d, 0xbaf1a9fc, 0xbaa7ef9d,
-    0xba7765ff, 0xba59e83e, 0xba3c6a80, 0xba1eecc1, 0xba016f01, 0xb9c7e283, 0xb98ce705, 0xb923d70b,
-    0xb8ba1f4b, 0xb88aefb3, 0xb8378034, 0xb7b24206, 0xb70205ff, 0xb65a1a94, 0xb513a3b7, 0x00000000,
-    0x3513a3b7, 0x365a1a94, 0x370205ff, 0x37b24206, 0x38378034, 0x388aefb3, 0x38ba1f4b, 0x3923d70b,
-    0x398ce705, 0x39c7e283, 0x3a016f01, 0x3a1eecc1, 0x3a3c6a80, 0x3a59e83e, 0x3a7765ff, 0x3aa7ef9d,
-    0x3af1a9fc, 0x3b1db22d, 0x3b428f5c, 0x3b676c8a, 0x3b8624dd, 0x3b989374, 0x3bab020d, 0x3bbd70a4,
-    0x3bcfdf3b, 0x3be24dd3, 0x3bf4bc6a, 0x3c039581, 0x3c0ccccd, 0x3c160418, 0x3c1f3b64, 0x3c3ae148,
-    0x3c68f5c3, 0x3c8b851f, 0x3ca28f5d, 0x3cb9999a, 0x3cd0a3d7, 0x3ce7ae15, 0x3cfeb852, 0x3d0ae148,
-    0x3d166667, 0x3d21eb85, 0x3d2d70a3, 0x3d38f5c3, 0x3d447ae1, 0x3d500000, 0x3d5b851f, 0x3d670a3d,
-    0x3d728f5d, 0x3d7e147b, 0x3d84cccd, 0x3d8a8f5d, 0x3d9051eb, 0x3d96147b, 0x3d9bd70a, 0x3da1999a,
-    0x3da75c2a, 0x3dad1eb8, 0x3db2e148, 0x3db8a3d7, 0x3dbe6667, 0x3dc428f7, 0x3dc9eb85, 0x3ddb3334,
-    0x3df80000, 0x3e0a6666, 0x3e18cccd, 0x3e273333, 0x3e35999a, 0x3e440000, 0x3e526666, 0x3e60cccd,
-    0x3e6f3333, 0x3e7d9999, 0x3e860000, 0x3e8d3334, 0x3e946666, 0x3e9b999a, 0x3ea2cccc, 0x3eaa0000,
-    0x3eb13333, 0x3eb86666, 0x3ebf999a, 0x3ec6cccc, 0x3ece0000, 0x3ed53333, 0x3edc6666, 0x3ee3999a,
-    0x3eeacccc, 0x3ef20000, 0x3ef93332, 0x3f003333, 0x3f03cccc, 0x3f076666, 0x3f0b0000, 0x3f0e999a,
-    0x3f123334, 0x3f15cccd, 0x3f196666, 0x3f1d0000, 0x3f20999a, 0x3f243334, 0x3f27cccd, 0x3f2b6666,
-    0x3f2f0000, 0x3f32999a, 0x3f363334, 0x3f39cccd, 0x3f3d6666, 0x3f410000, 0x3f44999a, 0x3f483333,
-    0x3f4bcccd, 0x3f4f6666, 0x3f530000, 0x3f56999a, 0x3f5a3333, 0x3f5dcccd, 0x3f616666, 0x3f650000,
-    0x3f68999a, 0x3f6c3333, 0x3f6fcccd, 0x3f736666, 0x3f770000, 0x3f7a999a, 0x3f7e3333, 0x3f800000,
+/// The 8-bit linear map: lin_code[q] = (q − 128) / 127 in f32, correctly rounded (q = 0 gives
+/// −128/127, which the quantizer never picks: scaled weights lie in [−1, 1]).
+pub const lin_code: [256]f32 = blk: {
+    var t: [256]f32 = undefined;
+    for (0..256) |q| t[q] = (@as(f32, @floatFromInt(q)) - 128.0) / 127.0;
+    break :blk t;
 };
-/// bitsandbytes' signed dynamic 8-bit map, as f32 bit patterns (exact).
-pub const dyn_code: [256]f32 = @bitCast(dyn_bits);
 
 /// The f32 absmax stored little-endian at blk[o] (read bytewise: blocks are only 4-byte aligned
 /// relative to the tensor, and safetensors puts U8 tensors at any offset).
@@ -80,7 +54,7 @@ pub inline fn codeValue(comptime dt: DType, p: anytype, codes: usize, o: usize) 
             const byte = p[codes + o / 2];
             break :blk nf4_code[if (o % 2 == 0) byte >> 4 else byte & 15];
         },
-        .q8_block => dyn_code[p[codes + o]],
+        .q8_block => lin_code[p[codes + o]],
         else => @compileError("not a bitsandbytes type"),
     };
 }
@@ -197,13 +171,12 @@ fn dotNf4Blocks(w: [*]const u8, blk0: usize, nblk: usize, xp: [*]const f32) f32 
     return @reduce(.Add, acc);
 }
 
-/// Dynamic-map values of the 8 codes at p: scalar loads from the L1-resident table (on Zen 3
-/// this measured faster than vgatherdps: 5.2 vs 3.6 GB/s on a [4096, 4096] matvec).
+/// Linear-map values of the 8 codes at p: (q − 128) / 127 computed in f32 (the division is
+/// correctly rounded, so each lane equals lin_code[q] exactly).
 inline fn q8x8(p: [*]const u8) V8 {
     const b: @Vector(8, u8) = p[0..8].*;
-    var v: V8 = undefined;
-    inline for (0..8) |j| v[j] = dyn_code[b[j]];
-    return v;
+    const q: V8 = @floatFromInt(@as(@Vector(8, i32), b));
+    return (q - @as(V8, @splat(128))) / @as(V8, @splat(127));
 }
 
 /// Table values of weights o .. o+8 of a block whose codes start at p[codes] (o even for nf4).
