@@ -129,6 +129,17 @@ describe("malformed files are ModelFormatErrors naming the file and tensor", () 
     expectFormatError(() => SafetensorsFile.open(short), short, "5 bytes");
   });
 
+  test("8-bit weights in the earlier layout (blocks of 2048) are named as such, with the fix", () => {
+    // [3, 1000]: one full 2048-block (2052 bytes) and a 952-weight tail (4 + 952 bytes).
+    const meta = { "airllm.dtype.w": "q8_block", "airllm.shape.w": "[3, 1000]" };
+    const old = writeSafetensors({ __metadata__: meta, w: { dtype: "U8", shape: [3008], data_offsets: [0, 3008] } }, 3008);
+    const err = expectFormatError(() => SafetensorsFile.open(old), old, "earlier layout (blocks of 2048");
+    expect(err.hint).toContain("delete this splitted_model.8bit folder");
+    // Any other wrong size is the generic size error.
+    const bad = writeSafetensors({ __metadata__: meta, w: { dtype: "U8", shape: [3000], data_offsets: [0, 3000] } }, 3000);
+    expectFormatError(() => SafetensorsFile.open(bad), bad, "q8_block shape [3, 1000] needs 3188 bytes");
+  });
+
   test("header length bigger than the file", () => {
     const path = join(tmp, "bighdr.safetensors");
     const bytes = new Uint8Array(40);

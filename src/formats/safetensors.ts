@@ -54,6 +54,14 @@ function compressedOf(path: string, name: string, meta: Record<string, unknown>)
   return { dtype: dt as BnbDType, shape: shape as number[] };
 }
 
+/** Bytes of an 8-bit tensor as airllm wrote it before the linear map: blocks of 2048 weights,
+ *  each an f32 absmax and 2048 codes; a short last block keeps its absmax and its own codes. */
+function legacyQ8BlockBytes(shape: readonly number[]): number {
+  const n = shape.reduce((a, d) => a * d, 1);
+  const rem = n % 2048;
+  return Math.floor(n / 2048) * 2052 + (rem === 0 ? 0 : 4 + rem);
+}
+
 /** Same limit as the reference Rust implementation: a bigger header is corruption, not a model. */
 const MAX_HEADER_BYTES = 100_000_000;
 
@@ -121,6 +129,13 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
     }
     const logical = compressed?.shape ?? (shape as number[]);
     const expected = compressed !== undefined ? tensorBytes(compressed.dtype, logical) : logical.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype as FloatDType];
+    if (compressed?.dtype === "q8_block" && end - begin === legacyQ8BlockBytes(logical) && end - begin !== expected) {
+      fail(
+        path,
+        `${where}: 8-bit weights in the earlier layout (blocks of 2048, dynamic map), which this version no longer reads`,
+        "delete this splitted_model.8bit folder; airllm run --compression 8bit (or airllm split) makes it again from the original weights",
+      );
+    }
     if (end - begin !== expected) {
       fail(
         path,
