@@ -185,62 +185,51 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
         p.freeAll();
       }
 
-      // Fused decode ops against the CPU's plain composition: q/k/v of two heights sharing x,
-      // a residual accumulate, gate/up with swiglu; T = 1, 5 and 8, rows shared by warps or not.
+      // Fused ops against the CPU's plain composition: q/k/v of two heights sharing x, a residual
+      // accumulate into one of them (ws[acc]), gate/up with swiglu (decode only). Decode: T = 1,
+      // 5 and 8, rows shared by warps or not. Prefill on tensor cores (16-bit weights): whole
+      // 128-row tiles but a ragged last matrix and token tile, accumulating into that lone
+      // ragged matrix.
       const fusedMissing = (op: string, shape: string): OpCheck =>
         ({ op, dtype, shape, maxAbsErr: Infinity, maxRelErr: Infinity, tol: TOL_F32, pass: false });
-      for (const [T, cols] of [[1, 384], [5, 1024], [8, 67]] as const) {
-        const heights = [200, 72, 72];
+      const fusedCases = [
+        { T: 1, cols: 384, heights: [200, 72, 72], acc: 0 },
+        { T: 5, cols: 1024, heights: [200, 72, 72], acc: 0 },
+        { T: 8, cols: 67, heights: [200, 72, 72], acc: 0 },
+        ...(dtype === "f32" ? [] : [{ T: 70, cols: 200, heights: [256, 128, 72], acc: 2 }]),
+      ];
+      for (const { T, cols, heights, acc: a } of fusedCases) {
+        const tol = T > 8 ? TOL_MMA[dtype] : TOL_F32;
         const ws = heights.map((r) => p.weight(uniform(r * cols), dtype, [r, cols]));
         const x = p.f32(uniform(T * cols));
         const outs = heights.map((r) => p.f32(new Float32Array(T * r)));
         heights.forEach((_, i) => cpu.matmul(outs[i]![0], x[0], ws[i]![0], T));
         const shape = `T=${T} [${heights}]x${cols}`;
         if (gpu.matmulShared?.(outs.map((o) => o[1]), x[1], ws.map((w) => w[1]), T)) {
-          heights.forEach((r, i) => record(compare("matmulShared", dtype, `${shape} out ${i}`, TOL_F32, p.read(outs[i]!, T * r))));
+          heights.forEach((r, i) => record(compare("matmulShared", dtype, `${shape} out ${i}`, tol, p.read(outs[i]!, T * r))));
         } else record(fusedMissing("matmulShared", shape));
 
         // out += x·wᵀ: the CPU adds through a temporary, as the plain ops do.
-        const acc = p.f32(uniform(T * heights[0]!, 3));
-        const tmp = p.f32(new Float32Array(T * heights[0]!));
-        cpu.matmul(tmp[0], x[0], ws[0]![0], T);
-        cpu.add(acc[0], acc[0], tmp[0], T * heights[0]!);
-        if (gpu.matmulAccumulate?.(acc[1], x[1], ws[0]![1], T)) {
-          record(compare("matmulAccumulate", dtype, `T=${T} [${heights[0]},${cols}]`, TOL_F32, p.read(acc, T * heights[0]!)));
+        const rows = heights[a]!;
+        const acc = p.f32(uniform(T * rows, 3));
+        const tmp = p.f32(new Float32Array(T * rows));
+        cpu.matmul(tmp[0], x[0], ws[a]![0], T);
+        cpu.add(acc[0], acc[0], tmp[0], T * rows);
+        if (gpu.matmulAccumulate?.(acc[1], x[1], ws[a]![1], T)) {
+          record(compare("matmulAccumulate", dtype, `T=${T} [${rows},${cols}]`, tol, p.read(acc, T * rows)));
         } else record(fusedMissing("matmulAccumulate", shape));
 
-        const [gate, up] = [ws[1]!, ws[2]!];
-        const g = p.f32(new Float32Array(T * 72));
-        const u = p.f32(new Float32Array(T * 72));
-        cpu.matmul(g[0], x[0], gate[0], T);
-        cpu.matmul(u[0], x[0], up[0], T);
-        cpu.swiglu(g[0], g[0], u[0], T * 72);
-        if (gpu.swigluMatmul?.(g[1], x[1], gate[1], up[1], T)) {
-          record(compare("swigluMatmul", dtype, `T=${T} [72,${cols}]`, TOL_F32, p.read(g, T * 72)));
-        } else record(fusedMissing("swigluMatmul", shape));
-        p.freeAll();
-      }
-
-      // Prefill forms on tensor cores (16-bit weights): q/k/v with whole 128-row tiles but a
-      // ragged last matrix and token tile, and a residual accumulate.
-      if (dtype !== "f32") {
-        const [T, cols] = [70, 200];
-        const heights = [256, 128, 72];
-        const ws = heights.map((r) => p.weight(uniform(r * cols), dtype, [r, cols]));
-        const x = p.f32(uniform(T * cols));
-        const outs = heights.map((r) => p.f32(new Float32Array(T * r)));
-        heights.forEach((_, i) => cpu.matmul(outs[i]![0], x[0], ws[i]![0], T));
-        const shape = `T=${T} [${heights}]x${cols}`;
-        if (gpu.matmulShared?.(outs.map((o) => o[1]), x[1], ws.map((w) => w[1]), T)) {
-          heights.forEach((r, i) => record(compare("matmulShared", dtype, `${shape} out ${i}`, TOL_MMA[dtype], p.read(outs[i]!, T * r))));
-        } else record(fusedMissing("matmulShared", shape));
-        const acc = p.f32(uniform(T * 72, 3));
-        const tmp = p.f32(new Float32Array(T * 72));
-        cpu.matmul(tmp[0], x[0], ws[2]![0], T);
-        cpu.add(acc[0], acc[0], tmp[0], T * 72);
-        if (gpu.matmulAccumulate?.(acc[1], x[1], ws[2]![1], T)) {
-          record(compare("matmulAccumulate", dtype, `T=${T} [72,${cols}]`, TOL_MMA[dtype], p.read(acc, T * 72)));
-        } else record(fusedMissing("matmulAccumulate", shape));
+        if (T <= 8) {
+          const [gate, up] = [ws[1]!, ws[2]!];
+          const g = p.f32(new Float32Array(T * 72));
+          const u = p.f32(new Float32Array(T * 72));
+          cpu.matmul(g[0], x[0], gate[0], T);
+          cpu.matmul(u[0], x[0], up[0], T);
+          cpu.swiglu(g[0], g[0], u[0], T * 72);
+          if (gpu.swigluMatmul?.(g[1], x[1], gate[1], up[1], T)) {
+            record(compare("swigluMatmul", dtype, `T=${T} [72,${cols}]`, TOL_F32, p.read(g, T * 72)));
+          } else record(fusedMissing("swigluMatmul", shape));
+        }
         p.freeAll();
       }
 
