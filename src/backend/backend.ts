@@ -122,6 +122,50 @@ export interface AttentionShape {
   readonly scale: number;
 }
 
+/** Element types a KV cache can be stored in (f16 by default, as llama.cpp). */
+export type KvDType = FloatDType;
+
+/**
+ * One layer of the paged KV pool, as one sequence sees it (vLLM's PagedAttention layout). The pool
+ * is cut into pages of `pageSize` token slots; this layer's key row for page p, slot s starts at
+ * k + (p * pageSize + s) * width * bytes(dtype), where width = nKvHeads * headDim; value rows
+ * likewise from v. Position j of the sequence lives in page pageTable[floor(j / pageSize)], slot
+ * j % pageSize. One page id indexes every layer, so one table serves the whole model.
+ */
+export interface PagedKv {
+  readonly k: number;
+  readonly v: number;
+  readonly dtype: KvDType;
+  /** Token slots per page (≥ 1). */
+  readonly pageSize: number;
+  /** Address (device memory; host memory on the CPU) of the sequence's page table: int32 page ids. */
+  readonly pageTable: number;
+}
+
+/** How router logits become expert scores. */
+export type RouterScoring = "softmax" | "sigmoid";
+
+/** Mixture-of-experts routing of one layer (see Backend.moeRoute for the exact rule). */
+export interface RouteOptions {
+  /** Experts E: the width of a row of router logits. */
+  readonly experts: number;
+  /** Experts chosen per row, k ≤ E. */
+  readonly topK: number;
+  readonly scoring: RouterScoring;
+  /** Divide the k weights by (their sum + 1e-20). */
+  readonly normalize: boolean;
+  /** Multiplies the final weights (DeepSeek's routed_scaling_factor; 1 elsewhere). */
+  readonly scale: number;
+  /** f32/f16/bf16 [E], added to the scores for choosing experts only (DeepSeek-V3's e_score_correction_bias). */
+  readonly selectionBias?: Weight | null;
+  /**
+   * Group-limited routing (DeepSeek): the E experts form `count` equal groups of consecutive ids;
+   * each group's score is its largest choice score ("max", V2's group_limited_greedy) or the sum of
+   * its two largest ("top2sum", V3's noaux_tc); only experts in the `topk` best groups can be chosen.
+   */
+  readonly groups?: { readonly count: number; readonly topk: number; readonly rule: "max" | "top2sum" } | null;
+}
+
 export interface Backend {
   readonly name: "cpu" | "cuda";
   readonly caps: BackendCaps;
@@ -156,8 +200,12 @@ export interface Backend {
   // --- ops (all outputs f32) ---
   /** out[t, :] = table[ids[t], :] for t < ids.length (ids on the host). */
   embedding(out: number, table: Weight, ids: Int32Array): void;
-  /** out[T, rows] = x[T, cols] · wᵀ (T = 1 is the decode matvec). out must not alias x. */
-  matmul(out: number, x: number, w: Weight, T: number): void;
+  /**
+   * out[T, rows] = x[T, cols] · wᵀ (T = 1 is the decode matvec). out must not alias x. Row t of
+   * the output starts at out + t * ldOut floats (ldOut ≥ rows, default rows): a row chunk of a
+   * larger matrix writes its columns of the whole output in place.
+   */
+  matmul(out: number, x: number, w: Weight, T: number, ldOut?: number): void;
   /** x[t, :] += bias for t < T. */
   addBias(x: number, bias: Weight, T: number): void;
   /** out[t, :] = x[t, :] / rms(x[t, :]) * w. out may alias x. */
@@ -170,16 +218,36 @@ export interface Backend {
    */
   rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved?: boolean): void;
   /**
-   * Causal grouped-query attention of q[T, nHeads*headDim] over this sequence's caches
-   * k/v[maxSeq, nKvHeads*headDim] (entries 0 .. pos0+T-1 filled), into out[T, nHeads*headDim].
+   * Stores k[T, width] and v[T, width] (f32 rows) at positions pos0 .. pos0+T-1 of the paged cache,
+   * converted to kv.dtype (round to nearest even). The pages must already be in the page table.
    */
-  attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void;
+  storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void;
+  /**
+   * Causal grouped-query attention of q[T, nHeads*headDim] over this sequence's paged cache
+   * (positions 0 .. pos0+T-1 stored, width nKvHeads*headDim), into out[T, nHeads*headDim]. Keys
+   * and values are read in kv.dtype and widened to f32; the result does not depend on pageSize.
+   */
+  attention(out: number, q: number, kv: PagedKv, shape: AttentionShape): void;
   /** out[i] = silu(gate[i]) * up[i] for i < n. out may alias gate. */
   swiglu(out: number, gate: number, up: number, n: number): void;
   /** out[i] = a[i] + b[i]. out may alias a. */
   add(out: number, a: number, b: number, n: number): void;
   /** Row-wise softmax in place over rows × n. */
   softmax(x: number, rows: number, n: number): void;
+
+  // --- mixture of experts ---
+  /**
+   * Routing of N rows of router logits[N, E] (f32). Per row: scores = softmax over all E (f32) or
+   * sigmoid of each logit; choice scores = scores + selectionBias (when given); with groups, the
+   * experts outside the best groups are excluded; the k largest choice scores (ties: lower id
+   * first) are chosen, in descending order. ids[N, k] (int32) gets their ids, weights[N, k] (f32)
+   * their *scores* (without the bias), divided by (sum + 1e-20) when normalize, times scale.
+   */
+  moeRoute(ids: number, weights: number, logits: number, N: number, opts: RouteOptions): void;
+  /** out[i, :] = x[rows[i], :] for i < rows.length; rows of `width` f32 (rows on the host). */
+  gatherRows(out: number, x: number, rows: Int32Array, width: number): void;
+  /** x[rows[i], :] += scales[i] * src[i, :] for i < rows.length; rows distinct (host arrays). */
+  scatterAddRows(x: number, src: number, rows: Int32Array, scales: Float32Array, width: number): void;
 
   // --- fused decode ops (optional) ---
   // Each is exactly the composition of plain ops its comment names, done in one pass over the
