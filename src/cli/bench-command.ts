@@ -61,6 +61,11 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
     for (let at = 0; at < P; at += PREFILL_CHUNK) logits = model.forward([seq], [prompt.slice(at, at + PREFILL_CHUNK)])[0];
     const prefillMs = performance.now() - tp;
     sampleMem();
+    const fetched = () => {
+      const s = model.engine.fetchStats();
+      return s === null ? 0 : s.chunkBytes + s.expertBytes + s.rowBytes;
+    };
+    const fetchedBefore = fetched();
     const td = performance.now();
     for (let i = 0; i < D; i++) {
       let id = 0;
@@ -68,6 +73,7 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
       logits = model.forward([seq], [[id]])[0];
     }
     const decodeMs = (performance.now() - td) / D;
+    const fetchedPerDecode = Math.round((fetched() - fetchedBefore) / D);
     sampleMem();
     seq.dispose();
     const w = model.engine.weightStats();
@@ -83,8 +89,9 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
       resident_bytes: w.residentBytes,
       streamed_bytes_per_pass: w.streamedBytes,
       host_cached_bytes: w.hostCachedBytes,
-      resident_entries: w.residentEntries,
-      streamed_entries: w.streamedEntries,
+      resident_units: w.residentUnits,
+      streamed_units: w.streamedUnits,
+      fetched_bytes_per_decode_pass: fetchedPerDecode,
       peak_device_bytes: model.deviceFreeAtLoad !== null && Number.isFinite(minFree) ? model.deviceFreeAtLoad - minFree : null,
     };
     if (f.has("json")) out(JSON.stringify(result) + "\n");

@@ -5,6 +5,7 @@
 import { AirLLMError } from "../errors.ts";
 import { benchCommand } from "./bench-command.ts";
 import { logitsCommand } from "./logits-command.ts";
+import { planCommand } from "./plan-command.ts";
 import { runCommand } from "./run-command.ts";
 import { selftestCommand } from "./selftest-command.ts";
 import { splitCommand } from "./split-command.ts";
@@ -15,6 +16,7 @@ const HELP = `airllm ${pkg.version}: run large language models layer by layer, o
 usage:
   airllm run MODEL [options]     generate text (airllm run --help for every option)
   airllm logits MODEL --ids L -o F   write the logits of every position (raw f32)
+  airllm plan MODEL [options]    the memory plan for a budget, from the headers alone (no GPU needed)
   airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
   airllm split MODEL [--out DIR] write AirLLM's per-layer split (splitted_model/), resumable
   airllm selftest                check the CUDA backend against the CPU on this machine
@@ -31,6 +33,7 @@ type Command = (argv: readonly string[], out: (s: string) => void, err: (s: stri
 const COMMANDS: Record<string, Command> = {
   run: runCommand,
   logits: logitsCommand,
+  plan: planCommand,
   bench: benchCommand,
   selftest: selftestCommand,
   split: splitCommand,

@@ -1,5 +1,6 @@
 // The flags that say how to load a model (device, budgets, streaming, compression), shared by
 // every command that loads one, and their translation into AutoModel options in one place.
+import type { KvDType } from "../backend/backend.ts";
 import { UsageError } from "../errors.ts";
 import type { FromPretrainedOptions } from "../model/auto-model.ts";
 import { parseCompression } from "../split/split-model.ts";
@@ -13,9 +14,17 @@ export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
   { name: "max-memory", value: "SIZE", help: "CPU: RAM budget, e.g. 256MiB; layers beyond it are read from disk every pass" },
   { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
-  { name: "prefetch", value: "N", help: "layers fetched ahead while one computes (default 1)" },
-  { name: "no-prefetch", help: "fetch each layer only when it is needed (AirLLM prefetching=False)" },
+  { name: "prefetch", value: "N", help: "chunks fetched ahead while one computes (default 1)" },
+  { name: "no-prefetch", help: "fetch each chunk only when it is needed (AirLLM prefetching=False)" },
+  { name: "chunk-size", value: "SIZE", help: "streaming slot size, e.g. 64MiB (default: chosen from the budget, at most 256MiB)" },
+  { name: "expert-cache", value: "SIZE", help: "memory for recently used MoE experts (default: half of what residency leaves)" },
+  { name: "kv-dtype", value: "T", help: "KV cache element type: f16 (default), bf16 or f32" },
 ];
+
+export function parseKvDtype(value: string | undefined): KvDType | undefined {
+  if (value === undefined || value === "f16" || value === "bf16" || value === "f32") return value;
+  throw new UsageError(`--kv-dtype ${value} is not one of f16, bf16, f32`, "f16 (the default) takes half the bytes of f32; f32 keeps keys and values exactly as computed");
+}
 
 /** AutoModel options from the model flags; `err` receives notices and compression progress. */
 export function modelOptions(f: Flags, err: (s: string) => void): FromPretrainedOptions {
@@ -29,6 +38,9 @@ export function modelOptions(f: Flags, err: (s: string) => void): FromPretrained
     max_host_cache: f.string("max-host-cache"),
     prefetching: !f.has("no-prefetch"),
     prefetch_depth: f.number("prefetch", { integer: true }),
+    chunk_size: f.string("chunk-size"),
+    expert_cache: f.string("expert-cache"),
+    kv_dtype: parseKvDtype(f.string("kv-dtype")),
     compression: parseCompression(f.string("compression")),
     onSplitProgress: (p) => {
       if (!p.kept) err(`airllm: compressing ${p.done}/${p.total} ${p.name} (${formatBytes(p.bytes)})\n`);

@@ -2,7 +2,7 @@
 // about a second, stderr shows `token 3/64 · layer 17/32 · 1.8 s/token`, rewritten in place.
 // Only on a terminal: piped or redirected stderr never gets carriage-return noise.
 import type { Engine } from "../engine/engine.ts";
-import type { PlanEntry } from "../model/layer-plan.ts";
+import type { PlanEntry } from "../model/architecture.ts";
 
 const SHOW_AFTER_MS = 1000;
 
@@ -44,7 +44,7 @@ export class ProgressLine {
     }
     if (now - this.passStart < SHOW_AFTER_MS && this.lastPassMs < SHOW_AFTER_MS) return;
     if (!this.canDraw()) return;
-    const layer = entry.kind === "layer" ? entry.layer + 1 : entry.kind === "embed" ? 0 : this.layers;
+    const layer = entry.layer >= 0 ? entry.layer + 1 : entry.index === 0 ? 0 : this.layers;
     const rate = this.lastPassMs > 0 ? ` · ${(this.lastPassMs / 1000).toFixed(1)} s/token` : "";
     this.write(`\r\x1b[2Ktoken ${this.token}/${this.totalTokens} · layer ${layer}/${this.layers}${rate}`);
     this.shown = true;

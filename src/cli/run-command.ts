@@ -3,8 +3,9 @@ import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
-import { predictPassSeconds } from "../engine/residency-plan.ts";
+import { inspectModelSource } from "../model/model-source.ts";
 import { formatBytes } from "../util/size.ts";
+import { planLines, predictedMsPerToken } from "./plan-report.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
@@ -22,7 +23,7 @@ export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "seed", value: "S", help: "random seed: the same seed gives the same output" },
   { name: "stop", value: "STR", repeat: true, help: "stop when STR appears (repeatable); STR is not printed" },
   { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
-  { name: "ctx", value: "N", help: "context length to allocate (default: min(max_position_embeddings, 4096))" },
+  { name: "ctx", value: "N", help: "context length the KV cache holds (default: prompt + max tokens, at most max_position_embeddings)" },
   ...MODEL_FLAGS,
   { name: "profile", help: "per-layer timings and the bottleneck on stderr at the end (AirLLM profiling_mode)" },
   { name: "json", help: "print one JSON object on stdout instead of streaming text" },
@@ -80,29 +81,48 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   }
 
   const t0 = performance.now();
-  const model = await AutoModel.from_pretrained(modelDir, { ...modelOptions(f, err), max_seq_len: f.number("ctx", { integer: true }) });
+  // The tokenizer first: the prompt's length sizes the KV cache, and a missing or broken tokenizer
+  // fails here, before any weights are read.
+  const headers = inspectModelSource(modelDir);
+  const maxPos = headers.config.maxPositionEmbeddings;
+  let tokenizer;
   try {
-    model.tokenizer; // a missing or broken tokenizer.json fails here, before any work
+    tokenizer = headers.tokenizer();
+  } finally {
+    headers.close();
+  }
+  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : prompt;
+  if (ids.length === 0) {
+    throw new UsageError("the prompt encodes to no tokens and the tokenizer adds no BOS", "pass a non-empty prompt (-p)");
+  }
+  const maxNewTokens = f.number("max-tokens", { integer: true }) ?? 256;
+  const ctx = f.number("ctx", { integer: true });
+  const model = await AutoModel.from_pretrained(modelDir, {
+    ...modelOptions(f, err),
+    tokenizer,
+    max_seq_len: ctx ?? Math.min(maxPos, ids.length + maxNewTokens),
+    // The prompt and one new token at least; an explicit --ctx does not shrink.
+    min_seq_len: ctx ?? Math.min(maxPos, ids.length + 1),
+  });
+  try {
     const loadMs = performance.now() - t0;
     if (verbose) {
       const c = model.config;
-      err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.kv.maxSeq}\n`);
-      const w = model.engine.weightStats();
-      const hostIsDevice = model.backend.caps.readsHostMemory;
-      err(
-        `airllm: weights ${formatBytes(w.residentBytes)} resident in ${w.residentEntries} entries, ` +
-          `${formatBytes(w.streamedBytes)} streamed per pass in ${w.streamedEntries} ` +
-          `(${formatBytes(w.hostCachedBytes)} from ${hostIsDevice ? "host" : "pinned host"} RAM, ${formatBytes(w.diskBytes)} from disk; ring ${formatBytes(w.ringBytes)})\n`,
-      );
-      const predicted = predictPassSeconds(w, hostIsDevice);
-      err(`airllm: predicted ≥ ${(predicted * 1000).toFixed(1)} ms per pass (cost model with nominal bandwidths, not a measurement; see residency-plan.ts)\n`);
-    }
-    const ids = model.encodePrompt(prompt);
-    if (ids.length === 0) {
-      throw new UsageError("the prompt encodes to no tokens and the tokenizer adds no BOS", "pass a non-empty prompt (-p)");
+      err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.context}\n`);
+      const plan = model.memoryPlan;
+      if (plan !== null) {
+        const kv = model.engine.kvPool.shape;
+        for (const l of planLines(plan, model.backend.name, kv.dtype, kv.pageSize)) err(`airllm: ${l}\n`);
+        if (plan.contextShrunk) err(`airllm: the budget holds ${plan.context} tokens of context, not the ${ctx ?? Math.min(maxPos, ids.length + maxNewTokens)} asked for: generation stops there\n`);
+        const predicted = predictedMsPerToken(plan, c, model.backend.caps.readsHostMemory);
+        err(`airllm: predicted ≥ ${predicted.toFixed(1)} ms per token (cost model with nominal bandwidths, not a measurement; see cost-model.ts)\n`);
+      } else {
+        const w = model.engine.weightStats();
+        err(`airllm: weights ${formatBytes(w.residentBytes)} read from the file mapping (no --max-memory)\n`);
+      }
     }
     const opts = {
-      maxNewTokens: f.number("max-tokens", { integer: true }) ?? 256,
+      maxNewTokens,
       temperature: f.number("temp"),
       topK: f.number("top-k", { integer: true }),
       topP: f.number("top-p"),

@@ -1,19 +1,19 @@
-// Runs the layer plan over a batch: one plan entry at a time, each acquired from the weight
-// provider, its ops queued on the backend, then released. Backend-agnostic: it never asks which
-// backend it drives.
+// Runs an architecture's plan over a batch: one plan entry at a time, each acquired from the weight
+// provider, run by the architecture's forward, then released. Backend-agnostic and
+// architecture-agnostic: it never asks which backend it drives or which model it runs.
 //
 // Blocking: forward() is synchronous (bun:ffi calls are; the CUDA backend waits on events and on
 // the logits download). Callers that must stay responsive run the engine on its own thread with
 // WorkerModel (src/worker/): the waits then block that Worker only, never the caller's event loop.
-import type { Backend } from "../backend/backend.ts";
+import type { Backend, PagedKv } from "../backend/backend.ts";
 import { UsageError } from "../errors.ts";
-import type { PlanEntry } from "../model/layer-plan.ts";
-import { decoderLayer, embed, finalNorm, lmHead, type ForwardContext, type LlamaDims } from "../model/llama.ts";
-import { makeBatch } from "./batch.ts";
-import { Scratch } from "./scratch.ts";
-import { Sequence, type KvGeometry } from "./sequence.ts";
+import type { ModelArch, Pass, PlanEntry } from "../model/architecture.ts";
+import { Activations } from "./activations.ts";
+import { makeBatch, type BatchRow } from "./batch.ts";
+import type { KvPool } from "./kv/kv-pool.ts";
 import type { Profiler } from "./profiler.ts";
-import type { WeightProvider, WeightStats } from "./weight-provider.ts";
+import { Sequence } from "./sequence.ts";
+import type { FetchStats, WeightProvider, WeightStats } from "./weight-provider.ts";
 
 export interface ForwardOptions {
   /** Logits for every new token (prefill checks); default: only each sequence's last token. */
@@ -24,8 +24,11 @@ export interface ForwardOptions {
 export type EntryHook = (entry: PlanEntry, pass: number) => void;
 
 export class Engine {
-  private readonly scratch: Scratch;
-  private readonly ctx: ForwardContext;
+  private readonly acts: Activations;
+  private readonly constants: Record<string, number> = {};
+  /** Page tables of the pass's sequences, one after the other (int32). */
+  private tables = 0;
+  private tableCapacity = 0;
   private passes = 0;
   onEntry: EntryHook | null = null;
   /** Set to collect per-entry timings (--profile); costs two clock reads per entry. */
@@ -33,23 +36,22 @@ export class Engine {
 
   constructor(
     readonly backend: Backend,
-    readonly plan: readonly PlanEntry[],
+    readonly arch: ModelArch,
     private readonly weights: WeightProvider,
-    readonly dims: LlamaDims,
-    readonly kv: KvGeometry,
-    /** Host f32 [headDim/2]: rotary inverse frequencies with scaling folded in. */
-    invFreq: Float32Array,
+    readonly kvPool: KvPool,
+    /** Positions one sequence may hold. */
+    readonly context: number,
   ) {
-    this.scratch = new Scratch(backend, {
-      hidden: dims.hidden,
-      qDim: dims.numHeads * dims.headDim,
-      kvDim: dims.numKvHeads * dims.headDim,
-      intermediate: dims.intermediate,
-      vocab: dims.vocab,
-    });
-    const invFreqAddr = backend.alloc(invFreq.byteLength);
-    backend.write(invFreqAddr, invFreq);
-    this.ctx = { backend, dims, scratch: this.scratch, invFreq: invFreqAddr };
+    this.acts = new Activations(backend, arch.activations, arch.vocab);
+    for (const [name, table] of Object.entries(arch.constants)) {
+      const addr = backend.alloc(table.byteLength);
+      backend.write(addr, table);
+      this.constants[name] = addr;
+    }
+  }
+
+  get plan(): readonly PlanEntry[] {
+    return this.arch.plan;
   }
 
   /** Where the weights live: resident, streamed per pass, cached in host RAM. */
@@ -62,8 +64,13 @@ export class Engine {
     return this.weights.readStats?.() ?? { bytes: 0, activeSeconds: 0 };
   }
 
+  /** What the streamer fetched so far, where it streams. */
+  fetchStats(): FetchStats | null {
+    return this.weights.fetchStats?.() ?? null;
+  }
+
   newSequence(): Sequence {
-    return new Sequence(this.backend, this.kv);
+    return new Sequence(this.kvPool, this.context);
   }
 
   /**
@@ -73,53 +80,48 @@ export class Engine {
   forward(seqs: readonly Sequence[], tokens: readonly (readonly number[])[], opts: ForwardOptions = {}): Float32Array[] {
     const batch = makeBatch(seqs, tokens);
     if (new Set(seqs).size !== seqs.length) throw new UsageError("forward: the same sequence appears twice in one batch");
+    const V = this.arch.vocab;
+    for (const id of batch.ids) {
+      if (id < 0 || id >= V) throw new UsageError(`token id ${id} is outside the vocabulary (0..${V - 1})`);
+    }
     for (const r of batch.rows) {
       if (r.T === 0) throw new UsageError("forward: a sequence has no new tokens", "pass at least one token per sequence");
       r.seq.reserve(r.T);
     }
-    for (const id of batch.ids) {
-      if (id < 0 || id >= this.dims.vocab) {
-        throw new UsageError(`token id ${id} is outside the vocabulary (0..${this.dims.vocab - 1})`);
-      }
-    }
+    const tableAt = this.writePageTables(batch.rows);
     // Rows whose logits are wanted: every row, or the last row of each sequence.
-    const wanted: number[] = [];
+    const logitRows: number[] = [];
     for (const r of batch.rows) {
-      if (opts.allLogits) for (let t = 0; t < r.T; t++) wanted.push(r.row0 + t);
-      else wanted.push(r.row0 + r.T - 1);
+      if (opts.allLogits) for (let t = 0; t < r.T; t++) logitRows.push(r.row0 + t);
+      else logitRows.push(r.row0 + r.T - 1);
     }
-    this.scratch.ensure(batch.N, wanted.length);
+    this.acts.ensure(batch.N, logitRows.length);
+    const pool = this.kvPool;
+    const kvOf = (layer: number, row: BatchRow): PagedKv => ({
+      k: pool.keys(layer),
+      v: pool.values(layer),
+      dtype: pool.shape.dtype,
+      pageSize: pool.shape.pageSize,
+      pageTable: tableAt.get(row)!,
+    });
     const pass = this.passes++;
     const prof = this.profiler;
     const passStart = prof ? performance.now() : 0;
-    for (const entry of this.plan) {
+    for (const entry of this.arch.plan) {
       this.onEntry?.(entry, pass);
       const t0 = prof ? performance.now() : 0;
-      const w = this.weights.acquire(entry);
+      const weights = this.weights.acquire(entry);
       const t1 = prof ? performance.now() : 0;
-      switch (entry.kind) {
-        case "embed":
-          embed(this.ctx, w, batch);
-          break;
-        case "layer":
-          decoderLayer(this.ctx, w, entry.layer, batch);
-          break;
-        case "norm":
-          finalNorm(this.ctx, w, wanted);
-          break;
-        case "lm_head":
-          lmHead(this.ctx, w(entry.tensors[0]), wanted.length);
-          break;
-      }
-      if (prof) prof.recordEntry(entry, t1 - t0, performance.now() - t1);
+      const p: Pass = { backend: this.backend, batch, buf: this.acts.buf, logitRows, logits: this.acts.logits, weights, kv: kvOf, constants: this.constants };
+      this.arch.forward(entry, p);
       this.weights.release(entry);
+      if (prof) prof.recordEntry(entry, t1 - t0, performance.now() - t1);
     }
-    const V = this.dims.vocab;
-    const all = new Float32Array(wanted.length * V);
+    const all = new Float32Array(logitRows.length * V);
     const tw = prof ? performance.now() : 0;
-    this.backend.download(all, this.scratch.logits, all.byteLength);
+    this.backend.download(all, this.acts.logits, all.byteLength);
     if (prof) prof.recordPass(performance.now() - passStart, performance.now() - tw);
-    for (let b = 0; b < seqs.length; b++) seqs[b].advance(tokens[b]);
+    for (let b = 0; b < seqs.length; b++) seqs[b]!.advance(tokens[b]!);
     const out: Float32Array[] = [];
     let row = 0;
     for (const r of batch.rows) {
@@ -130,10 +132,37 @@ export class Engine {
     return out;
   }
 
+  /** Writes each sequence's page table to the device; returns where each one starts. */
+  private writePageTables(rows: readonly BatchRow[]): Map<BatchRow, number> {
+    const tables = rows.map((r) => r.seq.pageTable());
+    const total = tables.reduce((a, t) => a + t.length, 0);
+    if (total > this.tableCapacity) {
+      // The previous pass's ops may still read the old tables.
+      if (this.tables !== 0) {
+        this.backend.sync();
+        this.backend.free(this.tables);
+      }
+      this.tableCapacity = Math.max(total, 2 * this.tableCapacity);
+      this.tables = this.backend.alloc(this.tableCapacity * 4);
+    }
+    const flat = new Int32Array(total);
+    const at = new Map<BatchRow, number>();
+    let off = 0;
+    rows.forEach((r, i) => {
+      flat.set(tables[i]!, off);
+      at.set(r, this.tables + off * 4);
+      off += tables[i]!.length;
+    });
+    this.backend.write(this.tables, flat);
+    return at;
+  }
+
   dispose(): void {
     this.backend.sync();
-    this.scratch.release();
-    this.backend.free(this.ctx.invFreq);
+    this.acts.release();
+    for (const addr of Object.values(this.constants)) this.backend.free(addr);
+    if (this.tables !== 0) this.backend.free(this.tables);
     this.weights.dispose();
+    this.kvPool.dispose();
   }
 }

@@ -76,7 +76,7 @@ export async function* generateStream(
   let text = "";
   let finishReason: FinishReason = "length";
   let stoppedBy: number | string | null = null;
-  const room = engine.kv.maxSeq - promptTokens.length;
+  const room = engine.context - promptTokens.length;
   const steps = Math.min(maxNew, room);
   let promptMs = 0;
   const t0 = performance.now();

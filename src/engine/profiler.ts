@@ -3,7 +3,7 @@
 // run (CPU) or to be queued (CUDA: the device runs them later, which shows as the wait for the
 // logits); per token the bytes read and uploaded, the disk bandwidth achieved, how much of the
 // read time was hidden under compute, and the bottleneck with the change most likely to help.
-import type { PlanEntry } from "../model/layer-plan.ts";
+import type { PlanEntry } from "../model/architecture.ts";
 import { formatBytes } from "../util/size.ts";
 import type { WeightStats } from "./weight-provider.ts";
 

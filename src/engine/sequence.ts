@@ -1,58 +1,55 @@
-// One sequence's state: its KV cache on the backend and the ids it has seen. The cache is
-// allocated once at its full capacity (maxSeq positions), so a pass never reallocates.
-import type { Backend } from "../backend/backend.ts";
+// One sequence's state: the ids it has seen and the KV pages holding their keys and values. Pages
+// come from the shared pool as the sequence grows (none is reserved up front) and go back when it
+// is truncated or disposed.
 import { UsageError } from "../errors.ts";
-
-export interface KvGeometry {
-  readonly numLayers: number;
-  /** nKvHeads * headDim floats per position. */
-  readonly kvDim: number;
-  /** Positions the cache holds: the usable context. */
-  readonly maxSeq: number;
-}
+import type { KvPool } from "./kv/kv-pool.ts";
 
 export class Sequence {
   /** Tokens already in the cache (the position of the next token). */
   length = 0;
   /** Every id fed so far, prompt and generated (repetition penalty reads it). */
   readonly ids: number[] = [];
-  /** One allocation holds every layer's keys, then every layer's values (no per-layer rounding). */
-  private base = 0;
+  /** Page ids of positions 0 .. length-1 (and of reserved positions beyond), in order. */
+  private readonly pages: number[] = [];
   private disposed = false;
 
   constructor(
-    private readonly backend: Backend,
-    readonly geometry: KvGeometry,
+    private readonly pool: KvPool,
+    /** Most positions this sequence may hold: the context length. */
+    readonly context: number,
   ) {}
 
-  /** Bytes this sequence's cache takes on the device. */
-  static cacheBytes(g: KvGeometry): number {
-    return 2 * g.numLayers * g.maxSeq * g.kvDim * 4;
-  }
-
-  /** Checks that `T` more tokens fit, allocating the cache on first use. */
+  /** Takes the pages `T` more tokens need; a clear error when the context or the pool is full. */
   reserve(T: number): void {
     if (this.disposed) throw new UsageError("this sequence was disposed", "create a new one with model.newSequence()");
     const need = this.length + T;
-    if (need > this.geometry.maxSeq) {
+    if (need > this.context) {
       throw new UsageError(
-        `${need} tokens do not fit in the context of ${this.geometry.maxSeq} (${this.length} already in the sequence, ${T} new)`,
+        `${need} tokens do not fit in the context of ${this.context} (${this.length} already in the sequence, ${T} new)`,
         "shorten the prompt, lower -n, or raise the context with --ctx (max_seq_len) up to the model's max_position_embeddings",
       );
     }
-    if (this.base === 0) this.base = this.backend.alloc(Sequence.cacheBytes(this.geometry));
+    const size = this.pool.shape.pageSize;
+    while (this.pages.length * size < need) {
+      const page = this.pool.take();
+      if (page === null) {
+        throw new UsageError(
+          `the KV cache is full: all ${this.pool.shape.pages} pages of ${size} tokens are in use (this sequence needs ${need} positions)`,
+          "dispose sequences you no longer need, or load the model with a larger --ctx (max_seq_len) or memory budget",
+        );
+      }
+      this.pages.push(page);
+    }
   }
 
-  private get layerBytes(): number {
-    return this.geometry.maxSeq * this.geometry.kvDim * 4;
+  /** The page table: page ids covering positions 0 .. length + reserved. */
+  pageTable(): Int32Array {
+    return Int32Array.from(this.pages);
   }
 
-  keyCache(layer: number): number {
-    return this.base + layer * this.layerBytes;
-  }
-
-  valueCache(layer: number): number {
-    return this.base + (this.geometry.numLayers + layer) * this.layerBytes;
+  /** Pages this sequence holds. */
+  get pageCount(): number {
+    return this.pages.length;
   }
 
   /** Records that a pass stored `tokens` at positions length.. . */
@@ -61,16 +58,17 @@ export class Sequence {
     for (const t of tokens) this.ids.push(t);
   }
 
-  /** Forget everything after `length` tokens (the cache rows past it are simply overwritten later). */
+  /** Forget everything after `length` tokens; pages past it go back to the pool. */
   truncate(length: number): void {
     this.length = Math.min(this.length, length);
     this.ids.length = this.length;
+    const keep = Math.ceil(this.length / this.pool.shape.pageSize);
+    while (this.pages.length > keep) this.pool.release(this.pages.pop()!);
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.base !== 0) this.backend.free(this.base);
-    this.base = 0;
+    while (this.pages.length > 0) this.pool.release(this.pages.pop()!);
   }
 }

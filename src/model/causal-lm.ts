@@ -8,6 +8,7 @@ import {
   type GenerationChunk,
   type GenerationResult,
 } from "../engine/generate.ts";
+import type { MemoryPlan } from "../engine/memory-plan.ts";
 import type { Sequence } from "../engine/sequence.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
@@ -30,6 +31,8 @@ export class CausalLM {
   lastLogits: Float32Array | null = null;
   /** Free device memory (cuMemGetInfo) before the model allocated anything; null where unknown. */
   deviceFreeAtLoad: number | null = null;
+  /** How the weights, KV cache and activations were placed under the budget; null without one. */
+  memoryPlan: MemoryPlan | null = null;
   private disposed = false;
   private loadedTokenizer: TextTokenizer | null = null;
 

@@ -3,9 +3,10 @@
 // engine: a config, named tensors, a tokenizer made on first use, and the RoPE layout.
 import { existsSync, statSync } from "node:fs";
 import type { TensorSource } from "../engine/tensor-source.ts";
-import { ModelFormatError } from "../errors.ts";
+import { ModelFormatError, UsageError } from "../errors.ts";
 import { openWeightFiles, WeightFiles } from "../formats/model-files.ts";
-import { splitModel, type Compression, type SplitProgress } from "../split/split-model.ts";
+import { splitModel, storedDtype, type Compression, type SplitProgress } from "../split/split-model.ts";
+import { tensorBytes } from "../backend/backend.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import { AirTokenizer } from "../tokenizer/tokenizer.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
@@ -42,6 +43,9 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
     if (!path.endsWith(".gguf")) {
       throw new ModelFormatError(`"${path}" is a file but not a .gguf file`, "pass a .gguf file, or the folder that holds config.json and the safetensors weights");
     }
+    if (options.compression !== undefined) {
+      throw new UsageError(`--compression ${options.compression} applies to Hugging Face folders; "${path}" is a GGUF file, quantized already`, "drop --compression, or pick a more quantized GGUF file");
+    }
     const g = loadGgufModel(path);
     return {
       config: g.config,
@@ -69,4 +73,29 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
     ropeFreqFactors: null,
     close: () => files.close(),
   };
+}
+
+/**
+ * The model's config and tensor headers without writing anything: with `compression`, tensors
+ * report the dtype and bytes a compressed split would store (from their shapes), so a plan can be
+ * made before the split exists.
+ */
+export function inspectModelSource(path: string, compression?: Compression): ModelSource {
+  const source = openModelSource(path);
+  if (compression === undefined) return source;
+  if (statSync(path).isFile()) {
+    source.close();
+    throw new UsageError(`--compression ${compression} applies to Hugging Face folders; "${path}" is a GGUF file, quantized already`, "drop --compression");
+  }
+  const files = source.tensors;
+  const sized: TensorSource = {
+    has: (name) => files.has(name),
+    get: (name) => {
+      const t = files.get(name);
+      const dtype = storedDtype(t, compression);
+      return dtype === t.dtype ? t : { ...t, dtype, bytes: tensorBytes(dtype, t.shape) };
+    },
+    close: () => files.close(),
+  };
+  return { ...source, tensors: sized };
 }

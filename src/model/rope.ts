@@ -2,7 +2,72 @@
 // "linear", "llama3" in modeling_rope_utils.py). Scaling is folded into inv_freq once here, so the
 // backends' `rope` op only ever sees plain frequencies and an attention factor.
 
-import type { ModelConfig } from "./config.ts";
+import type { ConfigReader } from "./config-reader.ts";
+
+export type RopeScaling =
+  | null
+  | { readonly type: "linear"; readonly factor: number }
+  | {
+      readonly type: "llama3";
+      readonly factor: number;
+      readonly lowFreqFactor: number;
+      readonly highFreqFactor: number;
+      readonly originalMaxPositionEmbeddings: number;
+    };
+
+/** Rope types that leave inv_freq untouched. */
+const PLAIN_ROPE = new Set(["default"]);
+const SUPPORTED_ROPE = ["default", "linear", "llama3"];
+
+/**
+ * rope_theta and scaling from either spelling: the classic top-level `rope_theta` + `rope_scaling`
+ * ({type|rope_type, factor, ...}), or transformers 5's `rope_parameters` holding all of it.
+ */
+export function parseRope(r: ConfigReader, maxPos: number, defaultTheta: number): { ropeTheta: number; ropeScaling: RopeScaling } {
+  const c = r.raw;
+  // transformers: `rope_scaling or rope_parameters` (an empty dict counts as absent).
+  const given = (v: unknown) => v !== undefined && v !== null && !(typeof v === "object" && Object.keys(v).length === 0);
+  const params = given(c.rope_scaling) ? c.rope_scaling : given(c.rope_parameters) ? c.rope_parameters : null;
+  if (params !== null && (typeof params !== "object" || Array.isArray(params))) {
+    r.bad(`rope_scaling must be an object or null, got ${JSON.stringify(params)}`);
+  }
+  const p = (params ?? {}) as Record<string, unknown>;
+  if (Object.values(p).some((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
+    r.bad("per-layer-type rope_parameters are not supported", "Only one RoPE setting for all layers is implemented.");
+  }
+
+  // A theta inside the rope dict wins over a top-level one, as in convert_rope_params_to_dict.
+  const theta = p.rope_theta ?? c.rope_theta ?? defaultTheta;
+  if (typeof theta !== "number" || !(theta > 0)) r.bad(`rope_theta must be a positive number, got ${JSON.stringify(theta)}`);
+  const partial = p.partial_rotary_factor ?? c.partial_rotary_factor ?? 1;
+  if (partial !== 1) r.bad(`partial_rotary_factor ${JSON.stringify(partial)} is not supported (only 1.0)`);
+
+  const type = p.rope_type ?? p.type ?? "default";
+  if (typeof type !== "string" || !SUPPORTED_ROPE.includes(type)) {
+    r.bad(
+      `rope scaling type ${JSON.stringify(type)} is not supported; supported: ${SUPPORTED_ROPE.join(", ")}`,
+      "Dynamic-NTK, YaRN and LongRoPE scaling are not implemented; remove rope_scaling to run within the original context.",
+    );
+  }
+  const ropeTheta = theta as number;
+  if (PLAIN_ROPE.has(type as string)) return { ropeTheta, ropeScaling: null };
+
+  const positive = (key: string, fallback?: number): number => {
+    const v = p[key] ?? fallback;
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) r.bad(`rope_scaling (${type}) needs a positive "${key}", got ${JSON.stringify(v)}`);
+    return v as number;
+  };
+  const factor = positive("factor");
+  if (type === "linear") return { ropeTheta, ropeScaling: { type: "linear", factor } };
+
+  const lowFreqFactor = positive("low_freq_factor");
+  const highFreqFactor = positive("high_freq_factor");
+  // Without this guard the smoothing factor divides by zero.
+  if (highFreqFactor <= lowFreqFactor) r.bad(`rope_scaling (llama3): high_freq_factor ${highFreqFactor} must exceed low_freq_factor ${lowFreqFactor}`);
+  // transformers falls back to max_position_embeddings (standardize_rope_params).
+  const originalMaxPositionEmbeddings = positive("original_max_position_embeddings", maxPos);
+  return { ropeTheta, ropeScaling: { type: "llama3", factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings } };
+}
 
 export interface RopeParams {
   /** inv_freq[i] for i < headDim/2: the angle of rotary pair i advances by this per position. */
@@ -15,7 +80,7 @@ export interface RopeParams {
  * inv_freq for `config`. Computed in float64 and rounded once: transformers computes it in float32,
  * so the two agree to float32 rounding (about 1e-7 relative), the closer one being ours.
  */
-export function computeRope(config: Pick<ModelConfig, "headDim" | "ropeTheta" | "ropeScaling">): RopeParams {
+export function computeRope(config: { readonly headDim: number; readonly ropeTheta: number; readonly ropeScaling: RopeScaling }): RopeParams {
   const dim = config.headDim;
   const half = dim / 2;
   // inv_freq = 1 / base^(arange(0, dim, 2) / dim)

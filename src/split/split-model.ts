@@ -12,8 +12,8 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, statfsSync, statSync, writ
 import { dirname, join, resolve } from "node:path";
 import { ModelFormatError, UsageError } from "../errors.ts";
 import { DONE_SUFFIX, hasOwnWeights, INDEX_FILE, SPLIT_DIR, WeightFiles } from "../formats/model-files.ts";
+import { architectureNamed } from "../model/arch/index.ts";
 import { loadModelConfig } from "../model/config.ts";
-import { buildLayerPlan } from "../model/layer-plan.ts";
 import { formatBytes } from "../util/size.ts";
 import { fsyncDir, safetensorsFileBytes, writeSafetensors, type TensorSource } from "./safetensors-writer.ts";
 
@@ -86,7 +86,7 @@ interface PlannedFile {
  * precision — they are a tiny share of the bytes, and a 4-bit norm scale would shift every
  * activation of the layer at once.
  */
-function storedDtype(t: { dtype: DType; shape: readonly number[] }, compression?: Compression): DType {
+export function storedDtype(t: { dtype: DType; shape: readonly number[] }, compression?: Compression): DType {
   return compression !== undefined && t.shape.length === 2 ? COMPRESSION_DTYPE[compression] : t.dtype;
 }
 
@@ -124,19 +124,17 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
   const source = WeightFiles.open(modelDir);
   let result: Omit<SplitResult, "deleted">;
   try {
-    const plan = buildLayerPlan({
-      numLayers: config.numLayers,
-      bias: { qkv: config.attentionBias, out: config.attentionOutBias, mlp: config.mlpBias },
-      tiedEmbeddings: config.tieWordEmbeddings || !source.has("lm_head.weight"),
-    });
+    const { plan } = architectureNamed(config.arch).build(config, { has: (n) => source.has(n), ropeInterleaved: false, ropeFreqFactors: null });
     const files: PlannedFile[] = plan.map((entry) => {
-      const tensors = entry.tensors.map((n): TensorSource => {
-        // A tied model's lm_head entry reads the embedding; its file gets a copy named
-        // lm_head.weight, so every entry file is self-contained and the split loads as an untied
-        // model in a loader that reads lm_head.safetensors alone (AirLLM does). Our loader follows
-        // the copied config.json and still reads the embedding: the same bytes, the same logits.
-        const t = entry.kind === "lm_head" && source.has("lm_head.weight") ? source.get("lm_head.weight") : source.get(n);
-        return { name: entry.kind === "lm_head" ? "lm_head.weight" : n, dtype: t.dtype, shape: t.shape, addr: t.addr, bytes: t.bytes };
+      const tensors = entry.tensors.map(({ name: n }): TensorSource => {
+        // A tied model's lm_head entry reads the embedding; its file gets a copy under the name the
+        // entry gives it (lm_head.weight), so every entry file is self-contained and the split loads
+        // as an untied model in a loader that reads lm_head.safetensors alone (AirLLM does). Our
+        // loader follows the copied config.json and still reads the embedding: the same bytes, the
+        // same logits.
+        const stored = entry.splitNames?.get(n) ?? n;
+        const t = stored !== n && source.has(stored) ? source.get(stored) : source.get(n);
+        return { name: stored, dtype: t.dtype, shape: t.shape, addr: t.addr, bytes: t.bytes };
       });
       const originals = tensors.map((t) => (storedDtype(t, options.compression) === t.dtype ? undefined : t));
       const stored = tensors.map((t, i): TensorSource => {

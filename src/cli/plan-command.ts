@@ -1,0 +1,119 @@
+// `airllm plan MODEL`: the memory plan for a budget — bytes per tier, the ring, the KV pool, the
+// largest context that fits and the predicted time per token — from config.json and the tensor
+// headers alone: no weights read, nothing written, no GPU needed (--device cuda plans for a device
+// of the given budget).
+import { freemem } from "node:os";
+import { probeCuda } from "../backend/cuda/detect.ts";
+import { DEFAULT_PAGE_SIZE } from "../engine/kv/kv-pool.ts";
+import { AirLLMError, UsageError } from "../errors.ts";
+import { architectureNamed } from "../model/arch/index.ts";
+import { planLoad, type DeviceKind } from "../model/load-plan.ts";
+import { inspectModelSource } from "../model/model-source.ts";
+import { checkPlanShapes } from "../engine/weight-provider.ts";
+import { parseCompression } from "../split/split-model.ts";
+import { formatBytes, parseSize } from "../util/size.ts";
+import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { parseKvDtype } from "./model-flags.ts";
+import { planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
+
+const FLAGS: readonly FlagSpec[] = [
+  { name: "device", value: "D", help: "plan for cuda or cpu (default: cuda with --max-gpu-memory or a GPU here, else cpu)" },
+  { name: "max-gpu-memory", value: "SIZE", help: "device memory budget (default: the GPU's total memory less 256 MiB)" },
+  { name: "max-memory", value: "SIZE", help: "CPU: RAM budget (default: the available RAM)" },
+  { name: "max-host-cache", value: "SIZE", help: "CUDA: pinned host RAM for streamed weights (default: half the free RAM)" },
+  { name: "ctx", value: "N", help: "context to plan for (default: min(max_position_embeddings, 4096), shrunk to fit)" },
+  { name: "compression", value: "4bit|8bit", help: "plan for AirLLM's compressed split (sizes from the shapes; the split is not made)" },
+  { name: "kv-dtype", value: "T", help: "KV cache element type: f16 (default), bf16 or f32" },
+  { name: "prefetch", value: "N", help: "chunks fetched ahead (default 1)" },
+  { name: "no-prefetch", help: "no read-ahead" },
+  { name: "chunk-size", value: "SIZE", help: "streaming slot size instead of the planner's choice" },
+  { name: "expert-cache", value: "SIZE", help: "memory for the MoE expert cache instead of the default" },
+  { name: "json", help: "print one JSON object on stdout" },
+  { name: "help", short: "h", help: "show this help" },
+];
+
+export const PLAN_HELP = `usage: airllm plan MODEL [options]
+
+Prints how MODEL would be placed in memory under a budget: bytes resident, cached in pinned host
+RAM and read from disk per pass, the streaming ring, the KV pool, the largest context that fits and
+the predicted time per token. Reads only config.json and the tensor headers; writes nothing.
+
+options:
+${flagHelp(FLAGS)}
+`;
+
+const DEVICE_MARGIN = 256 * 2 ** 20;
+const DEFAULT_MAX_SEQ = 4096;
+
+export async function planCommand(argv: readonly string[], out: (s: string) => void, _err: (s: string) => void): Promise<number> {
+  const parsed = parseArgs(argv, FLAGS, "plan");
+  const f = new Flags(parsed);
+  if (f.has("help")) {
+    out(PLAN_HELP);
+    return 0;
+  }
+  if (parsed.positionals.length !== 1) throw new UsageError("expected one model", "airllm plan MODEL --device cuda --max-gpu-memory 4GiB");
+  const device = chooseDevice(f);
+  const compression = parseCompression(f.string("compression"));
+  const kvDtype = parseKvDtype(f.string("kv-dtype")) ?? "f16";
+  const source = inspectModelSource(parsed.positionals[0]!, compression);
+  try {
+    const config = source.config;
+    const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
+    checkPlanShapes(arch.plan, source.tensors);
+    const budget = device === "cuda" ? gpuBudget(f) : f.has("max-memory") ? parseSize(f.string("max-memory")!, "--max-memory") : freemem();
+    const ctx = f.number("ctx", { integer: true });
+    const wanted = ctx ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
+    const depth = f.has("no-prefetch") ? 0 : (f.number("prefetch", { integer: true }) ?? 1);
+    let plan;
+    try {
+      plan = planLoad(arch, source.tensors, {
+        device,
+        budget,
+        hostCacheBudget: f.has("max-host-cache") ? parseSize(f.string("max-host-cache")!, "--max-host-cache") : freemem() / 2,
+        prefetchDepth: depth,
+        // An explicit --ctx is what the user asked for: it does not shrink.
+        context: { wanted, min: ctx ?? 1, max: config.maxPositionEmbeddings },
+        kvDtype,
+        pageSize: DEFAULT_PAGE_SIZE,
+        sequences: 1,
+        chunkBytes: f.has("chunk-size") ? parseSize(f.string("chunk-size")!, "--chunk-size") : undefined,
+        expertCacheBytes: f.has("expert-cache") ? parseSize(f.string("expert-cache")!, "--expert-cache") : undefined,
+        budgetFlag: device === "cuda" ? "--max-gpu-memory" : "--max-memory",
+      }).memory;
+    } catch (e) {
+      if (!(e instanceof AirLLMError)) throw e;
+      const reason = e.hint ? `${e.message}; ${e.hint}` : e.message;
+      if (f.has("json")) out(JSON.stringify({ fits: false, device, budget_bytes: budget, context: wanted, reason }) + "\n");
+      else out(`does not fit: ${reason}\n`);
+      return 1;
+    }
+    if (f.has("json")) {
+      out(JSON.stringify({ ...planJson(plan, config, device === "cpu"), device, model_type: config.modelType, kv_dtype: kvDtype, compression: compression ?? null }) + "\n");
+    } else {
+      out(`${config.modelType} · ${config.numLayers} layers · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}\n`);
+      for (const l of planLines(plan, device, kvDtype, DEFAULT_PAGE_SIZE)) out(`${l}\n`);
+      out(`  predicted ≥ ${predictedMsPerToken(plan, config, device === "cpu").toFixed(1)} ms per token (cost model, nominal bandwidths: not a measurement)\n`);
+      if (device === "cpu" && !f.has("max-memory")) out(`  (no --max-memory: planned for the available RAM, ${formatBytes(budget)})\n`);
+    }
+    return 0;
+  } finally {
+    source.close();
+  }
+}
+
+function chooseDevice(f: Flags): DeviceKind {
+  const d = f.string("device") ?? "auto";
+  if (d === "cpu" || d === "cuda") return d;
+  if (d !== "auto") throw new UsageError(`--device ${d} is not one of cuda, cpu, auto`);
+  if (f.has("max-gpu-memory")) return "cuda";
+  if (f.has("max-memory")) return "cpu";
+  return probeCuda().ok ? "cuda" : "cpu";
+}
+
+function gpuBudget(f: Flags): number {
+  if (f.has("max-gpu-memory")) return parseSize(f.string("max-gpu-memory")!, "--max-gpu-memory");
+  const probe = probeCuda();
+  if (!probe.ok) throw new UsageError(`--device cuda without --max-gpu-memory needs a GPU to ask (${probe.reason})`, "give the device's budget, e.g. --max-gpu-memory 8GiB");
+  return probe.totalMem - DEVICE_MARGIN;
+}

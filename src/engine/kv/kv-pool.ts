@@ -1,0 +1,98 @@
+// The paged KV cache (vLLM's PagedAttention layout): one allocation of fixed-size pages, sized by
+// the memory plan, shared by every sequence. A page holds `pageSize` token slots of every layer's
+// keys and values, so one page table per sequence serves the whole model. Sequences take pages as
+// they grow and give them back when they shrink or end; pages are reference-counted, so a prefix
+// can be shared by several sequences.
+//
+// Layout: for layer l, keys then values, each [pages, pageSize, width] in `dtype`:
+//   key row of (page p, slot s) = base + ((2l) · pages · pageSize + p · pageSize + s) · width · bytes
+import type { Backend, KvDType } from "../../backend/backend.ts";
+import { DTYPE_BYTES } from "../../backend/backend.ts";
+import { UsageError } from "../../errors.ts";
+
+export interface KvPoolShape {
+  readonly layers: number;
+  /** Floats of one key (and one value) row: nKvHeads · headDim. */
+  readonly width: number;
+  readonly dtype: KvDType;
+  /** Token slots per page. */
+  readonly pageSize: number;
+  readonly pages: number;
+}
+
+/** Tokens per page unless the plan says otherwise (vLLM's default block size). */
+export const DEFAULT_PAGE_SIZE = 16;
+
+export class KvPool {
+  readonly base: number;
+  private readonly region: number;
+  private readonly refs: Int32Array;
+  /** Free page ids, taken from the end. */
+  private readonly freeList: number[] = [];
+  private disposed = false;
+
+  /** Bytes of the one allocation. */
+  static bytes(s: KvPoolShape): number {
+    return 2 * s.layers * s.pages * s.pageSize * s.width * DTYPE_BYTES[s.dtype];
+  }
+
+  /** Bytes one token takes in every layer (keys and values). */
+  static bytesPerToken(s: Pick<KvPoolShape, "layers" | "width" | "dtype">): number {
+    return 2 * s.layers * s.width * DTYPE_BYTES[s.dtype];
+  }
+
+  constructor(
+    private readonly backend: Backend,
+    readonly shape: KvPoolShape,
+  ) {
+    if (!(Number.isInteger(shape.pageSize) && shape.pageSize >= 1)) throw new UsageError(`KV page size ${shape.pageSize} must be a positive integer`);
+    if (!(Number.isInteger(shape.pages) && shape.pages >= 1)) throw new UsageError(`the KV pool needs at least one page, got ${shape.pages}`);
+    this.region = shape.pages * shape.pageSize * shape.width * DTYPE_BYTES[shape.dtype];
+    this.base = backend.alloc(KvPool.bytes(shape));
+    this.refs = new Int32Array(shape.pages);
+    for (let p = shape.pages - 1; p >= 0; p--) this.freeList.push(p);
+  }
+
+  /** Positions the whole pool holds. */
+  get capacity(): number {
+    return this.shape.pages * this.shape.pageSize;
+  }
+
+  get freePages(): number {
+    return this.freeList.length;
+  }
+
+  keys(layer: number): number {
+    return this.base + 2 * layer * this.region;
+  }
+
+  values(layer: number): number {
+    return this.base + (2 * layer + 1) * this.region;
+  }
+
+  /** A free page with one reference, or null when none is left. */
+  take(): number | null {
+    const page = this.freeList.pop();
+    if (page === undefined) return null;
+    this.refs[page] = 1;
+    return page;
+  }
+
+  /** Another holder of `page` (a shared prefix). */
+  retain(page: number): void {
+    if (this.refs[page]! <= 0) throw new Error(`internal: KV page ${page} retained while free`);
+    this.refs[page]!++;
+  }
+
+  /** Drops one reference; the page is free again when none is left. */
+  release(page: number): void {
+    if (this.refs[page]! <= 0) throw new Error(`internal: KV page ${page} released while free`);
+    if (--this.refs[page]! === 0) this.freeList.push(page);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.backend.free(this.base);
+  }
+}
