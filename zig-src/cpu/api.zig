@@ -78,13 +78,15 @@ pub fn airllm_embedding(out: usize, table: usize, dtype: u32, rows: u32, cols: u
     return if (embedding.embedding(f32Ptr(out), table, dt, rows, cols, @ptrFromInt(ids), n_ids)) .ok else .bad_index;
 }
 
-pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32) callconv(.c) Status {
+/// Output row t starts at out + t·ld floats (ld ≥ rows).
+pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32, ld: u32) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (ld < rows) return .bad_shape;
     if (dt.isQuant()) {
-        quant.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T) catch |e| return quantStatus(e);
+        quant.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T) catch |e| return quantStatus(e);
         return .ok;
     }
-    matmul.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T);
+    matmul.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T);
     return .ok;
 }
 

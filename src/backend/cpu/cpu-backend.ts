@@ -136,12 +136,16 @@ export class CpuBackend implements Backend {
     }
   }
 
-  matmul(out: number, x: number, w: Weight, T: number): void {
+  matmul(out: number, x: number, w: Weight, T: number, ldOut?: number): void {
     this.alive();
     const [rows, cols] = matrixShape(w, "matmul");
     checkRowBlocks(w.dtype, cols, "matmul");
-    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T);
-    check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}`);
+    const ld = ldOut ?? rows;
+    if (!Number.isInteger(ld) || ld < rows || ld > 0xffffffff) {
+      throw new UsageError(`matmul: ldOut ${ld} is not an integer ≥ rows (${rows})`, "ldOut is the output's row stride in floats: the full matrix's row length");
+    }
+    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T, ld);
+    check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}, ldOut=${ld}`);
   }
 
   /** dst[0..n] = f32 values of the n quantized weights at src (ggml's dequantize_row_*). */
