@@ -11,7 +11,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { createCpuBackend } from "../src/backend/cpu/index.ts";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { tensorBytes, type AttentionShape, type BnbDType, type DType, type Weight } from "../src/backend/backend.ts";
+import { tensorBytes, type AttentionShape, type BnbDType, type DType, type PagedKv, type Weight } from "../src/backend/backend.ts";
 import { NativeError, UsageError } from "../src/errors.ts";
 import { backendData, randoms, U, worst } from "./cpu-test-data.ts";
 import { ROOT } from "./paths.ts";
@@ -363,20 +363,26 @@ describe("attention", () => {
       ks.fill(NaN, filled * kvWidth);
       vs.fill(NaN, filled * kvWidth);
       const [q, k, v] = [qs, ks, vs].map(putF32);
+      // The unpaged layout: one page of maxSeq rows (paged layouts: test/paged-attention.test.ts).
+      const pageTable = putF32(new Float32Array(1)); // page id 0 (the bits of +0.0)
+      const kv: PagedKv = { k: k!, v: v!, dtype: "f32", pageSize: maxSeq, pageTable };
       const out = be.alloc(qs.byteLength);
-      be.attention(out!, q!, k!, v!, s);
+      be.attention(out, q!, kv, s);
       const ref = attentionRef(qs, ks, vs, s);
       // Each score is a headDim-term dot (|q|,|k| ≤ 2) with error ≤ hd·u·4·hd·scale; a softmax
       // weight moves by about twice its score's error, and the output (|v| ≤ 1) by the sum of those.
       const tol = 2 * s.headDim * U * 4 * s.headDim * s.scale + 8 * U;
       expect(worst(get(out, qs.length), ref, () => tol)).toBeLessThan(1);
-      for (const a of [q, k, v, out]) be.free(a!);
+      for (const a of [q, k, v, out, pageTable]) be.free(a!);
     });
   }
-  test("rejects heads that are not a multiple of the KV heads", () => {
+  test("rejects heads that are not a multiple of the KV heads, and pages of 0 tokens", () => {
     const a = be.alloc(4096);
+    const kv: PagedKv = { k: a, v: a, dtype: "f32", pageSize: 4, pageTable: a };
+    be.write(a, new Int32Array(4));
     const s = { T: 1, nHeads: 3, nKvHeads: 2, headDim: 8, pos0: 0, window: 0, scale: 1 };
-    expect(() => be.attention(a, a, a, a, s)).toThrow(NativeError);
+    expect(() => be.attention(a + 1024, a + 2048, kv, s)).toThrow(NativeError);
+    expect(() => be.attention(a + 1024, a + 2048, { ...kv, pageSize: 0 }, { ...s, nHeads: 2 })).toThrow(/pageSize=0/);
     be.free(a);
   });
 });

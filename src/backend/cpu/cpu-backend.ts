@@ -2,7 +2,7 @@
 // process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
 // ops read weights wherever they are in host memory (an mmap included): no upload needed.
 import { freemem, totalmem } from "node:os";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, Queue, QuantDType, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, PagedKv, Queue, QuantDType, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_CODE, isBnb, isQuantized } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
@@ -184,13 +184,26 @@ export class CpuBackend implements Backend {
     check(status, "airllm_rope", `T=${T} nHeads=${nHeads} headDim=${headDim} (even, at most 1024)`);
   }
 
-  attention(out: number, q: number, kCache: number, vCache: number, s: AttentionShape): void {
+  storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void {
+    this.alive();
+    const status = this.lib.airllm_store_kv(
+      asPtr(kv.k), asPtr(kv.v), asPtr(kv.pageTable), kv.pageSize, DTYPE_CODE[kv.dtype], asPtr(k), asPtr(v), pos0, T, width,
+    );
+    check(status, "airllm_store_kv", `${kv.dtype} cache, pageSize=${kv.pageSize} (≥ 1), pos0=${pos0} T=${T}: page ids must be ≥ 0`);
+  }
+
+  attention(out: number, q: number, kv: PagedKv, s: AttentionShape): void {
     this.alive();
     const status = this.lib.airllm_attention(
-      asPtr(out), asPtr(q), asPtr(kCache), asPtr(vCache),
+      asPtr(out), asPtr(q), asPtr(kv.k), asPtr(kv.v), asPtr(kv.pageTable), kv.pageSize, DTYPE_CODE[kv.dtype],
       s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale,
     );
-    check(status, "airllm_attention", `nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it, at most 256) headDim=${s.headDim}`);
+    check(
+      status,
+      "airllm_attention",
+      `${kv.dtype} cache, pageSize=${kv.pageSize} (≥ 1), nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it, at most 256) ` +
+        `headDim=${s.headDim}, pos0=${s.pos0} T=${s.T}: page ids must be ≥ 0`,
+    );
   }
 
   swiglu(out: number, gate: number, up: number, n: number): void {

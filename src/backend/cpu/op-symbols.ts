@@ -17,9 +17,11 @@ export const opSymbols = {
   airllm_rmsnorm: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "f32"], returns: "i32" },
   /** (x, T, nHeads, headDim, pos0, invFreq, attnFactor) → status */
   airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "ptr", "f32", "u32"], returns: "i32" },
-  /** (out, q, kCache, vCache, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
+  /** (kPool, vPool, pageTable i32[], pageSize, kvDtype, k, v, pos0, T, width) → status */
+  airllm_store_kv: { args: ["ptr", "ptr", "ptr", "u32", "u32", "ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
+  /** (out, q, kPool, vPool, pageTable i32[], pageSize, kvDtype, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
   airllm_attention: {
-    args: ["ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],
+    args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],
     returns: "i32",
   },
   /** (out, gate, up, n) */
