@@ -9,101 +9,16 @@
 // rigorous bound is still tight enough that a missing or doubled term (≈ Σ/n) fails it.
 import { afterAll, describe, expect, test } from "bun:test";
 import { createCpuBackend } from "../src/backend/cpu/index.ts";
-import type { AttentionShape, DType, Weight } from "../src/backend/backend.ts";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { tensorBytes, type AttentionShape, type BnbDType, type DType, type PagedKv, type Weight } from "../src/backend/backend.ts";
 import { NativeError, UsageError } from "../src/errors.ts";
+import { backendData, randoms, U, worst } from "./cpu-test-data.ts";
+import { ROOT } from "./paths.ts";
 
-const U = 2 ** -24;
 const be = createCpuBackend();
 afterAll(() => be.destroy());
-
-function rng(seed: number): () => number {
-  // mulberry32: uniform in [-1, 1).
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  };
-}
-
-function randoms(n: number, seed: number, scale = 1): Float32Array {
-  const r = rng(seed);
-  return Float32Array.from({ length: n }, () => r() * scale);
-}
-
-const f32bits = new Uint32Array(1);
-const f32view = new Float32Array(f32bits.buffer);
-
-function bf16Encode(v: number): number {
-  f32view[0] = v;
-  const b = f32bits[0]!;
-  return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff; // round to nearest even
-}
-function bf16Decode(h: number): number {
-  f32bits[0] = h << 16;
-  return f32view[0]!;
-}
-function roundHalfEven(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  return d > 0.5 || (d === 0.5 && f % 2 === 1) ? f + 1 : f;
-}
-function f16Encode(v: number): number {
-  const sign = v < 0 || Object.is(v, -0) ? 0x8000 : 0;
-  const a = Math.abs(v);
-  if (a >= 65520) return sign | 0x7c00;
-  if (a < 2 ** -14) return sign | roundHalfEven(a / 2 ** -24); // subnormal (1024 rounds up to the smallest normal)
-  let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e--;
-  let m = roundHalfEven((a / 2 ** e - 1) * 1024);
-  if (m === 1024) (m = 0), e++;
-  return sign | ((e + 15) << 10) | m;
-}
-function f16Decode(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 31;
-  const m = h & 1023;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
-/** Copies f32 values to backend memory; returns the address. */
-function putF32(data: Float32Array): number {
-  const addr = be.alloc(Math.max(4, data.byteLength));
-  be.write(addr, data);
-  return addr;
-}
-
-/** A weight in `dtype` on the backend, and the exact values the kernels will read. */
-function weight(values: Float32Array, dtype: DType, shape: number[]): { w: Weight; exact: Float64Array } {
-  if (dtype === "f32") return { w: { addr: putF32(values), dtype, shape }, exact: Float64Array.from(values) };
-  const enc = dtype === "f16" ? f16Encode : bf16Encode;
-  const dec = dtype === "f16" ? f16Decode : bf16Decode;
-  const bits = new Uint16Array(values.length + (values.length % 2)); // even, to write as i32 words
-  values.forEach((v, i) => (bits[i] = enc(v)));
-  const addr = be.alloc(bits.byteLength);
-  be.write(addr, new Int32Array(bits.buffer));
-  return { w: { addr, dtype, shape }, exact: Float64Array.from(bits.subarray(0, values.length), dec) };
-}
-
-function get(addr: number, n: number): Float32Array {
-  const out = new Float32Array(n);
-  be.download(out, addr, n * 4);
-  return out;
-}
-
-/** Largest |got - ref| / tol(i) over all elements; below 1 passes. NaN counts as a failure. */
-function worst(got: ArrayLike<number>, ref: ArrayLike<number>, tol: (i: number) => number): number {
-  expect(got.length).toBe(ref.length);
-  let w = 0;
-  for (let i = 0; i < got.length; i++) {
-    const r = Math.abs(got[i]! - ref[i]!) / tol(i);
-    if (!(r <= w)) w = Number.isNaN(r) ? Infinity : r;
-  }
-  return w;
-}
+const { putBytes, putF32, get, weight } = backendData(be);
 
 const DTYPES: DType[] = ["f32", "f16", "bf16"];
 
@@ -161,6 +76,52 @@ describe("matmul", () => {
     });
   }
 
+  // ldOut > rows: output row t at out + t·ldOut. Every element is the same arithmetic as the
+  // unstrided call (bitwise), and the floats between the rows keep what was there.
+  for (const dtype of DTYPES) {
+    test(`${dtype}: a strided output (ldOut > rows) gets the same rows, and nothing else changes`, () => {
+      const rows = 37, cols = 100, ld = 50;
+      for (const T of [1, 5, 37]) {
+        const xs = randoms(T * cols, 70 + T);
+        const { w, exact } = weight(randoms(rows * cols, 71 + T), dtype, [rows, cols]);
+        const x = putF32(xs);
+        const dense = be.alloc(T * rows * 4);
+        be.matmul(dense, x, w, T);
+        const sentinel = Float32Array.from({ length: T * ld + 3 }, (_, i) => -1000 - i);
+        const out = putF32(sentinel);
+        be.matmul(out + 4, x, w, T, ld); // one float in, to see the first gap too
+        const got = get(out, sentinel.length);
+        const want = get(dense, T * rows);
+        for (let t = 0; t < T; t++) {
+          expect(got.subarray(1 + t * ld, 1 + t * ld + rows)).toEqual(want.subarray(t * rows, (t + 1) * rows));
+          for (let r = 0; r < rows; r++) {
+            let ref = 0, mag = 0;
+            for (let k = 0; k < cols; k++) (ref += xs[t * cols + k]! * exact[r * cols + k]!), (mag += Math.abs(xs[t * cols + k]! * exact[r * cols + k]!));
+            expect(Math.abs(got[1 + t * ld + r]! - ref)).toBeLessThanOrEqual(cols * U * mag);
+          }
+        }
+        const untouched = got.filter((_, i) => i === 0 || (i - 1) % ld >= rows || i - 1 >= T * ld);
+        expect(untouched).toEqual(sentinel.filter((_, i) => i === 0 || (i - 1) % ld >= rows || i - 1 >= T * ld));
+        for (const a of [x, dense, out, w.addr]) be.free(a);
+      }
+    });
+  }
+
+  test("row chunks of a weight write their columns of the whole output in place (bitwise)", () => {
+    const T = 6, rows = 40, cols = 64, split = 13;
+    const { w } = weight(randoms(rows * cols, 80), "bf16", [rows, cols]);
+    const x = putF32(randoms(T * cols, 81));
+    const whole = be.alloc(T * rows * 4);
+    const chunked = be.alloc(T * rows * 4);
+    be.matmul(whole, x, w, T);
+    be.matmul(chunked, x, { ...w, shape: [split, cols] }, T, rows);
+    be.matmul(chunked + split * 4, x, { ...w, addr: w.addr + split * cols * 2, shape: [rows - split, cols] }, T, rows);
+    expect(get(chunked, T * rows)).toEqual(get(whole, T * rows));
+    expect(() => be.matmul(chunked, x, w, T, rows - 1)).toThrow(UsageError);
+    expect(() => be.matmul(chunked, x, w, T, rows + 0.5)).toThrow(UsageError);
+    for (const a of [x, whole, chunked, w.addr]) be.free(a);
+  });
+
   test("results do not depend on the thread count (bitwise)", () => {
     const T = 9, rows = 301, cols = 517;
     const { w } = weight(randoms(rows * cols, 3), "bf16", [rows, cols]);
@@ -180,6 +141,69 @@ describe("matmul", () => {
     }
     for (const a of [x, out, w.addr]) be.free(a);
   });
+});
+
+describe("matmul into a strided output, quantized weights", () => {
+  // GGUF: blocks and gguf-py's dequantized values from test/fixtures/gguf-quant (8 rows × 512).
+  // bitsandbytes: compressed here, decoded by the backend's dequantize (checked against
+  // bitsandbytes in test/compression.test.ts); 96 columns make blocks span rows, 128 take the
+  // whole-block NF4 decode path.
+  const fixtureDir = resolve(ROOT, "test/fixtures/gguf-quant");
+  function gguf(dtype: "q8_0" | "q4_k"): { w: Weight; values: Float32Array } {
+    const blocks = new Uint8Array(readFileSync(resolve(fixtureDir, `${dtype}.blocks`)));
+    const f = readFileSync(resolve(fixtureDir, `${dtype}.f32`));
+    return { w: { addr: putBytes(blocks), dtype, shape: [8, 512] }, values: new Float32Array(f.buffer.slice(f.byteOffset, f.byteOffset + f.byteLength)) };
+  }
+  function bnb(dtype: BnbDType, rows: number, cols: number): { w: Weight; values: Float32Array } {
+    const n = rows * cols;
+    const src = putF32(randoms(n, 90 + cols));
+    const addr = be.alloc(tensorBytes(dtype, [n]));
+    expect(be.quantize(addr, dtype, src, "f32", n)).toBeNull();
+    const decoded = be.alloc(n * 4);
+    be.dequantize(decoded, addr, dtype, n);
+    const values = get(decoded, n);
+    be.free(src);
+    be.free(decoded);
+    return { w: { addr, dtype, shape: [rows, cols] }, values };
+  }
+  const weights: [string, () => { w: Weight; values: Float32Array }][] = [
+    ["q8_0", () => gguf("q8_0")],
+    ["q4_k", () => gguf("q4_k")],
+    ["nf4 [7, 96]", () => bnb("nf4", 7, 96)],
+    ["nf4 [5, 128]", () => bnb("nf4", 5, 128)],
+    ["q8_block [7, 96]", () => bnb("q8_block", 7, 96)],
+  ];
+  for (const [name, make] of weights) {
+    test(`${name}: rows at out + t·ldOut equal the unstrided result, gaps untouched`, () => {
+      const { w, values } = make();
+      const [rows, cols] = w.shape as [number, number];
+      const ld = rows + 5;
+      for (const T of [1, 5, 37]) {
+        const xs = randoms(T * cols, 95 + T);
+        const x = putF32(xs);
+        const dense = be.alloc(T * rows * 4);
+        be.matmul(dense, x, w, T);
+        const sentinel = Float32Array.from({ length: T * ld }, (_, i) => -1000 - i);
+        const out = putF32(sentinel);
+        be.matmul(out, x, w, T, ld);
+        const got = get(out, T * ld);
+        const want = get(dense, T * rows);
+        for (let t = 0; t < T; t++) {
+          expect(got.subarray(t * ld, t * ld + rows)).toEqual(want.subarray(t * rows, (t + 1) * rows));
+          expect(got.subarray(t * ld + rows, (t + 1) * ld)).toEqual(sentinel.subarray(t * ld + rows, (t + 1) * ld));
+          for (let r = 0; r < rows; r++) {
+            let ref = 0, mag = 0;
+            for (let k = 0; k < cols; k++) (ref += xs[t * cols + k]! * values[r * cols + k]!), (mag += Math.abs(xs[t * cols + k]! * values[r * cols + k]!));
+            // Decoded weights are exact; bitsandbytes scales each block's partial sum once, one
+            // more rounding per block of 64.
+            expect(Math.abs(got[t * ld + r]! - ref)).toBeLessThanOrEqual((cols + 2) * U * mag);
+          }
+        }
+        for (const a of [x, dense, out]) be.free(a);
+      }
+      be.free(w.addr);
+    });
+  }
 });
 
 describe("norms, bias, embedding", () => {
@@ -339,20 +363,26 @@ describe("attention", () => {
       ks.fill(NaN, filled * kvWidth);
       vs.fill(NaN, filled * kvWidth);
       const [q, k, v] = [qs, ks, vs].map(putF32);
+      // The unpaged layout: one page of maxSeq rows (paged layouts: test/paged-attention.test.ts).
+      const pageTable = putF32(new Float32Array(1)); // page id 0 (the bits of +0.0)
+      const kv: PagedKv = { k: k!, v: v!, dtype: "f32", pageSize: maxSeq, pageTable };
       const out = be.alloc(qs.byteLength);
-      be.attention(out!, q!, k!, v!, s);
+      be.attention(out, q!, kv, s);
       const ref = attentionRef(qs, ks, vs, s);
       // Each score is a headDim-term dot (|q|,|k| ≤ 2) with error ≤ hd·u·4·hd·scale; a softmax
       // weight moves by about twice its score's error, and the output (|v| ≤ 1) by the sum of those.
       const tol = 2 * s.headDim * U * 4 * s.headDim * s.scale + 8 * U;
       expect(worst(get(out, qs.length), ref, () => tol)).toBeLessThan(1);
-      for (const a of [q, k, v, out]) be.free(a!);
+      for (const a of [q, k, v, out, pageTable]) be.free(a!);
     });
   }
-  test("rejects heads that are not a multiple of the KV heads", () => {
+  test("rejects heads that are not a multiple of the KV heads, and pages of 0 tokens", () => {
     const a = be.alloc(4096);
+    const kv: PagedKv = { k: a, v: a, dtype: "f32", pageSize: 4, pageTable: a };
+    be.write(a, new Int32Array(4));
     const s = { T: 1, nHeads: 3, nKvHeads: 2, headDim: 8, pos0: 0, window: 0, scale: 1 };
-    expect(() => be.attention(a, a, a, a, s)).toThrow(NativeError);
+    expect(() => be.attention(a + 1024, a + 2048, kv, s)).toThrow(NativeError);
+    expect(() => be.attention(a + 1024, a + 2048, { ...kv, pageSize: 0 }, { ...s, nHeads: 2 })).toThrow(/pageSize=0/);
     be.free(a);
   });
 });

@@ -28,6 +28,7 @@ comptime {
         @export(&cpu.airllm_add_bias, .{ .name = "airllm_add_bias" });
         @export(&cpu.airllm_rmsnorm, .{ .name = "airllm_rmsnorm" });
         @export(&cpu.airllm_rope, .{ .name = "airllm_rope" });
+        @export(&cpu.airllm_store_kv, .{ .name = "airllm_store_kv" });
         @export(&cpu.airllm_attention, .{ .name = "airllm_attention" });
         @export(&cpu.airllm_swiglu, .{ .name = "airllm_swiglu" });
         @export(&cpu.airllm_add, .{ .name = "airllm_add" });

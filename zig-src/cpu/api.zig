@@ -9,6 +9,8 @@ const matmul = @import("matmul.zig");
 const norm = @import("norm.zig");
 const rope = @import("rope.zig");
 const attention = @import("attention.zig");
+const kv_pages = @import("kv_pages.zig");
+const kv_store = @import("kv_store.zig");
 const elementwise = @import("elementwise.zig");
 const softmax = @import("softmax.zig");
 const embedding = @import("embedding.zig");
@@ -78,13 +80,15 @@ pub fn airllm_embedding(out: usize, table: usize, dtype: u32, rows: u32, cols: u
     return if (embedding.embedding(f32Ptr(out), table, dt, rows, cols, @ptrFromInt(ids), n_ids)) .ok else .bad_index;
 }
 
-pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32) callconv(.c) Status {
+/// Output row t starts at out + t·ld floats (ld ≥ rows).
+pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32, ld: u32) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    if (ld < rows) return .bad_shape;
     if (dt.isQuant()) {
-        quant.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T) catch |e| return quantStatus(e);
+        quant.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T) catch |e| return quantStatus(e);
         return .ok;
     }
-    matmul.matmul(f32Ptr(out), f32Ptr(x), w, dt, rows, cols, T);
+    matmul.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T);
     return .ok;
 }
 
@@ -121,13 +125,31 @@ pub fn airllm_rope(x: usize, T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv
     return if (rope.rope(f32Ptr(x), T, n_heads, head_dim, pos0, f32Ptr(inv_freq), attn_factor, interleaved != 0)) .ok else .bad_shape;
 }
 
-pub fn airllm_attention(out: usize, q: usize, k_cache: usize, v_cache: usize, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32) callconv(.c) Status {
+/// The paged cache of one layer (kv_pages.zig): page_table is a host array of int32 page ids.
+fn pagedKv(k: usize, v: usize, page_table: usize, page_size: u32, kv_dtype: u32) ?kv_pages.Paged {
+    const dt = floatDtypeOf(kv_dtype) orelse return null;
+    return .{ .k = k, .v = v, .table = @ptrFromInt(page_table), .page_size = page_size, .dtype = dt };
+}
+
+/// Positions pos0 .. pos0+T-1 of the paged cache ← k[T, width], v[T, width] (f32), converted.
+pub fn airllm_store_kv(k_pool: usize, v_pool: usize, page_table: usize, page_size: u32, kv_dtype: u32, k: usize, v: usize, pos0: u32, T: u32, width: u32) callconv(.c) Status {
+    const kv = pagedKv(k_pool, v_pool, page_table, page_size, kv_dtype) orelse return .bad_dtype;
+    kv_store.store(kv, f32Ptr(k), f32Ptr(v), pos0, T, width) catch |e| return switch (e) {
+        error.BadShape => .bad_shape,
+        error.BadIndex => .bad_index,
+    };
+    return .ok;
+}
+
+pub fn airllm_attention(out: usize, q: usize, k: usize, v: usize, page_table: usize, page_size: u32, kv_dtype: u32, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32) callconv(.c) Status {
+    const kv = pagedKv(k, v, page_table, page_size, kv_dtype) orelse return .bad_dtype;
     const shape = attention.Shape{
         .T = T, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
         .pos0 = pos0, .window = window, .scale = scale,
     };
-    attention.attention(f32Ptr(out), f32Ptr(q), f32Ptr(k_cache), f32Ptr(v_cache), shape) catch |e| return switch (e) {
+    attention.attention(f32Ptr(out), f32Ptr(q), kv, shape) catch |e| return switch (e) {
         error.BadShape => .bad_shape,
+        error.BadIndex => .bad_index,
         error.OutOfMemory => .out_of_memory,
     };
     return .ok;
@@ -179,4 +201,6 @@ test {
     _ = @import("thread_pool.zig");
     _ = @import("convert.zig");
     _ = @import("matmul.zig");
+    _ = @import("kv_pages.zig");
+    _ = @import("kv_store.zig");
 }

@@ -1,18 +1,27 @@
-//! Causal grouped-query attention over one sequence's KV cache, with an optional sliding window.
+//! Causal grouped-query attention over one sequence's paged KV cache (kv_pages.zig), with an
+//! optional sliding window. Keys and values are f32, f16 or bf16 (comptime), widened to f32 as
+//! they are loaded; all arithmetic is f32.
 //!
 //! Memory order drives the design. A cache row holds every KV head of one position
-//! (nKvHeads·headDim floats, often exactly 4 KiB), so walking one KV head down the cache reads a
-//! few hundred bytes per page: on this class of machine that runs at a quarter of sequential
-//! bandwidth. Each task therefore covers all heads for a range of keys and reads whole rows in
-//! order, in blocks of `block` keys: scores for every head, then an online-softmax update, then
-//! the weighted sum of the block's value rows (prefetched as whole rows while scoring).
+//! (nKvHeads·headDim elements, often exactly 4 KiB in f32), so walking one KV head down the cache
+//! reads a few hundred bytes per page: on this class of machine that runs at a quarter of
+//! sequential bandwidth. Each task therefore covers all heads for a range of keys and reads whole
+//! rows in order, in blocks of `block` keys: scores for every head, then an online-softmax update,
+//! then the weighted sum of the block's value rows (prefetched as whole rows while scoring).
+//!
+//! Pages do not change the arithmetic: a block's 16 row addresses are looked up through the page
+//! table first, then the same tiles run on those pointers. Blocks start where they would in a
+//! contiguous cache (at the task's first key, every 16 keys), whatever the page boundaries, so the
+//! result is bitwise the same for every page size and page table.
 //!
 //! Tasks are (query token, key split). Prefill has a task per token and accumulates straight
 //! into `out`; decode splits the keys (flash-decoding) so every core gets work, and a final
 //! pass merges the splits' partial sums with their running maxima.
 const std = @import("std");
+const DType = @import("../dtype.zig").DType;
 const pool = @import("thread_pool.zig");
 const cv = @import("convert.zig");
+const pages = @import("kv_pages.zig");
 const V = cv.V;
 const lanes = cv.lanes;
 
@@ -26,7 +35,7 @@ pub const Shape = struct {
     scale: f32,
 };
 
-pub const Error = error{ BadShape, OutOfMemory };
+pub const Error = error{ BadShape, BadIndex, OutOfMemory };
 
 /// Bounds the per-task stack buffers (scores and softmax state for every head).
 pub const max_heads = 256;
@@ -39,22 +48,29 @@ const zero: V = @splat(0);
 const Args = struct {
     out: [*]f32,
     q: [*]const f32,
-    k: [*]const f32,
-    v: [*]const f32,
+    kv: pages.Paged,
     s: Shape,
     splits: usize,
     /// Per task (splits > 1): m[nH], l[nH], acc[nH·hd], merged after the tasks.
     partial: [*]f32,
 };
 
-/// Scores for heads g..g+ht (query rows hd apart) × keys j..j+kt (rows `row` floats apart);
-/// each key vector is loaded once for all heads of the tile.
-inline fn scoreTile(comptime kt: usize, comptime ht: usize, q: [*]const f32, hd: usize, k: [*]const f32, row: usize, j: usize, g: usize, scores: [*]f32, scale: f32) void {
+/// The row pointers of one block of keys (or values); entries past the block's length unused.
+fn Rows(comptime dt: DType) type {
+    return [block][*]const cv.Elem(dt);
+}
+
+/// Scores for heads g..g+ht (query rows hd apart) × keys j..j+kt of the block, each key read at
+/// element `o` of its row (the KV head); each key vector is loaded once for all heads of the tile.
+inline fn scoreTile(comptime dt: DType, comptime kt: usize, comptime ht: usize, q: [*]const f32, hd: usize, krows: *const Rows(dt), o: usize, j: usize, g: usize, scores: [*]f32, scale: f32) void {
+    @setEvalBranchQuota(20000);
+    var kp: [kt][*]const cv.Elem(dt) = undefined;
+    inline for (0..kt) |u| kp[u] = krows[j + u] + o;
     var acc: [kt][ht]V = @splat(@splat(zero));
     var d: usize = 0;
     while (d + lanes <= hd) : (d += lanes) {
         var kv: [kt]V = undefined;
-        inline for (0..kt) |u| kv[u] = cv.loadF32(k + (j + u) * row, d);
+        inline for (0..kt) |u| kv[u] = cv.load8(dt, kp[u], d);
         inline for (0..ht) |h| {
             const qv = cv.loadF32(q + (g + h) * hd, d);
             inline for (0..kt) |u| acc[u][h] = @mulAdd(V, qv, kv[u], acc[u][h]);
@@ -63,40 +79,39 @@ inline fn scoreTile(comptime kt: usize, comptime ht: usize, q: [*]const f32, hd:
     inline for (0..kt) |u| inline for (0..ht) |h| {
         var sum = @reduce(.Add, acc[u][h]);
         var e = d;
-        while (e < hd) : (e += 1) sum = @mulAdd(f32, q[(g + h) * hd + e], k[(j + u) * row + e], sum);
+        while (e < hd) : (e += 1) sum = @mulAdd(f32, q[(g + h) * hd + e], cv.load1(dt, kp[u], e), sum);
         scores[(g + h) * block + j + u] = sum * scale;
     };
 }
 
 /// Scores of keys j..j+kt for every head, one KV head after the other: the reads sweep each
 /// row from start to end.
-inline fn scoreKeys(comptime kt: usize, a: *const Args, q: [*]const f32, k: [*]const f32, j: usize, scores: [*]f32) void {
+inline fn scoreKeys(comptime dt: DType, comptime kt: usize, a: *const Args, q: [*]const f32, krows: *const Rows(dt), j: usize, scores: [*]f32) void {
     const s = a.s;
     const group = s.n_heads / s.n_kv_heads;
-    const row = s.n_kv_heads * s.head_dim;
     for (0..s.n_kv_heads) |kvh| {
-        const kh = k + kvh * s.head_dim;
+        const o = kvh * s.head_dim;
         var g = kvh * group;
         const end = g + group;
-        while (g + head_tile <= end) : (g += head_tile) scoreTile(kt, head_tile, q, s.head_dim, kh, row, j, g, scores, s.scale);
+        while (g + head_tile <= end) : (g += head_tile) scoreTile(dt, kt, head_tile, q, s.head_dim, krows, o, j, g, scores, s.scale);
         switch (end - g) {
-            inline 1...head_tile - 1 => |ht| scoreTile(kt, ht, q, s.head_dim, kh, row, j, g, scores, s.scale),
+            inline 1...head_tile - 1 => |ht| scoreTile(dt, kt, ht, q, s.head_dim, krows, o, j, g, scores, s.scale),
             else => {},
         }
     }
 }
 
-inline fn prefetchRow(p: [*]const f32, n: usize) void {
+inline fn prefetchRow(p: [*]const u8, bytes: usize) void {
     var off: usize = 0;
-    while (off < n) : (off += 64 / @sizeOf(f32)) @prefetch(p + off, .{ .locality = 3 });
+    while (off < bytes) : (off += 64) @prefetch(p + off, .{ .locality = 3 });
 }
 
-/// scores[h·block + j] for the nj keys from k (a row pointer) and every head. Meanwhile
-/// prefetches this block's value rows whole: the sum that follows walks them one head-slice
-/// at a time, which the hardware prefetcher would see as a strided pattern. (Keys need no
-/// hint: the scores read them front to back.)
-fn scoreBlock(a: *const Args, q: [*]const f32, k: [*]const f32, v: [*]const f32, nj: usize, scores: [*]f32) void {
-    const row = a.s.n_kv_heads * a.s.head_dim;
+/// scores[h·block + j] for the block's nj keys and every head. Meanwhile prefetches the block's
+/// value rows whole: the sum that follows walks them one head-slice at a time, which the
+/// hardware prefetcher would see as a strided pattern. (Keys need no hint: the scores read
+/// them front to back.)
+fn scoreBlock(comptime dt: DType, a: *const Args, q: [*]const f32, krows: *const Rows(dt), vrows: *const Rows(dt), nj: usize, scores: [*]f32) void {
+    const row_bytes = a.s.n_kv_heads * a.s.head_dim * @sizeOf(cv.Elem(dt));
     // Fewer heads per group leave registers for more keys per tile (more independent chains).
     switch (@min(a.s.n_heads / a.s.n_kv_heads, head_tile)) {
         inline 1...head_tile => |ht| {
@@ -104,8 +119,8 @@ fn scoreBlock(a: *const Args, q: [*]const f32, k: [*]const f32, v: [*]const f32,
             var j: usize = 0;
             while (j < nj) {
                 const n: usize = if (j + kt <= nj) kt else 1;
-                for (j..j + n) |jj| prefetchRow(v + jj * row, row);
-                if (n == kt) scoreKeys(kt, a, q, k, j, scores) else scoreKeys(1, a, q, k, j, scores);
+                for (j..j + n) |jj| prefetchRow(@ptrCast(vrows[jj]), row_bytes);
+                if (n == kt) scoreKeys(dt, kt, a, q, krows, j, scores) else scoreKeys(dt, 1, a, q, krows, j, scores);
                 j += n;
             }
         },
@@ -113,13 +128,13 @@ fn scoreBlock(a: *const Args, q: [*]const f32, k: [*]const f32, v: [*]const f32,
     }
 }
 
-/// y_h[d ..] = y_h · corr_h + Σ_j p_h[j] · v_j[d ..] for heads g..g+ht and nv vectors at d:
+/// y_h[d ..] = y_h · corr_h + Σ_j p_h[j] · v_j[o + d ..] for heads g..g+ht and nv vectors at d:
 /// each value vector is loaded once for all heads of the tile, and y once per block.
-inline fn accumulateTile(comptime ht: usize, comptime nv: usize, y: [*]f32, corr: [*]const f32, scores: [*]const f32, g: usize, v: [*]const f32, row: usize, nj: usize, hd: usize, d: usize) void {
+inline fn accumulateTile(comptime dt: DType, comptime ht: usize, comptime nv: usize, y: [*]f32, corr: [*]const f32, scores: [*]const f32, g: usize, vrows: *const Rows(dt), o: usize, nj: usize, hd: usize, d: usize) void {
     var acc: [ht][nv]V = @splat(@splat(zero));
     for (0..nj) |j| {
         var vv: [nv]V = undefined;
-        inline for (0..nv) |u| vv[u] = cv.loadF32(v + j * row + d, u * lanes);
+        inline for (0..nv) |u| vv[u] = cv.load8(dt, vrows[j] + o + d, u * lanes);
         inline for (0..ht) |h| {
             const ps: V = @splat(scores[(g + h) * block + j]);
             inline for (0..nv) |u| acc[h][u] = @mulAdd(V, ps, vv[u], acc[h][u]);
@@ -131,34 +146,33 @@ inline fn accumulateTile(comptime ht: usize, comptime nv: usize, y: [*]f32, corr
     };
 }
 
-fn accumulateHeads(comptime ht: usize, y: [*]f32, corr: [*]const f32, scores: [*]const f32, g: usize, v: [*]const f32, row: usize, nj: usize, hd: usize) void {
+fn accumulateHeads(comptime dt: DType, comptime ht: usize, y: [*]f32, corr: [*]const f32, scores: [*]const f32, g: usize, vrows: *const Rows(dt), o: usize, nj: usize, hd: usize) void {
     var d: usize = 0;
-    // Two vectors = one cache line of each value row per pass.
-    while (d + 2 * lanes <= hd) : (d += 2 * lanes) accumulateTile(ht, 2, y, corr, scores, g, v, row, nj, hd, d);
+    // Two vectors = one cache line of each f32 value row per pass.
+    while (d + 2 * lanes <= hd) : (d += 2 * lanes) accumulateTile(dt, ht, 2, y, corr, scores, g, vrows, o, nj, hd, d);
     if (d + lanes <= hd) {
-        accumulateTile(ht, 1, y, corr, scores, g, v, row, nj, hd, d);
+        accumulateTile(dt, ht, 1, y, corr, scores, g, vrows, o, nj, hd, d);
         d += lanes;
     }
     while (d < hd) : (d += 1) {
         inline for (0..ht) |h| {
             var sum: f32 = 0;
-            for (0..nj) |j| sum = @mulAdd(f32, scores[(g + h) * block + j], v[j * row + d], sum);
+            for (0..nj) |j| sum = @mulAdd(f32, scores[(g + h) * block + j], cv.load1(dt, vrows[j] + o, d), sum);
             y[(g + h) * hd + d] = @mulAdd(f32, y[(g + h) * hd + d], corr[g + h], sum);
         }
     }
 }
 
-fn accumulateBlock(a: *const Args, y: [*]f32, corr: [*]const f32, scores: [*]const f32, v: [*]const f32, nj: usize) void {
+fn accumulateBlock(comptime dt: DType, a: *const Args, y: [*]f32, corr: [*]const f32, scores: [*]const f32, vrows: *const Rows(dt), nj: usize) void {
     const s = a.s;
     const group = s.n_heads / s.n_kv_heads;
-    const row = s.n_kv_heads * s.head_dim;
     for (0..s.n_kv_heads) |kvh| {
-        const vh = v + kvh * s.head_dim;
+        const o = kvh * s.head_dim;
         var g = kvh * group;
         const end = g + group;
-        while (g + head_tile <= end) : (g += head_tile) accumulateHeads(head_tile, y, corr, scores, g, vh, row, nj, s.head_dim);
+        while (g + head_tile <= end) : (g += head_tile) accumulateHeads(dt, head_tile, y, corr, scores, g, vrows, o, nj, s.head_dim);
         switch (end - g) {
-            inline 1...head_tile - 1 => |ht| accumulateHeads(ht, y, corr, scores, g, vh, row, nj, s.head_dim),
+            inline 1...head_tile - 1 => |ht| accumulateHeads(dt, ht, y, corr, scores, g, vrows, o, nj, s.head_dim),
             else => {},
         }
     }
@@ -191,11 +205,10 @@ fn keyRange(s: Shape, t: usize, splits: usize, split: usize) [2]usize {
     return .{ lo, @min(p + 1, lo + chunk) };
 }
 
-fn task(a: *const Args, i: usize) void {
+fn task(comptime dt: DType, a: *const Args, i: usize) void {
     const s = a.s;
     const nh = s.n_heads;
     const hd = s.head_dim;
-    const row = s.n_kv_heads * hd;
     const t = i / a.splits;
     var scores: [max_heads * block]f32 = undefined;
     var corr: [max_heads]f32 = undefined;
@@ -210,12 +223,22 @@ fn task(a: *const Args, i: usize) void {
 
     const q = a.q + t * nh * hd;
     const lo, const hi = keyRange(s, t, a.splits, i % a.splits);
-    var j0 = lo;
-    while (j0 < hi) : (j0 += block) {
-        const nj = @min(block, hi - j0);
-        scoreBlock(a, q, a.k + j0 * row, a.v + j0 * row, nj, &scores);
-        for (0..nh) |h| corr[h] = softmaxBlock(scores[h * block ..][0..nj], &m[h], &l[h]);
-        accumulateBlock(a, acc, &corr, &scores, a.v + j0 * row, nj);
+    if (lo < hi) {
+        var rows = pages.Cursor.init(a.kv, s.n_kv_heads * hd * @sizeOf(cv.Elem(dt)), lo);
+        var krows: Rows(dt) = undefined;
+        var vrows: Rows(dt) = undefined;
+        var j0 = lo;
+        while (j0 < hi) : (j0 += block) {
+            const nj = @min(block, hi - j0);
+            for (0..nj) |u| {
+                const off = rows.next();
+                krows[u] = @ptrFromInt(a.kv.k + off);
+                vrows[u] = @ptrFromInt(a.kv.v + off);
+            }
+            scoreBlock(dt, a, q, &krows, &vrows, nj, &scores);
+            for (0..nh) |h| corr[h] = softmaxBlock(scores[h * block ..][0..nj], &m[h], &l[h]);
+            accumulateBlock(dt, a, acc, &corr, &scores, &vrows, nj);
+        }
     }
     if (a.splits == 1) {
         for (0..nh) |h| {
@@ -223,6 +246,14 @@ fn task(a: *const Args, i: usize) void {
             for (acc[h * hd ..][0..hd]) |*x| x.* *= inv;
         }
     }
+}
+
+fn taskFor(comptime dt: DType) fn (*const Args, usize) void {
+    return struct {
+        fn run(a: *const Args, i: usize) void {
+            task(dt, a, i);
+        }
+    }.run;
 }
 
 /// out = Σ_s acc_s·e^(m_s - M) / Σ_s l_s·e^(m_s - M) over the splits of each query and head.
@@ -248,17 +279,23 @@ fn merge(a: *const Args) void {
     };
 }
 
-pub fn attention(out: [*]f32, q: [*]const f32, k: [*]const f32, v: [*]const f32, s: Shape) Error!void {
+/// out[T, nH·hd] = attention of q over positions 0 .. pos0+T-1 of the paged cache `kv`.
+/// error.BadIndex when a page the queries can see has a negative id.
+pub fn attention(out: [*]f32, q: [*]const f32, kv: pages.Paged, s: Shape) Error!void {
     if (s.n_kv_heads == 0 or s.n_heads % s.n_kv_heads != 0 or s.n_heads > max_heads or s.head_dim == 0) return error.BadShape;
+    if (kv.page_size == 0) return error.BadShape;
     if (s.T == 0) return;
     const keys = s.pos0 + s.T;
+    // The first query sees the earliest key; pages wholly before the window are never read.
+    const first = if (s.window > 0 and s.pos0 + 1 > s.window) s.pos0 + 1 - s.window else 0;
+    if (!pages.pagesValid(kv, first, keys)) return error.BadIndex;
     const visible = if (s.window > 0) @min(keys, s.window) else keys;
     const work = s.T * s.n_heads * visible * s.head_dim;
     // Below ~64K multiply-adds one thread beats waking the pool; below 2·T tasks the keys are
     // split, into ranges of at least 64 keys so the merge stays small next to the work.
     const target = if (work < 1 << 16) 1 else pool.concurrency() * 2;
     const splits = std.math.clamp(std.math.divCeil(usize, target, s.T) catch unreachable, 1, @max(1, visible / 64));
-    var a = Args{ .out = out, .q = q, .k = k, .v = v, .s = s, .splits = splits, .partial = undefined };
+    var a = Args{ .out = out, .q = q, .kv = kv, .s = s, .splits = splits, .partial = undefined };
     var partial: []f32 = &.{};
     if (splits > 1) {
         partial = try std.heap.c_allocator.alloc(f32, s.T * splits * s.n_heads * (s.head_dim + 2));
@@ -266,10 +303,15 @@ pub fn attention(out: [*]f32, q: [*]const f32, k: [*]const f32, v: [*]const f32,
     }
     defer std.heap.c_allocator.free(partial);
     const ctx: *const Args = &a;
-    if (work < 1 << 16) {
-        for (0..s.T * splits) |i| task(ctx, i);
-    } else {
-        pool.run(s.T * splits, ctx, task);
+    switch (kv.dtype) {
+        inline .f32, .f16, .bf16 => |dt| {
+            if (work < 1 << 16) {
+                for (0..s.T * splits) |i| task(dt, ctx, i);
+            } else {
+                pool.run(s.T * splits, ctx, taskFor(dt));
+            }
+        },
+        else => return error.BadShape, // api.zig refuses other KV types first
     }
     if (splits > 1) merge(ctx);
 }

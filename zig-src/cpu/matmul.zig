@@ -1,4 +1,5 @@
-//! out[T, rows] = x[T, cols] · wᵀ with w[rows, cols] in f32/f16/bf16, f32 accumulation.
+//! out[T, rows] = x[T, cols] · wᵀ with w[rows, cols] in f32/f16/bf16, f32 accumulation; output
+//! row t starts at out + t·ld.
 //!
 //! Every output is a dot product of a token row and a weight row, both contiguous. The kernel
 //! computes a register tile of `tb` tokens × `rb` weight rows at once, so each weight vector
@@ -56,7 +57,7 @@ inline fn tile(comptime dt: DType, comptime tb: usize, comptime rb: usize, compt
         var s = @reduce(.Add, v);
         var kk = k;
         while (kk < cols) : (kk += 1) s = @mulAdd(f32, xr[t][kk], cv.load1(dt, wr[r], kk), s);
-        a.out[(t0 + t) * a.rows + r0 + r] = s;
+        a.out[(t0 + t) * a.ld + r0 + r] = s;
     };
 }
 
@@ -90,10 +91,10 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
 }
 
 
-pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
+pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
     const row_align: usize = if (T == 1) decode_rb else prefill_rb;
     switch (dt) {
-        inline .f32, .f16, .bf16 => |d| tasks.Kernel(d, decodeRows, prefillBlock).run(out, x, w, rows, cols, T, row_align, prefill_tb),
+        inline .f32, .f16, .bf16 => |d| tasks.Kernel(d, decodeRows, prefillBlock).run(out, ld, x, w, rows, cols, T, row_align, prefill_tb),
         else => unreachable, // api.zig routes quantized weights to quant_ops.zig
     }
 }
@@ -114,7 +115,7 @@ test "matmul matches a scalar reference on odd shapes" {
         defer gpa.free(out);
         for (x) |*v| v.* = rnd.float(f32) - 0.5;
         for (w) |*v| v.* = rnd.float(f32) - 0.5;
-        matmul(out.ptr, x.ptr, @intFromPtr(w.ptr), .f32, rows, cols, T);
+        matmul(out.ptr, rows, x.ptr, @intFromPtr(w.ptr), .f32, rows, cols, T);
         for (0..T) |t| for (0..rows) |r| {
             var ref: f64 = 0;
             for (0..cols) |k| ref += @as(f64, x[t * cols + k]) * w[r * cols + k];

@@ -8,6 +8,8 @@ const DType = @import("../dtype.zig").DType;
 
 pub const Args = struct {
     out: [*]f32,
+    /// Floats from one output row to the next (≥ rows): a row chunk of a larger matrix.
+    ld: usize,
     x: [*]const f32,
     w: usize,
     rows: usize,
@@ -41,7 +43,7 @@ pub fn Kernel(comptime dt: DType, comptime decode: anytype, comptime prefill: an
 
         /// Row chunks are multiples of `row_align` (the kernel's row tile for this T), token
         /// chunks multiples of `tok_align` (its token tile).
-        pub fn run(out: [*]f32, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_align: usize, tok_align: usize) void {
+        pub fn run(out: [*]f32, ld: usize, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_align: usize, tok_align: usize) void {
             if (rows == 0 or T == 0) return;
             const c = @max(cols, 1);
             const tok_chunk = if (T == 1) 1 else roundUp(std.math.clamp(x_block_bytes / (c * 4), tok_align, T), tok_align);
@@ -51,7 +53,7 @@ pub fn Kernel(comptime dt: DType, comptime decode: anytype, comptime prefill: an
             const row_chunk = roundUp(std.math.divCeil(usize, rows, row_target) catch unreachable, row_align);
             const row_tasks = std.math.divCeil(usize, rows, row_chunk) catch unreachable;
             const a = Args{
-                .out = out, .x = x, .w = w, .rows = rows, .cols = cols, .T = T,
+                .out = out, .ld = ld, .x = x, .w = w, .rows = rows, .cols = cols, .T = T,
                 .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk,
             };
             pool.run(row_tasks * tok_tasks, &a, task);

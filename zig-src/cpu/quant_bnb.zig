@@ -285,7 +285,7 @@ pub fn embedding(out: [*]f32, table: usize, dt: DType, cols: usize, ids: [*]cons
     pool.forRange(n_ids, @max(1, (1 << 15) / cols), 1, &EmbedArgs{ .out = out, .table = table, .dt = dt, .cols = cols, .ids = ids }, embedRows);
 }
 
-const MatArgs = struct { out: [*]f32, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_chunk: usize };
+const MatArgs = struct { out: [*]f32, ld: usize, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_chunk: usize };
 
 /// Rows decoded together in prefill, and weights per row in one k-chunk (64 KB of f32 in all).
 const prefill_rb = 4;
@@ -346,7 +346,7 @@ fn matTask(comptime dt: DType) fn (*const MatArgs, usize) void {
                     for (0..a.T) |t| {
                         const xr = a.x + t * a.cols + k0;
                         for (0..nr) |i| {
-                            const o = &a.out[t * a.rows + r + i];
+                            const o = &a.out[t * a.ld + r + i];
                             const s = dot(&buf[i], xr, kn);
                             o.* = if (k0 == 0) s else o.* + s;
                         }
@@ -357,13 +357,17 @@ fn matTask(comptime dt: DType) fn (*const MatArgs, usize) void {
     }.run;
 }
 
-/// out[T, rows] = x[T, cols] · wᵀ with w in a bitsandbytes layout, [rows, cols].
-pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
+/// out[T, rows] = x[T, cols] · wᵀ with w in a bitsandbytes layout, [rows, cols]; output row t
+/// at out + t·ld.
+pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
     if (rows == 0 or T == 0) return;
-    if (cols == 0) return @memset(out[0 .. rows * T], 0);
+    if (cols == 0) {
+        for (0..T) |t| @memset(out[t * ld ..][0..rows], 0);
+        return;
+    }
     const want = pool.taskCount(rows * cols * T, 1 << 17, 4);
     const row_chunk = std.mem.alignForward(usize, std.math.divCeil(usize, rows, want) catch unreachable, prefill_rb);
-    const a = MatArgs{ .out = out, .x = x, .w = w, .rows = rows, .cols = cols, .T = T, .row_chunk = row_chunk };
+    const a = MatArgs{ .out = out, .ld = ld, .x = x, .w = w, .rows = rows, .cols = cols, .T = T, .row_chunk = row_chunk };
     const n_tasks = std.math.divCeil(usize, rows, row_chunk) catch unreachable;
     switch (dt) {
         inline .nf4, .q8_block => |d| pool.run(n_tasks, &a, matTask(d)),

@@ -134,7 +134,7 @@ inline fn tile(comptime tb: usize, comptime rb: usize, a: *const Args, buf: *con
         }
     }
     inline for (0..tb) |t| inline for (0..rb) |r| {
-        const o = &a.out[(t0 + t) * a.rows + r0 + r];
+        const o = &a.out[(t0 + t) * a.ld + r0 + r];
         const s = @reduce(.Add, acc[t][r]);
         o.* = if (first) s else o.* + s;
     };
@@ -173,17 +173,17 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
 }
 
 
-/// out[T, rows] = x[T, cols] · wᵀ, w quantized [rows, cols]. error.BadShape when cols is not
-/// a whole number of blocks.
-pub fn matmul(out: [*]f32, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) Error!void {
+/// out[T, rows] = x[T, cols] · wᵀ, w quantized [rows, cols], output row t at out + t·ld.
+/// error.BadShape when cols is not a whole number of blocks.
+pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) Error!void {
     if (!validCols(dt, cols)) return error.BadShape;
-    if (dt.isBnb()) return bnb.matmul(out, x, w, dt, rows, cols, T);
+    if (dt.isBnb()) return bnb.matmul(out, ld, x, w, dt, rows, cols, T);
     if (rows == 0 or T == 0) return;
     if (cols == 0) {
-        @memset(out[0 .. rows * T], 0);
+        for (0..T) |t| @memset(out[t * ld ..][0..rows], 0);
         return;
     }
     switch (dt) {
-        inline else => |d| if (comptime d.isGguf()) tasks.Kernel(d, decodeRows, prefillBlock).run(out, x, w, rows, cols, T, prefill_rb, prefill_tb) else unreachable,
+        inline else => |d| if (comptime d.isGguf()) tasks.Kernel(d, decodeRows, prefillBlock).run(out, ld, x, w, rows, cols, T, prefill_rb, prefill_tb) else unreachable,
     }
 }

@@ -2,7 +2,7 @@
 // process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
 // ops read weights wherever they are in host memory (an mmap included): no upload needed.
 import { freemem, totalmem } from "node:os";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, Queue, QuantDType, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, PagedKv, Queue, QuantDType, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_CODE, isBnb, isQuantized } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
@@ -136,12 +136,16 @@ export class CpuBackend implements Backend {
     }
   }
 
-  matmul(out: number, x: number, w: Weight, T: number): void {
+  matmul(out: number, x: number, w: Weight, T: number, ldOut?: number): void {
     this.alive();
     const [rows, cols] = matrixShape(w, "matmul");
     checkRowBlocks(w.dtype, cols, "matmul");
-    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T);
-    check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}`);
+    const ld = ldOut ?? rows;
+    if (!Number.isInteger(ld) || ld < rows || ld > 0xffffffff) {
+      throw new UsageError(`matmul: ldOut ${ld} is not an integer ≥ rows (${rows})`, "ldOut is the output's row stride in floats: the full matrix's row length");
+    }
+    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T, ld);
+    check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}, ldOut=${ld}`);
   }
 
   /** dst[0..n] = f32 values of the n quantized weights at src (ggml's dequantize_row_*). */
@@ -180,13 +184,26 @@ export class CpuBackend implements Backend {
     check(status, "airllm_rope", `T=${T} nHeads=${nHeads} headDim=${headDim} (even, at most 1024)`);
   }
 
-  attention(out: number, q: number, kCache: number, vCache: number, s: AttentionShape): void {
+  storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void {
+    this.alive();
+    const status = this.lib.airllm_store_kv(
+      asPtr(kv.k), asPtr(kv.v), asPtr(kv.pageTable), kv.pageSize, DTYPE_CODE[kv.dtype], asPtr(k), asPtr(v), pos0, T, width,
+    );
+    check(status, "airllm_store_kv", `${kv.dtype} cache, pageSize=${kv.pageSize} (≥ 1), pos0=${pos0} T=${T}: page ids must be ≥ 0`);
+  }
+
+  attention(out: number, q: number, kv: PagedKv, s: AttentionShape): void {
     this.alive();
     const status = this.lib.airllm_attention(
-      asPtr(out), asPtr(q), asPtr(kCache), asPtr(vCache),
+      asPtr(out), asPtr(q), asPtr(kv.k), asPtr(kv.v), asPtr(kv.pageTable), kv.pageSize, DTYPE_CODE[kv.dtype],
       s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale,
     );
-    check(status, "airllm_attention", `nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it, at most 256) headDim=${s.headDim}`);
+    check(
+      status,
+      "airllm_attention",
+      `${kv.dtype} cache, pageSize=${kv.pageSize} (≥ 1), nHeads=${s.nHeads} nKvHeads=${s.nKvHeads} (must divide it, at most 256) ` +
+        `headDim=${s.headDim}, pos0=${s.pos0} T=${s.T}: page ids must be ≥ 0`,
+    );
   }
 
   swiglu(out: number, gate: number, up: number, n: number): void {

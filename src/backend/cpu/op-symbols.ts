@@ -5,8 +5,8 @@ import { FFIType, type FFIFunction } from "bun:ffi";
 export const opSymbols = {
   /** (out, table, dtype, rows, cols, ids i32[], nIds) → status */
   airllm_embedding: { args: ["ptr", "ptr", "u32", "u32", "u32", "ptr", "u32"], returns: "i32" },
-  /** (out, x, w, dtype, rows, cols, T) → status */
-  airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32"], returns: "i32" },
+  /** (out, x, w, dtype, rows, cols, T, ldOut) → status; output row t at out + t·ldOut floats */
+  airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
   /** (dtype, src, dst, n) → status: n quantized weights decoded to f32 (bit-exact to ggml) */
   airllm_dequantize: { args: ["u32", "ptr", "ptr", "u64"], returns: "i32" },
   /** (dstDtype, srcDtype, src, dst, n) → -1 ok, -2 bad dtype, else the index of the first NaN/Inf */
@@ -17,9 +17,11 @@ export const opSymbols = {
   airllm_rmsnorm: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "f32"], returns: "i32" },
   /** (x, T, nHeads, headDim, pos0, invFreq, attnFactor) → status */
   airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "ptr", "f32", "u32"], returns: "i32" },
-  /** (out, q, kCache, vCache, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
+  /** (kPool, vPool, pageTable i32[], pageSize, kvDtype, k, v, pos0, T, width) → status */
+  airllm_store_kv: { args: ["ptr", "ptr", "ptr", "u32", "u32", "ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
+  /** (out, q, kPool, vPool, pageTable i32[], pageSize, kvDtype, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
   airllm_attention: {
-    args: ["ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],
+    args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],
     returns: "i32",
   },
   /** (out, gate, up, n) */
