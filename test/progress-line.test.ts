@@ -2,9 +2,9 @@
 // unfinished generated text.
 import { expect, test } from "bun:test";
 import { ProgressLine } from "../src/cli/progress-line.ts";
-import type { PlanEntry } from "../src/model/layer-plan.ts";
+import type { PlanEntry } from "../src/model/architecture.ts";
 
-const layer = (i: number): PlanEntry => ({ index: i + 1, kind: "layer", name: `model.layers.${i}`, layer: i, tensors: [] });
+const layer = (i: number): PlanEntry => ({ index: i + 1, name: `model.layers.${i}`, layer: i, tensors: [], experts: 0 });
 
 test("nothing for fast passes; `token · layer · s/token` once a pass is slow", () => {
   const written: string[] = [];

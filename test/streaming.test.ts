@@ -1,110 +1,150 @@
-// The layer streamer on the CPU (stories260K): every residency mix — the zero-copy mmap path,
-// everything resident in allocated RAM, everything read from disk every pass, and a mix — with
-// prefetching off and 1..3 entries ahead, must give logits bitwise identical to the mmap path:
-// the ops see the same bytes, only their address and the way they got there differ.
+// The layer streamer on the CPU: every residency mix — the zero-copy mmap path, everything
+// resident in allocated RAM, everything read from disk every pass in row chunks of several sizes,
+// and a mix — with prefetching off and 1..3 chunks ahead, must give logits bitwise identical to
+// the mmap path: the ops see the same bytes in the same order, only their address, the way they
+// got there and how a matrix's rows were cut differ.
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CpuBackend } from "../src/backend/cpu/index.ts";
 import { ReadAhead } from "../src/engine/read-ahead.ts";
-import { layoutEntry } from "../src/engine/residency-plan.ts";
 import { UsageError } from "../src/errors.ts";
-import { openWeightFiles } from "../src/formats/model-files.ts";
-import { AutoModel, reservedBytes, type FromPretrainedOptions } from "../src/model/auto-model.ts";
-import { loadModelConfig } from "../src/model/config.ts";
-import { buildLayerPlan } from "../src/model/layer-plan.ts";
-import { STORIES_HF } from "./paths.ts";
+import { AutoModel, type FromPretrainedOptions } from "../src/model/auto-model.ts";
+import { ROOT, STORIES_HF } from "./paths.ts";
 
 const CTX = 64;
-const PROMPT = [1, 403, 407, 261, 378];
-const DECODE_STEPS = 6;
-const page = (b: number) => Math.ceil(b / 4096) * 4096;
-
-// Entry sizes as the planner counts them (whole pages on the CPU).
-const config = loadModelConfig(STORIES_HF);
-const files = openWeightFiles(STORIES_HF);
-const plan = buildLayerPlan({
-  numLayers: config.numLayers,
-  bias: { qkv: config.attentionBias, out: config.attentionOutBias, mlp: config.mlpBias },
-  tiedEmbeddings: config.tieWordEmbeddings || !files.has("lm_head.weight"),
-});
-const layouts = plan.map((e) => layoutEntry(e, files));
-files.close();
-const largest = layouts.reduce((a, l) => (l.bytes > a.bytes ? l : a));
-const fixed = reservedBytes(config, CTX, 4096);
-const total = layouts.reduce((a, l) => a + page(l.bytes), 0);
-/** The smallest budget that streams everything with `depth` entries ahead. */
-const ringOnly = (depth: number) => fixed + (depth + 1) * page(largest.bytes);
+const PROMPT = [1, 43, 47, 61, 78];
+const DECODE_STEPS = 4;
+const TB = 2 ** 40;
 
 interface Run {
   logits: Float32Array[];
   resident: number;
   streamed: number;
+  chunkBytes: number;
+  slotBytes: number;
 }
 
 /** Prompt logits, then greedy decode steps fed with `feed` (the reference's own choices). */
-async function run(opts: FromPretrainedOptions, feed?: readonly number[]): Promise<Run & { chosen: number[] }> {
-  const model = await AutoModel.from_pretrained(STORIES_HF, { device: "cpu", threads: 2, max_seq_len: CTX, ...opts });
+async function run(path: string, opts: FromPretrainedOptions, feed?: readonly number[]): Promise<Run & { chosen: number[] }> {
+  const model = await AutoModel.from_pretrained(path, { device: "cpu", threads: 2, max_seq_len: CTX, min_seq_len: CTX, kv_dtype: "f32", ...opts });
   try {
     const seq = model.newSequence();
-    const logits = [model.forward([seq], [PROMPT])[0]];
+    const logits = [model.forward([seq], [PROMPT])[0]!];
     const chosen: number[] = [];
     for (let i = 0; i < DECODE_STEPS; i++) {
-      const last = logits[logits.length - 1];
+      const last = logits[logits.length - 1]!;
       const next = feed?.[i] ?? last.indexOf(Math.max(...last));
       chosen.push(next);
-      logits.push(model.forward([seq], [[next]])[0]);
+      logits.push(model.forward([seq], [[next]])[0]!);
     }
     const s = model.engine.weightStats();
-    return { logits, chosen, resident: s.residentEntries, streamed: s.streamedEntries };
+    const chunkBytes = model.engine.fetchStats()?.chunkBytes ?? 0;
+    return { logits, chosen, resident: s.residentUnits, streamed: s.streamedUnits, chunkBytes, slotBytes: model.memoryPlan?.slotBytes ?? 0 };
   } finally {
     model.dispose();
   }
 }
 
-describe("layer streamer on the CPU", async () => {
-  const reference = await run({});
+/** The smallest budget that streams every unit with these options (nothing resident). */
+async function minBudget(path: string, opts: FromPretrainedOptions): Promise<{ budget: number; units: number; largest: number }> {
+  const model = await AutoModel.from_pretrained(path, { device: "cpu", threads: 2, max_seq_len: CTX, min_seq_len: CTX, kv_dtype: "f32", max_memory: TB, ...opts });
+  try {
+    const p = model.memoryPlan!;
+    const body = p.resident.filter((u) => u.kind === "body");
+    return { budget: p.minBudget, units: p.resident.length, largest: Math.max(...body.map((u) => u.bytes)) };
+  } finally {
+    model.dispose();
+  }
+}
 
-  test("the mmap path (no budget) is fully resident", () => {
-    expect(reference.resident).toBe(plan.length);
+describe("layer streamer on the CPU (stories260K, F32)", async () => {
+  const reference = await run(STORIES_HF, {});
+  const whole = await minBudget(STORIES_HF, {});
+
+  test("the mmap path (no budget) reads every tensor in place", () => {
+    expect(reference.streamed).toBe(0);
     expect(reference.logits.length).toBe(DECODE_STEPS + 1);
   });
 
-  test("a budget holding everything keeps every entry resident in RAM, same logits", async () => {
-    const r = await run({ max_memory: fixed + total + 2 * page(largest.bytes) }, reference.chosen);
-    expect([r.resident, r.streamed]).toEqual([plan.length, 0]);
+  test("a budget holding everything keeps every unit resident in RAM, same logits", async () => {
+    const r = await run(STORIES_HF, { max_memory: TB }, reference.chosen);
+    expect([r.resident, r.streamed]).toEqual([whole.units, 0]);
     expect(r.logits).toEqual(reference.logits);
   });
 
-  const depths: [string, FromPretrainedOptions, number][] = [
-    ["prefetching off", { prefetching: false }, 0],
-    ["depth 1", { prefetch_depth: 1 }, 1],
-    ["depth 2", { prefetch_depth: 2 }, 2],
-    ["depth 3", { prefetch_depth: 3 }, 3],
+  const depths: [string, FromPretrainedOptions][] = [
+    ["prefetching off", { prefetching: false }],
+    ["depth 1", { prefetch_depth: 1 }],
+    ["depth 2", { prefetch_depth: 2 }],
+    ["depth 3", { prefetch_depth: 3 }],
   ];
-  for (const [name, opts, depth] of depths) {
-    test(`everything from disk, ${name}: identical logits`, async () => {
-      const r = await run({ ...opts, max_memory: ringOnly(depth) }, reference.chosen);
-      expect([r.resident, r.streamed]).toEqual([0, plan.length]);
+  for (const [name, opts] of depths) {
+    test(`everything from disk, whole units per slot, ${name}: identical logits`, async () => {
+      // One slot holds the largest unit: today's whole-entry streaming.
+      const o = { ...opts, chunk_size: whole.largest };
+      const { budget } = await minBudget(STORIES_HF, o);
+      const r = await run(STORIES_HF, { ...o, max_memory: budget }, reference.chosen);
+      expect(r.resident).toBe(0);
+      expect(r.streamed).toBeGreaterThan(0);
       expect(r.logits).toEqual(reference.logits);
     });
 
-    test(`some entries resident, the rest from disk, ${name}: identical logits`, async () => {
-      // Room for one entry besides the ring: the first entries in plan order that fit stay resident.
-      const r = await run({ ...opts, max_memory: ringOnly(depth) + page(largest.bytes) }, reference.chosen);
+    test(`some units resident, the rest from disk, ${name}: identical logits`, async () => {
+      const o = { ...opts, chunk_size: whole.largest };
+      const { budget } = await minBudget(STORIES_HF, o);
+      // Room for one layer besides the ring: the first units in plan order that fit stay resident.
+      const r = await run(STORIES_HF, { ...o, max_memory: budget + whole.largest + 4096 }, reference.chosen);
       expect(r.resident).toBeGreaterThan(0);
       expect(r.streamed).toBeGreaterThan(0);
       expect(r.logits).toEqual(reference.logits);
     });
   }
 
-  test("a budget below the ring of the largest entry is a UsageError naming the entry and its size", async () => {
-    const err = await run({ prefetch_depth: 2, max_memory: ringOnly(2) - 1 }).catch((e) => e);
+  test("a budget below the smallest ring and context is a UsageError naming the parts and the flag", async () => {
+    const o = { chunk_size: whole.largest, prefetch_depth: 2 };
+    const { budget } = await minBudget(STORIES_HF, o);
+    const err = await run(STORIES_HF, { ...o, max_memory: budget - 4096 }).catch((e) => e);
     expect(err).toBeInstanceOf(UsageError);
-    expect(err.message).toContain(`3 slots of the largest plan entry (${largest.entry.name}, `);
+    expect(err.message).toContain(`cannot hold a context of ${CTX} tokens`);
+    expect(err.message).toContain("3 slots of");
     expect(err.hint).toContain("--max-memory");
   });
+});
+
+// Row-chunked streaming: a matrix cut into row chunks multiplies into its columns of the output in
+// place, so every cut gives the same logits as resident weights, bit for bit. Chunk sizes: whole
+// units, one that divides no matrix's rows (7 rows of the widest row and a bit), and one below a
+// single row group (raised to it: one row, or for NF4 the rows that make whole 64-weight blocks).
+describe("row-chunked streaming equals resident weights", async () => {
+  const tmp = mkdtempSync(join(tmpdir(), "airllm-chunks-"));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  const models: [string, string, FromPretrainedOptions, number][] = [
+    // name, path, options, bytes of the widest row group (NF4: 16 rows of 172 weights make 43 blocks)
+    ["F32 (stories260K)", STORIES_HF, {}, 172 * 4],
+    ["BF16", resolve(ROOT, "test/fixtures/hf/llama-bf16"), {}, 172 * 2],
+    ["GGUF Q4_K", resolve(ROOT, "test/fixtures/gguf-models/llama-q4_k.gguf"), {}, 256 * 2],
+    ["NF4 (4bit split)", resolve(ROOT, "test/fixtures/hf/llama"), { compression: "4bit", layer_shards_saving_path: tmp }, 43 * 36],
+  ];
+  for (const [name, path, opts, rowBytes] of models) {
+    test(`${name}: chunk sizes whole, ragged and below one row group`, async () => {
+      const reference = await run(path, { ...opts, max_memory: TB });
+      const whole = await minBudget(path, opts);
+      const ragged = 7 * rowBytes + 100;
+      for (const chunk of [whole.largest, ragged, 1]) {
+        const o = { ...opts, chunk_size: chunk };
+        const { budget } = await minBudget(path, o);
+        const r = await run(path, { ...o, max_memory: budget }, reference.chosen);
+        expect({ chunk, resident: r.resident }).toEqual({ chunk, resident: 0 });
+        // The slot is the size asked for, or one row group when that is less.
+        if (chunk === 1) expect([r.slotBytes > 1, r.slotBytes < ragged]).toEqual([true, true]);
+        else expect(r.slotBytes).toBe(chunk);
+        expect(r.chunkBytes).toBeGreaterThan(0);
+        expect(r.logits).toEqual(reference.logits);
+      }
+    });
+  }
 });
 
 describe("native read-ahead", () => {

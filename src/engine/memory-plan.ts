@@ -80,6 +80,8 @@ export interface MemoryPlan {
   readonly diskBytes: number;
   /** Everything counted against the budget. */
   readonly usedBytes: number;
+  /** The smallest budget that streams this context with this slot size (nothing resident). */
+  readonly minBudget: number;
 }
 
 const sum = (us: readonly Unit[]) => us.reduce((a, u) => a + u.bytes, 0);
@@ -113,7 +115,8 @@ export function planMemory(o: MemoryPlanInput): MemoryPlan {
   const allBytes = units.reduce((a, u) => a + g(u.bytes), 0);
   const residentFits = (ctx: number) => fixed(ctx, false) + kvBytes(ctx) + allBytes <= o.budget;
   const maxContext = Math.max(largestContext(o.context.max, streamFits), largestContext(o.context.max, residentFits));
-  if (residentFits(wanted)) return finish(o, wanted, maxContext, 0, 0, 0, 0, units, [], []);
+  const minBudget = (ctx: number) => streamingFixed(ctx) + kvBytes(ctx);
+  if (residentFits(wanted)) return { ...finish(o, wanted, maxContext, 0, 0, 0, 0, units, [], []), minBudget: minBudget(wanted) };
 
   // The context: the wanted one, or the largest that fits beside the ring.
   let context = wanted;
@@ -158,8 +161,9 @@ export function planMemory(o: MemoryPlanInput): MemoryPlan {
   }
   const bodySlots = body.some((u) => !resident.includes(u)) ? slots : 0;
   const streamedExperts = experts.some((u) => !resident.includes(u));
-  return finish(o, context, maxContext, bodySlots, bodySlots === 0 ? 0 : slotBytes,
+  const plan = finish(o, context, maxContext, bodySlots, bodySlots === 0 ? 0 : slotBytes,
     streamedExperts ? expertSlots : 0, streamedExperts ? expertSlotBytes : 0, resident, hostCached, disk);
+  return { ...plan, minBudget: minBudget(context) };
 }
 
 /** A tied model's embedding table is the lm_head matrix itself: never a second resident copy. */
@@ -185,7 +189,7 @@ function finish(
   o: MemoryPlanInput, context: number, maxContext: number,
   slots: number, slotBytes: number, expertSlots: number, expertSlotBytes: number,
   resident: Unit[], hostCached: Unit[], disk: Unit[],
-): MemoryPlan {
+): Omit<MemoryPlan, "minBudget"> {
   const g = (n: number) => Math.ceil(n / o.granule) * o.granule;
   const streaming = hostCached.length + disk.length > 0;
   const rowCount = Math.min(o.prefillRows, context) * o.sequences;
