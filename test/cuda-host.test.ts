@@ -43,12 +43,39 @@ describe("launch geometry", () => {
     expect(decode.args).toEqual([1, 2, 4096, 4100, 512, 1, 1]);
     const few = plans.matmulPlan(1, 2, w("f16", [64, 512]), 7);
     expect([few.kernel, few.grid]).toEqual(["matvec_t4_f16", [8, 2, 1]]);
+    // out, x, w, rows, cols, T, ld (= rows by default), split
+    expect(few.args).toEqual([1, 2, 4096, 64, 512, 7, 64, 1]);
     const prefillF16 = plans.matmulPlan(1, 2, w("f16", [300, 512]), 65);
     expect([prefillF16.kernel, prefillF16.grid]).toEqual(["matmul_mma_f16", [3, 2, 1]]);
-    expect(prefillF16.args).toEqual([1, 2, 4096, 65, 300, 512]);
+    expect(prefillF16.args).toEqual([1, 2, 4096, 65, 300, 512, 300]);
     const prefillF32 = plans.matmulPlan(1, 2, w("f32", [300, 512]), 65);
     expect([prefillF32.kernel, prefillF32.grid]).toEqual(["matmul_simt_f32", [5, 2, 1]]);
     expect(() => plans.matmulPlan(1, 2, w("f32", [300]), 1)).toThrow(UsageError);
+  });
+
+  test("matmul ldOut: every kernel that writes several output rows takes the row stride", () => {
+    // A 1000-row chunk of a 32000-row lm_head, written into columns 8000.. of the whole logits.
+    const ld = 32000;
+    const out = 1 << 20;
+    const chunk = (dtype: Weight["dtype"], cols = 512): Weight => w(dtype, [1000, cols]);
+    const last = (p: LaunchPlan): number => p.args[p.args.length - 1];
+    for (const dtype of ["f32", "f16", "bf16"] as const) {
+      expect(plans.matmulPlan(out, 2, chunk(dtype), 1, ld).args).toEqual(plans.matmulPlan(out, 2, chunk(dtype), 1).args);
+      const t4 = plans.matmulPlan(out, 2, chunk(dtype), 5, ld);
+      expect([t4.kernel, t4.args.slice(5, 7)]).toEqual([`matvec_t4_${dtype}`, [5, ld]]);
+      expect(last(plans.matmulPlan(out, 2, chunk(dtype), 70, ld))).toBe(ld);
+    }
+    expect(plans.matmulPlan(out, 2, chunk("bf16"), 70, ld).kernel).toBe("matmul_mma_bf16");
+    for (const dtype of ["q4_k", "q8_0", "nf4", "q8_block"] as const) {
+      const t1 = plans.matmulPlan(out, 2, chunk(dtype), 1, ld);
+      expect([t1.kernel, t1.args]).toEqual([`matvec_t1_${dtype}`, [out, 2, 4096, 1000, 512, 1]]);
+      const t4 = plans.matmulPlan(out, 2, chunk(dtype), 8, ld);
+      expect([t4.kernel, t4.grid, t4.args]).toEqual([`matvec_t4_${dtype}`, [125, 2, 1], [out, 2, 4096, 1000, 512, 8, ld]]);
+      const mm = plans.matmulPlan(out, 2, chunk(dtype), 70, ld);
+      expect([mm.kernel, mm.grid, mm.args]).toEqual([`matmul_dq_${dtype}`, [16, 2, 1], [out, 2, 4096, 70, 1000, 512, ld]]);
+    }
+    expect(() => plans.matmulPlan(out, 2, chunk("f16"), 3, 999)).toThrow(/ldOut 999/);
+    expect(() => plans.matmulPlan(out, 2, chunk("f16"), 3, 1000.5)).toThrow(UsageError);
   });
 
   test("matvec: matrices of few rows share each row among warps, keeping two loads per lane", () => {

@@ -1,5 +1,5 @@
 //! Prefill matmul on tensor cores for 16-bit weights: out[M, N] = x[M, K] · wᵀ, with M = tokens,
-//! N = weight rows (out features), K = cols. `mma.sync.m16n8k16.row.col` with f32 accumulation;
+//! N = weight rows (out features), K = cols; `kernel`'s output rows are `ld` floats apart (≥ N). `mma.sync.m16n8k16.row.col` with f32 accumulation;
 //! the f32 activations are rounded to the weight's format (f16 or bf16) tile by tile as they
 //! are staged in shared memory, so results differ from the f32 CPU reference by that rounding
 //! (and, for f16, by clamping activations to ±65504).
@@ -115,8 +115,8 @@ pub fn MatmulMma(comptime dt: DType) type {
             }
         }
 
-        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32) callconv(.kernel) void {
-            tile(out, x, w, m_, n_, k_, @as(usize, c.blockIdx(0)) * BN, false);
+        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, ld: u32) callconv(.kernel) void {
+            tile(out, ld, x, w, m_, n_, k_, @as(usize, c.blockIdx(0)) * BN, false);
         }
 
         /// Up to three weight matrices of one width reading the same x (q, k and v), their
@@ -142,13 +142,14 @@ pub fn MatmulMma(comptime dt: DType) type {
             // it: round up, so a lone ragged matrix still owns its tiles.
             const tiles0 = (n0_ + BN - 1) / BN;
             const tiles1 = (n1_ + BN - 1) / BN;
-            if (b < tiles0) return tile(out0, x, w0, m_, n0_, k_, b * BN, accumulate != 0);
-            if (b < tiles0 + tiles1) return tile(out1, x, w1, m_, n1_, k_, (b - tiles0) * BN, accumulate != 0);
-            tile(out2, x, w2, m_, n2_, k_, (b - tiles0 - tiles1) * BN, accumulate != 0);
+            if (b < tiles0) return tile(out0, n0_, x, w0, m_, n0_, k_, b * BN, accumulate != 0);
+            if (b < tiles0 + tiles1) return tile(out1, n1_, x, w1, m_, n1_, k_, (b - tiles0) * BN, accumulate != 0);
+            tile(out2, n2_, x, w2, m_, n2_, k_, (b - tiles0 - tiles1) * BN, accumulate != 0);
         }
 
-        /// The block's 64 × 128 output tile at tokens blockIdx(1) * BM, features n0.
-        inline fn tile(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, n0: usize, accumulate: bool) void {
+        /// The block's 64 × 128 output tile at tokens blockIdx(1) * BM, features n0; output
+        /// rows `ld` floats apart.
+        inline fn tile(out: c.Ptr(f32), ld: u32, x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, n0: usize, accumulate: bool) void {
             const M: usize = m_;
             const N: usize = n_;
             const K: usize = k_;
@@ -204,7 +205,7 @@ pub fn MatmulMma(comptime dt: DType) type {
                         if (row < M) {
                             inline for (0..2) |e| {
                                 if (col + e < N) {
-                                    const at = row * N + col + e;
+                                    const at = row * ld + col + e;
                                     out[at] = if (accumulate) out[at] + acc[mt][nt][half * 2 + e] else acc[mt][nt][half * 2 + e];
                                 }
                             }

@@ -219,8 +219,8 @@ export class CudaBackend implements Backend {
     }
   }
 
-  matmul(out: number, x: number, w: Weight, T: number): void {
-    if (T > 0) this.run(plans.matmulPlan(out, x, w, T));
+  matmul(out: number, x: number, w: Weight, T: number, ldOut?: number): void {
+    if (T > 0) this.run(plans.matmulPlan(out, x, w, T, ldOut));
   }
 
   matmulShared(outs: readonly number[], x: number, ws: readonly Weight[], T: number): boolean {

@@ -34,8 +34,9 @@ function vectorLength(w: Weight, op: string): number {
 const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype}` as KernelName;
 
 /**
- * out[T, rows] = x[T, cols] · wᵀ.
- * - T = 1: matvec_t1, grid (ceil(rows/(8/split)), 1): `split` warps per row (matvecSplit).
+ * out[T, rows] = x[T, cols] · wᵀ, output row t at out + t * ld floats (ld ≥ rows, default rows).
+ * - T = 1: matvec_t1, grid (ceil(rows/(8/split)), 1): `split` warps per row (matvecSplit); one
+ *   output row, so no ld argument.
  * - T ≤ 8: matvec_t4, grid (ceil(rows/(8/split)), ceil(T/4)): each weight load feeds 4 tokens.
  * - larger T, f32 weights: matmul_simt_f32, grid (ceil(rows/64), ceil(T/64)).
  * - larger T, f16/bf16 weights: matmul_mma, grid (ceil(rows/128), ceil(T/64)), tensor cores.
@@ -44,22 +45,26 @@ const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype
  *   Quantized matvecs have the float matvecs' geometry.
  * Block 256 in every case.
  */
-export function matmulPlan(out: number, x: number, w: Weight, T: number): LaunchPlan {
+export function matmulPlan(out: number, x: number, w: Weight, T: number, ldOut?: number): LaunchPlan {
   const [rows, cols] = matrixShape(w, "matmul");
+  const ld = ldOut ?? rows;
+  if (!Number.isInteger(ld) || ld < rows) {
+    throw new UsageError(`matmul: ldOut ${ld} is not a whole number of floats ≥ the ${rows} rows of the output`);
+  }
   if (T <= MATVEC_MAX_T) {
-    const tt = T === 1 ? 1 : 4;
-    const kernel = `matvec_t${tt}_${w.dtype}` as KernelName;
-    if (isQuantized(w.dtype)) return { kernel, grid: [cdiv(rows, 8), cdiv(T, tt), 1], block: B256, args: [out, x, w.addr, rows, cols, T] };
+    const single = T === 1;
+    const kernel = `matvec_t${single ? 1 : 4}_${w.dtype}` as KernelName;
+    const stride = single ? [] : [ld];
+    if (isQuantized(w.dtype)) {
+      return { kernel, grid: [cdiv(rows, 8), cdiv(T, single ? 1 : 4), 1], block: B256, args: [out, x, w.addr, rows, cols, T, ...stride] };
+    }
     const split = matvecSplit(rows, cols, w.dtype);
-    return { kernel, grid: [cdiv(rows, 8 / split), cdiv(T, tt), 1], block: B256, args: [out, x, w.addr, rows, cols, T, split] };
+    return { kernel, grid: [cdiv(rows, 8 / split), cdiv(T, single ? 1 : 4), 1], block: B256, args: [out, x, w.addr, rows, cols, T, ...stride, split] };
   }
-  if (isQuantized(w.dtype)) {
-    return { kernel: byDtype("matmul_dq", w.dtype), grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
-  }
-  if (w.dtype === "f32") {
-    return { kernel: "matmul_simt_f32", grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
-  }
-  return { kernel: byDtype("matmul_mma", w.dtype), grid: [cdiv(rows, 128), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
+  const args = [out, x, w.addr, T, rows, cols, ld];
+  if (isQuantized(w.dtype)) return { kernel: byDtype("matmul_dq", w.dtype), grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args };
+  if (w.dtype === "f32") return { kernel: "matmul_simt_f32", grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args };
+  return { kernel: byDtype("matmul_mma", w.dtype), grid: [cdiv(rows, 128), cdiv(T, 64), 1], block: B256, args };
 }
 
 /**
