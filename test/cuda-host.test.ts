@@ -2,7 +2,7 @@
 // ring, the slot pool, weight encoding, and how detection and backend selection behave on a
 // machine without (or with) a usable GPU.
 import { describe, expect, test } from "bun:test";
-import type { Backend, Weight } from "../src/backend/backend.ts";
+import type { Backend, PagedKv, Weight } from "../src/backend/backend.ts";
 import { checkGeometry, MAX_ARGS, packArgs, type LaunchPlan } from "../src/backend/cuda/launch.ts";
 import * as plans from "../src/backend/cuda/launch-plans.ts";
 import { encodeWeights } from "../src/backend/cuda/op-selftest.ts";
@@ -119,19 +119,26 @@ describe("launch geometry", () => {
 
   test("attention: one block per (token, head), keys split across blocks when that fills the GPU", () => {
     const s = { T: 70000, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.1 };
-    const prefill = plans.attentionPlans(1, 2, 3, 4, s, 5, 132);
-    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_prefill_f32", [4375, 32, 1]]]);
-    expect(prefill[0].args).toEqual([1, 2, 3, 4, 32, 8, 128, 70000, 0, 0, 0.1]);
+    const kv: PagedKv = { k: 4096, v: 8192, dtype: "f16", pageSize: 16, pageTable: 12288 };
+    const prefill = plans.attentionPlans(1, 2, kv, s, 5, 132);
+    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_prefill_f16", [4375, 32, 1]]]);
+    expect(prefill[0].args).toEqual([1, 2, 4096, 8192, 12288, 32, 8, 128, 70000, 0, 0, 0.1, 16]);
     expect(() => checkGeometry(prefill[0])).not.toThrow();
-    // Query tiles that would not fill the GPU, or heads over 128, take one block per query.
-    const short = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 16, nHeads: 4, nKvHeads: 4 }, 5, 132);
-    expect(short.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [16, 4, 1]]]);
-    const wide = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 4096, headDim: 256 }, 5, 132);
-    expect(wide.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [4096, 32, 1]]]);
+    // Query tiles that would not fill the GPU, heads over 128, or K/V off four-element
+    // alignment (the tiled kernel's loads need it) take one block per query.
+    const short = plans.attentionPlans(1, 2, kv, { ...s, T: 16, nHeads: 4, nKvHeads: 4 }, 5, 132);
+    expect(short.map((p) => [p.kernel, p.grid])).toEqual([["attention_f16", [16, 4, 1]]]);
+    const wide = plans.attentionPlans(1, 2, kv, { ...s, T: 4096, headDim: 256 }, 5, 132);
+    expect(wide.map((p) => [p.kernel, p.grid])).toEqual([["attention_f16", [4096, 32, 1]]]);
+    expect(plans.attentionPlans(1, 2, { ...kv, k: 4096 + 2 }, s, 5, 132)[0].kernel).toBe("attention_f16");
+    expect(plans.attentionPlans(1, 2, { ...kv, dtype: "f32", v: 8192 + 8 }, s, 5, 132)[0].kernel).toBe("attention_f32");
+    expect(plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", v: 8192 + 8 }, s, 5, 132)[0].kernel).toBe("attention_prefill_bf16");
     // Decode at position 8191: 32 heads fill 264 blocks with 9 splits of ~910 keys.
-    const decode = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 1, pos0: 8191 }, 5, 132);
-    expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
-    expect(decode[0].args.slice(4)).toEqual([5, 32, 8, 128, 8191, 0, 0.1, 9]);
+    const decode = plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", pageSize: 1 }, { ...s, T: 1, pos0: 8191 }, 5, 132);
+    expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_bf16", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
+    // out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
+    expect(decode[0].args).toEqual([1, 2, 4096, 8192, 12288, 5, 32, 8, 128, 8191, 0, 0.1, 9, 1]);
+    expect(decode[1].args).toEqual([1, 5, 32, 128, 9]);
     // Short contexts and sliding windows keep at least 256 keys per split.
     expect(plans.attentionSplits({ ...s, T: 1, pos0: 300 }, 132)).toBe(2);
     expect(plans.attentionSplits({ ...s, T: 1, pos0: 100000, window: 4096 }, 132)).toBe(9);
@@ -141,8 +148,19 @@ describe("launch geometry", () => {
       const splits = plans.attentionSplits({ ...s, T, nHeads, pos0: 1 << 20 }, 132);
       expect(T * nHeads * splits * (256 + 2) * 4).toBeLessThanOrEqual(plans.attentionScratchBytes(132));
     }
-    expect(() => plans.attentionPlans(1, 2, 3, 4, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
-    expect(() => plans.attentionPlans(1, 2, 3, 4, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
+    expect(() => plans.attentionPlans(1, 2, kv, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
+    expect(() => plans.attentionPlans(1, 2, kv, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
+    expect(() => plans.attentionPlans(1, 2, { ...kv, pageSize: 0 }, s, 5, 132)).toThrow(/page size 0/);
+  });
+
+  test("storeKv: one block per stored row and tensor (k, then v), in the cache's dtype", () => {
+    const kv: PagedKv = { k: 4096, v: 8192, dtype: "bf16", pageSize: 7, pageTable: 12288 };
+    const plan = plans.storeKvPlan(kv, 100, 200, 33, 5, 1024);
+    expect([plan.kernel, plan.grid, plan.block]).toEqual(["store_kv_bf16", [5, 2, 1], [256, 1, 1]]);
+    // kPages, vPages, pageTable, k, v, pos0, width, pageSize
+    expect(plan.args).toEqual([4096, 8192, 12288, 100, 200, 33, 1024, 7]);
+    expect(plans.storeKvPlan({ ...kv, dtype: "f32" }, 100, 200, 0, 1, 8).kernel).toBe("store_kv_f32");
+    expect(() => plans.storeKvPlan({ ...kv, pageSize: 1.5 }, 100, 200, 0, 1, 8)).toThrow(UsageError);
   });
 
   test("element-wise, row and gather ops", () => {

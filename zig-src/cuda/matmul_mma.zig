@@ -28,17 +28,10 @@ var smem_b: [2 * BN * LDW]u32 align(16) addrspace(.shared) = undefined;
 /// would make the whole output row NaN); bf16 has the f32 range and needs no clamp.
 const f16_max: f32 = 65504.0;
 
-/// Packs two f32 into one word of two 16-bit values, `lo` in the low half (lower k index).
+/// Packs two activations into one word of two 16-bit values, `lo` in the low half (lower k index).
 inline fn pack2(comptime dt: DType, lo: f32, hi: f32) u32 {
-    const insn = if (dt == .bf16) "cvt.rn.bf16x2.f32" else "cvt.rn.f16x2.f32";
-    const l = if (dt == .bf16) lo else @min(@max(lo, -f16_max), f16_max);
-    const h = if (dt == .bf16) hi else @min(@max(hi, -f16_max), f16_max);
-    // cvt.*x2 puts its first source in the upper half.
-    return asm (insn ++ " %[r], %[hi], %[lo];"
-        : [r] "=r" (-> u32),
-        : [hi] "f" (h),
-          [lo] "f" (l),
-    );
+    if (dt == .bf16) return c.pack2(dt, lo, hi);
+    return c.pack2(dt, @min(@max(lo, -f16_max), f16_max), @min(@max(hi, -f16_max), f16_max));
 }
 
 inline fn mma(comptime dt: DType, acc: *[4]f32, a: [4]u32, b: [2]u32) void {

@@ -6,7 +6,7 @@
 // current there). Uploads are asynchronous: a caller orders them before the ops that read the
 // memory with record("upload") + waitOn("compute", event).
 import { toArrayBuffer } from "bun:ffi";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, Queue, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, PagedKv, Queue, Weight } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import {
   check, CU_EVENT_DISABLE_TIMING, CU_MEMHOSTREGISTER_PORTABLE, CU_MEMHOSTREGISTER_READ_ONLY, CU_STREAM_NON_BLOCKING,
@@ -253,11 +253,16 @@ export class CudaBackend implements Backend {
     if (T > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved));
   }
 
-  attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void {
+  storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void {
+    if (T > 0 && width > 0) this.run(plans.storeKvPlan(kv, k, v, pos0, T, width));
+  }
+
+  attention(out: number, q: number, kv: PagedKv, shape: AttentionShape): void {
     if (shape.T === 0) return;
     const sms = this.device.multiprocessors;
-    for (const plan of plans.attentionPlans(out, q, kCache, vCache, shape, this.attentionScratch, sms)) this.run(plan);
+    for (const plan of plans.attentionPlans(out, q, kv, shape, this.attentionScratch, sms)) this.run(plan);
   }
+
 
   swiglu(out: number, gate: number, up: number, n: number): void {
     if (n > 0) this.run(plans.swigluPlan(out, gate, up, n));

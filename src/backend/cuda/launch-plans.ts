@@ -1,8 +1,8 @@
 // Launch geometry of every op: pure functions from an op's arguments to the kernel, grid,
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
-import type { AttentionShape, DType, Weight } from "../backend.ts";
-import { blockLayout, isBnb, isQuantized } from "../backend.ts";
+import type { AttentionShape, DType, PagedKv, Weight } from "../backend.ts";
+import { blockLayout, DTYPE_BYTES, isBnb, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
 import type { KernelName } from "./module.ts";
@@ -195,20 +195,34 @@ export function attentionSplits(s: AttentionShape, sms: number): number {
   return Math.max(1, Math.min(fill, Math.ceil(keys / ATTENTION_MIN_KEYS_PER_SPLIT)));
 }
 
-/** attention_prefill_f32's query tile and largest head (zig-src/cuda/attention_prefill.zig). */
+/** attention_prefill's query tile and largest head (zig-src/cuda/attention_prefill.zig). */
 export const PREFILL_TILE_Q = 16;
 export const PREFILL_MAX_HEAD_DIM = 128;
 
+function checkPages(kv: PagedKv, op: string): void {
+  if (!(Number.isInteger(kv.pageSize) && kv.pageSize >= 1 && kv.pageSize < 2 ** 32)) {
+    throw new UsageError(`${op}: page size ${kv.pageSize} is not a whole number of token slots ≥ 1`);
+  }
+}
+
 /**
- * Prefill (query tiles fill the GPU, head size ≤ 128 and a multiple of 4): attention_prefill_f32,
- * one block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_f32: one
+ * Stores k/v[T, width] (f32) at positions pos0 .. pos0+T-1 of the paged cache in kv.dtype:
+ * store_kv_<dtype>, grid (T, 2) (y: k or v), block 256 (zig-src/cuda/paged_kv.zig).
+ */
+export function storeKvPlan(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): LaunchPlan {
+  checkPages(kv, "storeKv");
+  return { kernel: byDtype("store_kv", kv.dtype), grid: [T, 2, 1], block: B256, args: [kv.k, kv.v, kv.pageTable, k, v, pos0, width, kv.pageSize] };
+}
+
+/**
+ * Attention over a paged cache read in kv.dtype. Prefill (query tiles fill the GPU, head size
+ * ≤ 128 and a multiple of 4, K and V bases on four elements): attention_prefill_<dtype>, one
+ * block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_<dtype>: one
  * block of 8 warps per (query token, head, split), grid (T, nHeads, splits); with splits > 1,
  * attention_combine_f32 merges the partials, grid (T, nHeads).
  * scratch: device buffer of attentionScratchBytes(sms) bytes.
  */
-export function attentionPlans(
-  out: number, q: number, kCache: number, vCache: number, s: AttentionShape, scratch: number, sms: number,
-): LaunchPlan[] {
+export function attentionPlans(out: number, q: number, kv: PagedKv, s: AttentionShape, scratch: number, sms: number): LaunchPlan[] {
   if (s.headDim > ATTENTION_MAX_HEAD_DIM) {
     throw new UsageError(
       `attention: headDim ${s.headDim} is larger than the CUDA kernel's ${ATTENTION_MAX_HEAD_DIM}`,
@@ -218,20 +232,23 @@ export function attentionPlans(
   if (s.nKvHeads < 1 || s.nHeads % s.nKvHeads !== 0) {
     throw new UsageError(`attention: nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
   }
-  if (s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
+  checkPages(kv, "attention");
+  const rowAlign = 4 * DTYPE_BYTES[kv.dtype];
+  const tiled = s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && kv.k % rowAlign === 0 && kv.v % rowAlign === 0;
+  if (tiled && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
     return [{
-      kernel: "attention_prefill_f32",
+      kernel: byDtype("attention_prefill", kv.dtype),
       grid: [cdiv(s.T, PREFILL_TILE_Q), s.nHeads, 1],
       block: B256,
-      args: [out, q, kCache, vCache, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale],
+      args: [out, q, kv.k, kv.v, kv.pageTable, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale, kv.pageSize],
     }];
   }
   const splits = attentionSplits(s, sms);
   const main: LaunchPlan = {
-    kernel: "attention_f32",
+    kernel: byDtype("attention", kv.dtype),
     grid: [s.T, s.nHeads, splits],
     block: B256,
-    args: [out, q, kCache, vCache, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits],
+    args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize],
   };
   if (splits === 1) return [main];
   return [main, { kernel: "attention_combine_f32", grid: [s.T, s.nHeads, 1], block: B256, args: [out, scratch, s.nHeads, s.headDim, splits] }];

@@ -24,6 +24,11 @@ const MATMUL = [P, P, P, U, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
+// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
+const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U] as const;
+// out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize
+const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U] as const;
+const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable, k, v, pos0, width, pageSize
 
 /** Block-quantized types (zig-src/cuda/kernels.zig quant_types, then bnb_types): four kernels each. */
 const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "nf4", "q8_block"] as const;
@@ -81,11 +86,16 @@ export const KERNELS = {
   embedding_bf16: EMBEDDING,
   // x, T, nHeads, headDim, pos0, invFreq, attnFactor
   rope_f32: [P, U, U, U, U, P, F, U],
-  // out, q, kCache, vCache, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits
-  attention_f32: [P, P, P, P, P, U, U, U, U, U, F, U],
+  store_kv_f32: STORE_KV,
+  store_kv_f16: STORE_KV,
+  store_kv_bf16: STORE_KV,
+  attention_f32: ATTENTION,
+  attention_f16: ATTENTION,
+  attention_bf16: ATTENTION,
   attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits
-  // out, q, kCache, vCache, nHeads, nKvHeads, headDim, T, pos0, window, scale
-  attention_prefill_f32: [P, P, P, P, U, U, U, U, U, U, F],
+  attention_prefill_f32: ATTENTION_PREFILL,
+  attention_prefill_f16: ATTENTION_PREFILL,
+  attention_prefill_bf16: ATTENTION_PREFILL,
   swiglu_f32: [P, P, P, U], // out, gate, up, n
   add_f32: [P, P, P, U], // out, a, b, n
   softmax_f32: [P, U], // x, n
