@@ -2,7 +2,7 @@
 // ring, the slot pool, weight encoding, and how detection and backend selection behave on a
 // machine without (or with) a usable GPU.
 import { describe, expect, test } from "bun:test";
-import type { Backend, PagedKv, Weight } from "../src/backend/backend.ts";
+import type { Backend, PagedKv, RouteOptions, Weight } from "../src/backend/backend.ts";
 import { checkGeometry, MAX_ARGS, packArgs, type LaunchPlan } from "../src/backend/cuda/launch.ts";
 import * as plans from "../src/backend/cuda/launch-plans.ts";
 import { encodeWeights } from "../src/backend/cuda/op-selftest.ts";
@@ -161,6 +161,34 @@ describe("launch geometry", () => {
     expect(plan.args).toEqual([4096, 8192, 12288, 100, 200, 33, 1024, 7]);
     expect(plans.storeKvPlan({ ...kv, dtype: "f32" }, 100, 200, 0, 1, 8).kernel).toBe("store_kv_f32");
     expect(() => plans.storeKvPlan({ ...kv, pageSize: 1.5 }, 100, 200, 0, 1, 8)).toThrow(UsageError);
+  });
+
+  test("moeRoute: one warp per row, kernel by bias dtype, options as flags; limits checked", () => {
+    const o: RouteOptions = { experts: 256, topK: 8, scoring: "sigmoid", normalize: true, scale: 2.5 };
+    const plain = plans.moeRoutePlan(10, 20, 30, 70, { ...o, scoring: "softmax", normalize: false, scale: 1 });
+    expect([plain.kernel, plain.grid, plain.block]).toEqual(["moe_route_f32", [9, 1, 1], [256, 1, 1]]);
+    // ids, weights, logits, bias (the logits stand in), N, E, k, sigmoid, normalize, scale, hasBias, groups, groupTopk, top2sum
+    expect(plain.args).toEqual([10, 20, 30, 30, 70, 256, 8, 0, 0, 1, 0, 0, 0, 0]);
+    const v3 = plans.moeRoutePlan(10, 20, 30, 1, { ...o, selectionBias: w("bf16", [256]), groups: { count: 8, topk: 4, rule: "top2sum" } });
+    expect([v3.kernel, v3.grid, v3.args]).toEqual(["moe_route_bf16", [1, 1, 1], [10, 20, 30, 4096, 1, 256, 8, 1, 1, 2.5, 1, 8, 4, 1]]);
+    const v2 = plans.moeRoutePlan(10, 20, 30, 8, { ...o, experts: 160, topK: 6, groups: { count: 8, topk: 3, rule: "max" } });
+    expect(v2.args.slice(11)).toEqual([8, 3, 0]);
+    expect(() => checkGeometry(plans.moeRoutePlan(10, 20, 30, 1 << 20, o))).not.toThrow();
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, experts: 513 })).toThrow(/513 experts/);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, topK: 33 })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, experts: 4, topK: 5 })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, selectionBias: w("f16", [255]) })).toThrow(/255 entries/);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, selectionBias: w("q8_0", [256]) })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, groups: { count: 7, topk: 2, rule: "max" } })).toThrow(/7 groups/);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, groups: { count: 8, topk: 9, rule: "max" } })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, groups: { count: 256, topk: 9, rule: "top2sum" } })).toThrow(/at least 2/);
+  });
+
+  test("gatherRows and scatterAddRows: one block row per listed row", () => {
+    const g = plans.gatherRowsPlan(1, 2, 3, 7, 4096);
+    expect([g.kernel, g.grid, g.args]).toEqual(["embedding_f32", [7, 16, 1], [1, 2, 3, 4096]]);
+    const sc = plans.scatterAddRowsPlan(1, 2, 3, 4, 7, 4097);
+    expect([sc.kernel, sc.grid, sc.args]).toEqual(["scatter_add_rows_f32", [7, 17, 1], [1, 2, 3, 4, 4097]]);
   });
 
   test("element-wise, row and gather ops", () => {

@@ -17,6 +17,7 @@ const qmatmul = @import("quant_matmul.zig");
 const qembedding = @import("quant_embedding.zig");
 const bnb = @import("quant_bnb.zig");
 const paged_kv = @import("paged_kv.zig");
+const moe = @import("moe.zig");
 
 /// GGUF block-quantized weight types: each gets a t1 and t4 matvec, a prefill matmul and an
 /// embedding gather, named like the float kernels with the dtype last.
@@ -89,6 +90,10 @@ pub const list = .{
     .{ "attention_prefill_f32", &attention_prefill.AttentionPrefill(.f32).kernel },
     .{ "attention_prefill_f16", &attention_prefill.AttentionPrefill(.f16).kernel },
     .{ "attention_prefill_bf16", &attention_prefill.AttentionPrefill(.bf16).kernel },
+    .{ "moe_route_f32", &moe.MoeRoute(.f32).kernel },
+    .{ "moe_route_f16", &moe.MoeRoute(.f16).kernel },
+    .{ "moe_route_bf16", &moe.MoeRoute(.bf16).kernel },
+    .{ "scatter_add_rows_f32", &moe.scatterAddRows },
     .{ "swiglu_f32", &elementwise.swiglu },
     .{ "add_f32", &elementwise.add },
     .{ "softmax_f32", &softmax.kernel },

@@ -1,7 +1,7 @@
 // Launch geometry of every op: pure functions from an op's arguments to the kernel, grid,
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
-import type { AttentionShape, DType, PagedKv, Weight } from "../backend.ts";
+import type { AttentionShape, DType, PagedKv, RouteOptions, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_BYTES, isBnb, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
@@ -252,6 +252,54 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
   };
   if (splits === 1) return [main];
   return [main, { kernel: "attention_combine_f32", grid: [s.T, s.nHeads, 1], block: B256, args: [out, scratch, s.nHeads, s.headDim, splits] }];
+}
+
+/** moe_route's limits: experts held in registers (16 per lane), one chosen expert per lane (zig-src/cuda/moe.zig). */
+export const MOE_MAX_EXPERTS = 512;
+export const MOE_MAX_TOP_K = 32;
+
+/**
+ * Routing of N rows of logits[N, E]: moe_route_<bias dtype> (f32 without a bias), one warp per
+ * row, grid (ceil(N/8)), block 256. Without a bias the logits stand in for its (unread) pointer.
+ */
+export function moeRoutePlan(ids: number, weights: number, logits: number, N: number, o: RouteOptions): LaunchPlan {
+  const E = o.experts;
+  const k = o.topK;
+  if (!(Number.isInteger(E) && E >= 1 && E <= MOE_MAX_EXPERTS)) {
+    throw new UsageError(`moeRoute: ${E} experts; the CUDA kernel takes 1 .. ${MOE_MAX_EXPERTS}`, "run this model with --device cpu");
+  }
+  if (!(Number.isInteger(k) && k >= 1 && k <= Math.min(E, MOE_MAX_TOP_K))) {
+    throw new UsageError(`moeRoute: top ${k} of ${E} experts; the CUDA kernel chooses 1 .. min(E, ${MOE_MAX_TOP_K})`);
+  }
+  const bias = o.selectionBias ?? null;
+  if (bias && vectorLength(bias, "moeRoute selectionBias") !== E) {
+    throw new UsageError(`moeRoute: selectionBias has ${bias.shape[0]} entries for ${E} experts`);
+  }
+  const g = o.groups ?? null;
+  if (g) {
+    const ok = Number.isInteger(g.count) && g.count >= 1 && E % g.count === 0 && Number.isInteger(g.topk) && g.topk >= 1 && g.topk <= g.count;
+    if (!ok) throw new UsageError(`moeRoute: ${g.count} groups (best ${g.topk} kept) do not split ${E} experts evenly`);
+    if (g.rule === "top2sum" && E / g.count < 2) throw new UsageError(`moeRoute: "top2sum" needs groups of at least 2 experts (${E} experts in ${g.count} groups)`);
+  }
+  return {
+    kernel: byDtype("moe_route", bias ? bias.dtype : "f32"),
+    grid: [cdiv(N, 8), 1, 1],
+    block: B256,
+    args: [
+      ids, weights, logits, bias ? bias.addr : logits, N, E, k, o.scoring === "sigmoid" ? 1 : 0, o.normalize ? 1 : 0, o.scale,
+      bias ? 1 : 0, g ? g.count : 0, g ? g.topk : 0, g?.rule === "top2sum" ? 1 : 0,
+    ],
+  };
+}
+
+/** out[i, :] = x[rows[i], :] (rows: device int32 [n]): the f32 embedding gather, grid (n, ceil(width/256)). */
+export function gatherRowsPlan(out: number, x: number, rows: number, n: number, width: number): LaunchPlan {
+  return { kernel: "embedding_f32", grid: [n, cdiv(width, BLOCK), 1], block: B256, args: [out, x, rows, width] };
+}
+
+/** x[rows[i], :] += scales[i] * src[i, :] (rows, scales: device [n]): grid (n, ceil(width/256)). */
+export function scatterAddRowsPlan(x: number, src: number, rows: number, scales: number, n: number, width: number): LaunchPlan {
+  return { kernel: "scatter_add_rows_f32", grid: [n, cdiv(width, BLOCK), 1], block: B256, args: [x, src, rows, scales, width] };
 }
 
 /** One thread per element: grid (ceil(n/256)). */

@@ -29,6 +29,8 @@ const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U] as const;
 // out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize
 const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U] as const;
 const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable, k, v, pos0, width, pageSize
+// ids, weights, logits, bias, N, E, k, sigmoid, normalize, scale, hasBias, groups, groupTopk, top2sum
+const MOE_ROUTE = [P, P, P, P, U, U, U, U, U, F, U, U, U, U] as const;
 
 /** Block-quantized types (zig-src/cuda/kernels.zig quant_types, then bnb_types): four kernels each. */
 const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "nf4", "q8_block"] as const;
@@ -96,6 +98,10 @@ export const KERNELS = {
   attention_prefill_f32: ATTENTION_PREFILL,
   attention_prefill_f16: ATTENTION_PREFILL,
   attention_prefill_bf16: ATTENTION_PREFILL,
+  moe_route_f32: MOE_ROUTE,
+  moe_route_f16: MOE_ROUTE,
+  moe_route_bf16: MOE_ROUTE,
+  scatter_add_rows_f32: [P, P, P, P, U], // x, src, rows, scales, width
   swiglu_f32: [P, P, P, U], // out, gate, up, n
   add_f32: [P, P, P, U], // out, a, b, n
   softmax_f32: [P, U], // x, n
