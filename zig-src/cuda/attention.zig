@@ -18,10 +18,10 @@
 //! row is read with one 16-byte (f32) or 8-byte (f16, bf16) load per lane and chunk when head
 //! rows start on four elements (headDim % 4 == 0 and aligned bases; else element by element).
 //!
-//! Pages: warp w takes batches of 32 consecutive keys (first + 32w, then every 256); lane i
-//! looks up key i of the batch (one page-table read and one division, the 32 in parallel), and
-//! the warp gets each key's slot by a shuffle, so no key costs a division of its own and any
-//! page size (1 .. beyond the context) takes the same path.
+//! Pages: a warp works in rounds of 32 keys (8 steps of 4); lane i looks up key i of the round
+//! (one page-table read and one division, the 32 in parallel, a round ahead), and the warp
+//! gets each key's slot by a shuffle, so no key costs a division of its own and any page size
+//! (1 .. beyond the context) takes the same path.
 //!
 //! Launch: attention_<kv dtype> grid (T, nHeads, splits), block 256;
 //!         attention_combine_f32 (only when splits > 1) grid (T, nHeads), block 256.
@@ -37,6 +37,10 @@ const span = 32 * 4;
 const chunks = max_head_dim / span;
 /// Keys a warp handles per step.
 const G = 4;
+/// Steps of a warp per round: one key per lane of the warp.
+const steps = 32 / G;
+/// Keys all warps of a block take in one round.
+const round = G * warps * steps;
 
 var part_m: [warps]f32 addrspace(.shared) = undefined;
 var part_l: [warps]f32 addrspace(.shared) = undefined;
@@ -61,22 +65,27 @@ inline fn merge(n: usize, ms: anytype, ls: anytype, ml_stride: usize, accs: anyt
     return r;
 }
 
-/// This lane's dimensions of one head row at `row` (zeros past hd): one load per chunk when
-/// `vec` (the row starts on four elements), else one element at a time.
-inline fn loadRow(comptime dt: DType, row: c.ConstPtr(c.Elem(dt)), lane: usize, hd: usize, vec: bool) [chunks]@Vector(4, f32) {
-    var r: [chunks]@Vector(4, f32) = undefined;
+/// This lane's dimensions of one head row at `row`, as stored (zeros past hd: 16-bit rows stay
+/// packed until used, which keeps 8 rows in flight within 128 registers): one load per chunk
+/// when `vec` (the row starts on four elements), else one element at a time.
+inline fn loadRow(comptime dt: DType, row: c.ConstPtr(c.Elem(dt)), lane: usize, hd: usize, vec: bool) [chunks]@Vector(4, c.Elem(dt)) {
+    var r: [chunks]@Vector(4, c.Elem(dt)) = @splat(@splat(0));
     inline for (0..chunks) |e| {
         const d0 = e * span + lane * 4;
-        r[e] = @splat(0);
         if (vec) {
-            if (d0 < hd) r[e] = c.loadElems(dt, 4, row + d0);
+            if (d0 < hd) r[e] = c.loadRaw(dt, 4, row + d0);
         } else {
             inline for (0..4) |i| {
-                if (d0 + i < hd) r[e][i] = c.toF32(dt, row[d0 + i]);
+                if (d0 + i < hd) r[e][i] = row[d0 + i];
             }
         }
     }
     return r;
+}
+
+/// The slot of position j, or 0 (unread) for j at or past `end`.
+inline fn lookup(page_table: c.ConstPtr(i32), page_size: u32, j: usize, end: usize) usize {
+    return if (j < end) slotOf(page_table, page_size, @intCast(j)) else 0;
 }
 
 pub fn Attention(comptime dt: DType) type {
@@ -129,39 +138,41 @@ pub fn Attention(comptime dt: DType) type {
 
             var m: f32 = -c.inf;
             var l: f32 = 0;
-            // Loop bounds depend only on the warp, so all 32 lanes shuffle together.
-            var jb: usize = first + 32 * warp;
-            while (jb < end) : (jb += 32 * warps) {
-                const n_here = @min(32, end - jb);
-                const slot: usize = if (lane < n_here) slotOf(page_table, page_size, @intCast(jb + lane)) else 0;
+            // Rounds of 8 steps: step s of warp w takes keys jw + G*warps*s .. + G-1, where jw
+            // = first + G*w + round*r, so warps take turns by G keys and a short context still
+            // keeps all 8 busy. Lane i looks up key i of the warp's round (step i / G, key i % G);
+            // the next round's lookups are issued before this round's rows are loaded. Loop
+            // bounds depend only on the warp, so all 32 lanes shuffle together.
+            const lane_key = G * warps * (lane / G) + lane % G;
+            var jw: usize = first + G * warp;
+            var slot = lookup(page_table, page_size, jw + lane_key, end);
+            while (jw < end) : (jw += round) {
+                const next = lookup(page_table, page_size, jw + round + lane_key, end);
                 const slot_lo: u32 = @truncate(slot);
                 const slot_hi: u32 = @truncate(slot >> 32);
-                var g0: usize = 0;
-                while (g0 < n_here) : (g0 += G) {
-                    var kr: [G][chunks]@Vector(4, f32) = undefined;
-                    var vr: [G][chunks]@Vector(4, f32) = undefined;
+                var step: u32 = 0;
+                while (step < steps and jw + G * warps * step < end) : (step += 1) {
+                    const j0 = jw + G * warps * step;
+                    var kr: [G][chunks]@Vector(4, E) = @splat(@splat(@splat(0)));
+                    var vr: [G][chunks]@Vector(4, E) = @splat(@splat(@splat(0)));
                     inline for (0..G) |g| {
-                        // g0 + g <= 31: a lane of the batch even past its last key.
-                        const src: u32 = @intCast(g0 + g);
+                        const src = step * G + @as(u32, g);
                         const sl = @as(usize, c.shflIdxU32(slot_hi, src)) << 32 | c.shflIdxU32(slot_lo, src);
                         const at = sl * width + kv_off;
-                        if (g0 + g < n_here) {
+                        if (j0 + g < end) {
                             kr[g] = loadRow(dt, k_pages + at, lane, hd, vec);
                             vr[g] = loadRow(dt, v_pages + at, lane, hd, vec);
-                        } else {
-                            kr[g] = @splat(@splat(0));
-                            vr[g] = @splat(@splat(0));
                         }
                     }
                     var s: [G]f32 = undefined;
                     inline for (0..G) |g| {
                         var dot: f32 = 0;
-                        inline for (0..chunks) |e| dot += @reduce(.Add, qv[e] * kr[g][e]);
+                        inline for (0..chunks) |e| dot += @reduce(.Add, qv[e] * c.widen(dt, 4, kr[g][e]));
                         s[g] = c.warpSum(dot);
                     }
                     var m_new = m;
                     inline for (0..G) |g| {
-                        if (g0 + g >= n_here) s[g] = -c.inf; // past the chunk: weight 0
+                        if (j0 + g >= end) s[g] = -c.inf; // past the chunk: weight 0
                         m_new = @max(m_new, s[g]);
                     }
                     const corr = c.exp2(m - m_new); // 0 on the first step (m = -inf)
@@ -171,10 +182,11 @@ pub fn Attention(comptime dt: DType) type {
                     inline for (0..G) |g| l += pj[g];
                     inline for (0..chunks) |e| {
                         acc[e] *= @splat(corr);
-                        inline for (0..G) |g| acc[e] += @as(@Vector(4, f32), @splat(pj[g])) * vr[g][e];
+                        inline for (0..G) |g| acc[e] += @as(@Vector(4, f32), @splat(pj[g])) * c.widen(dt, 4, vr[g][e]);
                     }
                     m = m_new;
                 }
+                slot = next;
             }
 
             // Shared arrays are always accessed through pointers: indexing the global by value

@@ -8,9 +8,9 @@
 //! One block takes a tile of `tile_q` consecutive queries of one head, so each key and value row
 //! is read from L2 once per tile rather than once per query (the one-query-per-block kernel spent
 //! 510 µs per layer of a 512-token prefill re-reading the cache, bench/TUNING.md). Keys go
-//! through shared memory `tile_k` rows at a time: the first warp looks up the tile's 32 slots
-//! in the page table (one per lane), then all threads load the rows in groups of four elements
-//! (16-byte loads of f32, 8-byte of f16/bf16). Warp w owns queries 2w and 2w+1 of the tile;
+//! through shared memory `tile_k` rows at a time: the first warp looks up the slots of the
+//! next tile's 32 keys in the page table (one per lane) while all threads load this tile's rows
+//! in groups of four elements (16-byte loads of f32, 8-byte of f16/bf16). Warp w owns queries 2w and 2w+1 of the tile;
 //! for each key tile, lane l scores key l against the query (dot over headDim from shared
 //! memory), the warp runs one online-softmax step (running max m, sum l, rescaled accumulator)
 //! over the 32 scores, and lane l accumulates output dimensions l, l+32, ... over the 32 values,
@@ -37,11 +37,17 @@ const k_stride = max_head_dim + 4;
 var sh_q: [tile_q * max_head_dim]f32 align(16) addrspace(.shared) = undefined;
 var sh_k: [tile_k * k_stride]f32 align(16) addrspace(.shared) = undefined;
 var sh_v: [tile_k * max_head_dim]f32 align(16) addrspace(.shared) = undefined;
-/// Element offset of each row of the key tile in the K (and V) pages.
-var sh_row: [tile_k]usize addrspace(.shared) = undefined;
+/// Element offset in the K (and V) pages of each row of the key tile, for this tile and the
+/// next (looked up while this one loads).
+var sh_row: [2 * tile_k]usize addrspace(.shared) = undefined;
 
 inline fn lowestKey(p: usize, window: u32) usize {
     return if (window > 0 and p + 1 > window) p + 1 - window else 0;
+}
+
+/// Element offset of key j's head row in the K (and V) pages.
+inline fn rowOf(page_table: c.ConstPtr(i32), page_size: u32, j: usize, width: usize, kv_off: usize) usize {
+    return slotOf(page_table, page_size, @intCast(j)) * width + kv_off;
 }
 
 pub fn AttentionPrefill(comptime dt: DType) type {
@@ -74,7 +80,7 @@ pub fn AttentionPrefill(comptime dt: DType) type {
             const sq: *addrspace(.shared) [tile_q * max_head_dim]f32 = &sh_q;
             const sk: *addrspace(.shared) [tile_k * k_stride]f32 = &sh_k;
             const sv: *addrspace(.shared) [tile_k * max_head_dim]f32 = &sh_v;
-            const srow: *addrspace(.shared) [tile_k]usize = &sh_row;
+            const srow: *addrspace(.shared) [2 * tile_k]usize = &sh_row;
 
             // The tile's queries, scaled into base 2; rows past T are zeros (never written out).
             {
@@ -94,11 +100,19 @@ pub fn AttentionPrefill(comptime dt: DType) type {
             // Keys any query of the tile sees: from the first query's lowest to the last query's own.
             const key_lo = lowestKey(@as(usize, pos0) + t_first, window);
             const key_end = @as(usize, pos0) + t_end; // exclusive
+            // The first warp looks up each tile's rows one tile ahead, into the half of srow
+            // that was last read two tiles ago (before the previous tile's second barrier).
+            if (tid < tile_k and key_lo + tid < key_end) srow[tid] = rowOf(page_table, page_size, key_lo + tid, width, kv_off);
             var j0 = key_lo;
-            while (j0 < key_end) : (j0 += tile_k) {
-                // srow was last read before the previous tile's second barrier.
-                if (tid < tile_k and j0 + tid < key_end) srow[tid] = slotOf(page_table, page_size, @intCast(j0 + tid)) * width + kv_off;
-                c.syncThreads(); // the previous tile (and, first time round, the query fill) is done with
+            var half: usize = 0;
+            while (j0 < key_end) : ({
+                j0 += tile_k;
+                half ^= tile_k;
+            }) {
+                c.syncThreads(); // the previous tile (and, first time round, the query fill and lookups) is done with
+                if (tid < tile_k and j0 + tile_k + tid < key_end) {
+                    srow[(half ^ tile_k) + tid] = rowOf(page_table, page_size, j0 + tile_k + tid, width, kv_off);
+                }
                 {
                     var i: usize = tid;
                     while (i < tile_k * hd / 4) : (i += 256) {
@@ -107,8 +121,8 @@ pub fn AttentionPrefill(comptime dt: DType) type {
                         var kv4: @Vector(4, f32) = @splat(0);
                         var vv4: @Vector(4, f32) = @splat(0);
                         if (j0 + r < key_end) {
-                            kv4 = c.loadElems(dt, 4, k_pages + srow[r] + d);
-                            vv4 = c.loadElems(dt, 4, v_pages + srow[r] + d);
+                            kv4 = c.loadElems(dt, 4, k_pages + srow[half + r] + d);
+                            vv4 = c.loadElems(dt, 4, v_pages + srow[half + r] + d);
                         }
                         @as(*addrspace(.shared) align(16) @Vector(4, f32), @ptrCast(@alignCast(&sk[r * k_stride + d]))).* = kv4;
                         @as(*addrspace(.shared) align(16) @Vector(4, f32), @ptrCast(@alignCast(&sv[r * max_head_dim + d]))).* = vv4;

@@ -46,16 +46,24 @@ pub fn vecWidth(comptime dt: DType) comptime_int {
     return 16 / @sizeOf(Elem(dt));
 }
 
-/// `n` elements of `dt` at `p` in one load (aligned to the whole vector: at most 16 bytes),
-/// widened to f32.
-pub inline fn loadElems(comptime dt: DType, comptime n: comptime_int, p: ConstPtr(Elem(dt))) @Vector(n, f32) {
-    const raw = @as(*addrspace(.global) align(n * @sizeOf(Elem(dt))) const @Vector(n, Elem(dt)), @ptrCast(@alignCast(p))).*;
+/// `n` stored elements of `dt` widened to f32 (exactly).
+pub inline fn widen(comptime dt: DType, comptime n: comptime_int, raw: @Vector(n, Elem(dt))) @Vector(n, f32) {
     return switch (dt) {
         .f32 => raw,
         .f16 => @floatCast(@as(@Vector(n, f16), @bitCast(raw))),
         .bf16 => @bitCast(@as(@Vector(n, u32), raw) << @splat(16)),
         else => unreachable,
     };
+}
+
+/// `n` elements of `dt` at `p` in one load (aligned to the whole vector: at most 16 bytes), as stored.
+pub inline fn loadRaw(comptime dt: DType, comptime n: comptime_int, p: ConstPtr(Elem(dt))) @Vector(n, Elem(dt)) {
+    return @as(*addrspace(.global) align(n * @sizeOf(Elem(dt))) const @Vector(n, Elem(dt)), @ptrCast(@alignCast(p))).*;
+}
+
+/// `n` elements of `dt` at `p` in one load, widened to f32.
+pub inline fn loadElems(comptime dt: DType, comptime n: comptime_int, p: ConstPtr(Elem(dt))) @Vector(n, f32) {
+    return widen(dt, n, loadRaw(dt, n, p));
 }
 
 /// One 16-byte load of weights at `p` (16-byte aligned), widened to f32.
