@@ -1,5 +1,5 @@
 // CUDA kernel benchmark (llm.c style: a number beside its ceiling). Decode matvec and decode
-// attention report GB/s of bytes read next to the device-to-device copy bandwidth (read +
+// attention (paged, f16 and f32 caches) report GB/s of bytes read next to the device-to-device copy bandwidth (read +
 // write counted); prefill matmul reports TFLOP/s. Also host → device upload GB/s, pinned and
 // pageable. Weights that fit the 50 MB L2 of an H100 can read faster than HBM when repeated.
 // Needs a GPU:   bun bench/cuda-kernels.ts
@@ -56,14 +56,22 @@ for (const [T, rows, cols] of [[512, 4096, 4096], [2048, 4096, 4096], [2048, 143
   }
 }
 
-for (const pos0 of [1023, 8191, 32767]) {
-  const shape = { T: 1, nHeads: 32, nKvHeads: 8, headDim: 128, pos0, window: 0, scale: 1 / Math.sqrt(128) };
-  const kvBytes = 2 * (pos0 + 1) * 8 * 128 * 4;
-  const s = time(() => gpu.attention(out, x, a, b, shape), 50);
-  line(`attention decode pos=${pos0} 32/8 heads hd=128: ${(s * 1e6).toFixed(1)} us, ${(kvBytes / s / GB).toFixed(0)} GB/s of KV cache`);
+// Paged KV (16-token pages, in order: the page walk, not the scatter, is what is timed) in the
+// two cache dtypes: f16 should read half the bytes in about half the time.
+const PAGE = 16;
+const table = gpu.alloc((32768 / PAGE) * 4);
+gpu.write(table, Int32Array.from({ length: 32768 / PAGE }, (_, i) => i));
+for (const dtype of ["f16", "f32"] as const) {
+  const kv = { k: a, v: b, dtype, pageSize: PAGE, pageTable: table };
+  for (const pos0 of [1023, 8191, 32767]) {
+    const shape = { T: 1, nHeads: 32, nKvHeads: 8, headDim: 128, pos0, window: 0, scale: 1 / Math.sqrt(128) };
+    const kvBytes = 2 * (pos0 + 1) * 8 * 128 * BYTES[dtype];
+    const s = time(() => gpu.attention(out, x, kv, shape), 50);
+    line(`attention decode ${dtype} pos=${pos0} 32/8 heads hd=128: ${(s * 1e6).toFixed(1)} us, ${(kvBytes / s / GB).toFixed(0)} GB/s of KV cache`);
+  }
+  const s = time(() => gpu.attention(out, x, kv, { T: 512, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.088 }), 5);
+  line(`attention prefill ${dtype} T=512 32/8 heads hd=128: ${(s * 1e3).toFixed(2)} ms`);
 }
-const s = time(() => gpu.attention(out, x, a, b, { T: 512, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.088 }), 5);
-line(`attention prefill T=512 32/8 heads hd=128: ${(s * 1e3).toFixed(2)} ms`);
 gpu.destroy();
 
 const h2d = measureH2D(256 << 20);

@@ -2,7 +2,7 @@
 // ring, the slot pool, weight encoding, and how detection and backend selection behave on a
 // machine without (or with) a usable GPU.
 import { describe, expect, test } from "bun:test";
-import type { Backend, Weight } from "../src/backend/backend.ts";
+import type { Backend, PagedKv, RouteOptions, Weight } from "../src/backend/backend.ts";
 import { checkGeometry, MAX_ARGS, packArgs, type LaunchPlan } from "../src/backend/cuda/launch.ts";
 import * as plans from "../src/backend/cuda/launch-plans.ts";
 import { encodeWeights } from "../src/backend/cuda/op-selftest.ts";
@@ -43,12 +43,39 @@ describe("launch geometry", () => {
     expect(decode.args).toEqual([1, 2, 4096, 4100, 512, 1, 1]);
     const few = plans.matmulPlan(1, 2, w("f16", [64, 512]), 7);
     expect([few.kernel, few.grid]).toEqual(["matvec_t4_f16", [8, 2, 1]]);
+    // out, x, w, rows, cols, T, ld (= rows by default), split
+    expect(few.args).toEqual([1, 2, 4096, 64, 512, 7, 64, 1]);
     const prefillF16 = plans.matmulPlan(1, 2, w("f16", [300, 512]), 65);
     expect([prefillF16.kernel, prefillF16.grid]).toEqual(["matmul_mma_f16", [3, 2, 1]]);
-    expect(prefillF16.args).toEqual([1, 2, 4096, 65, 300, 512]);
+    expect(prefillF16.args).toEqual([1, 2, 4096, 65, 300, 512, 300]);
     const prefillF32 = plans.matmulPlan(1, 2, w("f32", [300, 512]), 65);
     expect([prefillF32.kernel, prefillF32.grid]).toEqual(["matmul_simt_f32", [5, 2, 1]]);
     expect(() => plans.matmulPlan(1, 2, w("f32", [300]), 1)).toThrow(UsageError);
+  });
+
+  test("matmul ldOut: every kernel that writes several output rows takes the row stride", () => {
+    // A 1000-row chunk of a 32000-row lm_head, written into columns 8000.. of the whole logits.
+    const ld = 32000;
+    const out = 1 << 20;
+    const chunk = (dtype: Weight["dtype"], cols = 512): Weight => w(dtype, [1000, cols]);
+    const last = (p: LaunchPlan): number => p.args[p.args.length - 1];
+    for (const dtype of ["f32", "f16", "bf16"] as const) {
+      expect(plans.matmulPlan(out, 2, chunk(dtype), 1, ld).args).toEqual(plans.matmulPlan(out, 2, chunk(dtype), 1).args);
+      const t4 = plans.matmulPlan(out, 2, chunk(dtype), 5, ld);
+      expect([t4.kernel, t4.args.slice(5, 7)]).toEqual([`matvec_t4_${dtype}`, [5, ld]]);
+      expect(last(plans.matmulPlan(out, 2, chunk(dtype), 70, ld))).toBe(ld);
+    }
+    expect(plans.matmulPlan(out, 2, chunk("bf16"), 70, ld).kernel).toBe("matmul_mma_bf16");
+    for (const dtype of ["q4_k", "q8_0", "nf4", "q8_block"] as const) {
+      const t1 = plans.matmulPlan(out, 2, chunk(dtype), 1, ld);
+      expect([t1.kernel, t1.args]).toEqual([`matvec_t1_${dtype}`, [out, 2, 4096, 1000, 512, 1]]);
+      const t4 = plans.matmulPlan(out, 2, chunk(dtype), 8, ld);
+      expect([t4.kernel, t4.grid, t4.args]).toEqual([`matvec_t4_${dtype}`, [125, 2, 1], [out, 2, 4096, 1000, 512, 8, ld]]);
+      const mm = plans.matmulPlan(out, 2, chunk(dtype), 70, ld);
+      expect([mm.kernel, mm.grid, mm.args]).toEqual([`matmul_dq_${dtype}`, [16, 2, 1], [out, 2, 4096, 70, 1000, 512, ld]]);
+    }
+    expect(() => plans.matmulPlan(out, 2, chunk("f16"), 3, 999)).toThrow(/ldOut 999/);
+    expect(() => plans.matmulPlan(out, 2, chunk("f16"), 3, 1000.5)).toThrow(UsageError);
   });
 
   test("matvec: matrices of few rows share each row among warps, keeping two loads per lane", () => {
@@ -92,19 +119,26 @@ describe("launch geometry", () => {
 
   test("attention: one block per (token, head), keys split across blocks when that fills the GPU", () => {
     const s = { T: 70000, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 0.1 };
-    const prefill = plans.attentionPlans(1, 2, 3, 4, s, 5, 132);
-    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_prefill_f32", [4375, 32, 1]]]);
-    expect(prefill[0].args).toEqual([1, 2, 3, 4, 32, 8, 128, 70000, 0, 0, 0.1]);
+    const kv: PagedKv = { k: 4096, v: 8192, dtype: "f16", pageSize: 16, pageTable: 12288 };
+    const prefill = plans.attentionPlans(1, 2, kv, s, 5, 132);
+    expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_prefill_f16", [4375, 32, 1]]]);
+    expect(prefill[0].args).toEqual([1, 2, 4096, 8192, 12288, 32, 8, 128, 70000, 0, 0, 0.1, 16]);
     expect(() => checkGeometry(prefill[0])).not.toThrow();
-    // Query tiles that would not fill the GPU, or heads over 128, take one block per query.
-    const short = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 16, nHeads: 4, nKvHeads: 4 }, 5, 132);
-    expect(short.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [16, 4, 1]]]);
-    const wide = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 4096, headDim: 256 }, 5, 132);
-    expect(wide.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [4096, 32, 1]]]);
+    // Query tiles that would not fill the GPU, heads over 128, or K/V off four-element
+    // alignment (the tiled kernel's loads need it) take one block per query.
+    const short = plans.attentionPlans(1, 2, kv, { ...s, T: 16, nHeads: 4, nKvHeads: 4 }, 5, 132);
+    expect(short.map((p) => [p.kernel, p.grid])).toEqual([["attention_f16", [16, 4, 1]]]);
+    const wide = plans.attentionPlans(1, 2, kv, { ...s, T: 4096, headDim: 256 }, 5, 132);
+    expect(wide.map((p) => [p.kernel, p.grid])).toEqual([["attention_f16", [4096, 32, 1]]]);
+    expect(plans.attentionPlans(1, 2, { ...kv, k: 4096 + 2 }, s, 5, 132)[0].kernel).toBe("attention_f16");
+    expect(plans.attentionPlans(1, 2, { ...kv, dtype: "f32", v: 8192 + 8 }, s, 5, 132)[0].kernel).toBe("attention_f32");
+    expect(plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", v: 8192 + 8 }, s, 5, 132)[0].kernel).toBe("attention_prefill_bf16");
     // Decode at position 8191: 32 heads fill 264 blocks with 9 splits of ~910 keys.
-    const decode = plans.attentionPlans(1, 2, 3, 4, { ...s, T: 1, pos0: 8191 }, 5, 132);
-    expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_f32", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
-    expect(decode[0].args.slice(4)).toEqual([5, 32, 8, 128, 8191, 0, 0.1, 9]);
+    const decode = plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", pageSize: 1 }, { ...s, T: 1, pos0: 8191 }, 5, 132);
+    expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_bf16", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
+    // out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
+    expect(decode[0].args).toEqual([1, 2, 4096, 8192, 12288, 5, 32, 8, 128, 8191, 0, 0.1, 9, 1]);
+    expect(decode[1].args).toEqual([1, 5, 32, 128, 9]);
     // Short contexts and sliding windows keep at least 256 keys per split.
     expect(plans.attentionSplits({ ...s, T: 1, pos0: 300 }, 132)).toBe(2);
     expect(plans.attentionSplits({ ...s, T: 1, pos0: 100000, window: 4096 }, 132)).toBe(9);
@@ -114,8 +148,47 @@ describe("launch geometry", () => {
       const splits = plans.attentionSplits({ ...s, T, nHeads, pos0: 1 << 20 }, 132);
       expect(T * nHeads * splits * (256 + 2) * 4).toBeLessThanOrEqual(plans.attentionScratchBytes(132));
     }
-    expect(() => plans.attentionPlans(1, 2, 3, 4, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
-    expect(() => plans.attentionPlans(1, 2, 3, 4, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
+    expect(() => plans.attentionPlans(1, 2, kv, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
+    expect(() => plans.attentionPlans(1, 2, kv, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
+    expect(() => plans.attentionPlans(1, 2, { ...kv, pageSize: 0 }, s, 5, 132)).toThrow(/page size 0/);
+  });
+
+  test("storeKv: one block per stored row and tensor (k, then v), in the cache's dtype", () => {
+    const kv: PagedKv = { k: 4096, v: 8192, dtype: "bf16", pageSize: 7, pageTable: 12288 };
+    const plan = plans.storeKvPlan(kv, 100, 200, 33, 5, 1024);
+    expect([plan.kernel, plan.grid, plan.block]).toEqual(["store_kv_bf16", [5, 2, 1], [256, 1, 1]]);
+    // kPages, vPages, pageTable, k, v, pos0, width, pageSize
+    expect(plan.args).toEqual([4096, 8192, 12288, 100, 200, 33, 1024, 7]);
+    expect(plans.storeKvPlan({ ...kv, dtype: "f32" }, 100, 200, 0, 1, 8).kernel).toBe("store_kv_f32");
+    expect(() => plans.storeKvPlan({ ...kv, pageSize: 1.5 }, 100, 200, 0, 1, 8)).toThrow(UsageError);
+  });
+
+  test("moeRoute: one warp per row, kernel by bias dtype, options as flags; limits checked", () => {
+    const o: RouteOptions = { experts: 256, topK: 8, scoring: "sigmoid", normalize: true, scale: 2.5 };
+    const plain = plans.moeRoutePlan(10, 20, 30, 70, { ...o, scoring: "softmax", normalize: false, scale: 1 });
+    expect([plain.kernel, plain.grid, plain.block]).toEqual(["moe_route_f32", [9, 1, 1], [256, 1, 1]]);
+    // ids, weights, logits, bias (the logits stand in), N, E, k, sigmoid, normalize, scale, hasBias, groups, groupTopk, top2sum
+    expect(plain.args).toEqual([10, 20, 30, 30, 70, 256, 8, 0, 0, 1, 0, 0, 0, 0]);
+    const v3 = plans.moeRoutePlan(10, 20, 30, 1, { ...o, selectionBias: w("bf16", [256]), groups: { count: 8, topk: 4, rule: "top2sum" } });
+    expect([v3.kernel, v3.grid, v3.args]).toEqual(["moe_route_bf16", [1, 1, 1], [10, 20, 30, 4096, 1, 256, 8, 1, 1, 2.5, 1, 8, 4, 1]]);
+    const v2 = plans.moeRoutePlan(10, 20, 30, 8, { ...o, experts: 160, topK: 6, groups: { count: 8, topk: 3, rule: "max" } });
+    expect(v2.args.slice(11)).toEqual([8, 3, 0]);
+    expect(() => checkGeometry(plans.moeRoutePlan(10, 20, 30, 1 << 20, o))).not.toThrow();
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, experts: 513 })).toThrow(/513 experts/);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, topK: 33 })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, experts: 4, topK: 5 })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, selectionBias: w("f16", [255]) })).toThrow(/255 entries/);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, selectionBias: w("q8_0", [256]) })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, groups: { count: 7, topk: 2, rule: "max" } })).toThrow(/7 groups/);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, groups: { count: 8, topk: 9, rule: "max" } })).toThrow(UsageError);
+    expect(() => plans.moeRoutePlan(10, 20, 30, 1, { ...o, groups: { count: 256, topk: 9, rule: "top2sum" } })).toThrow(/at least 2/);
+  });
+
+  test("gatherRows and scatterAddRows: one block row per listed row", () => {
+    const g = plans.gatherRowsPlan(1, 2, 3, 7, 4096);
+    expect([g.kernel, g.grid, g.args]).toEqual(["embedding_f32", [7, 16, 1], [1, 2, 3, 4096]]);
+    const sc = plans.scatterAddRowsPlan(1, 2, 3, 4, 7, 4097);
+    expect([sc.kernel, sc.grid, sc.args]).toEqual(["scatter_add_rows_f32", [7, 17, 1], [1, 2, 3, 4, 4097]]);
   });
 
   test("element-wise, row and gather ops", () => {

@@ -46,16 +46,45 @@ pub fn vecWidth(comptime dt: DType) comptime_int {
     return 16 / @sizeOf(Elem(dt));
 }
 
-/// One 16-byte load of weights at `p` (16-byte aligned), widened to f32.
-pub inline fn loadWeights16(comptime dt: DType, p: ConstPtr(Elem(dt))) @Vector(vecWidth(dt), f32) {
-    const n = vecWidth(dt);
-    const raw = @as(*addrspace(.global) align(16) const @Vector(n, Elem(dt)), @ptrCast(@alignCast(p))).*;
+/// `n` stored elements of `dt` widened to f32 (exactly).
+pub inline fn widen(comptime dt: DType, comptime n: comptime_int, raw: @Vector(n, Elem(dt))) @Vector(n, f32) {
     return switch (dt) {
         .f32 => raw,
         .f16 => @floatCast(@as(@Vector(n, f16), @bitCast(raw))),
         .bf16 => @bitCast(@as(@Vector(n, u32), raw) << @splat(16)),
         else => unreachable,
     };
+}
+
+/// `n` elements of `dt` at `p` in one load (aligned to the whole vector: at most 16 bytes), as stored.
+pub inline fn loadRaw(comptime dt: DType, comptime n: comptime_int, p: ConstPtr(Elem(dt))) @Vector(n, Elem(dt)) {
+    return @as(*addrspace(.global) align(n * @sizeOf(Elem(dt))) const @Vector(n, Elem(dt)), @ptrCast(@alignCast(p))).*;
+}
+
+/// `n` elements of `dt` at `p` in one load, widened to f32.
+pub inline fn loadElems(comptime dt: DType, comptime n: comptime_int, p: ConstPtr(Elem(dt))) @Vector(n, f32) {
+    return widen(dt, n, loadRaw(dt, n, p));
+}
+
+/// One 16-byte load of weights at `p` (16-byte aligned), widened to f32.
+pub inline fn loadWeights16(comptime dt: DType, p: ConstPtr(Elem(dt))) @Vector(vecWidth(dt), f32) {
+    return loadElems(dt, vecWidth(dt), p);
+}
+
+/// Two f32 rounded to nearest even as f16 or bf16, packed in one word, `lo` in the low half
+/// (the lower address). Out-of-range values become ±inf, as an IEEE conversion does.
+pub inline fn pack2(comptime dt: DType, lo: f32, hi: f32) u32 {
+    const insn = switch (dt) {
+        .f16 => "cvt.rn.f16x2.f32",
+        .bf16 => "cvt.rn.bf16x2.f32",
+        else => @compileError("pack2 rounds to a 16-bit float type"),
+    };
+    // cvt.*x2 puts its first source in the upper half.
+    return asm (insn ++ " %[r], %[hi], %[lo];"
+        : [r] "=r" (-> u32),
+        : [hi] "f" (hi),
+          [lo] "f" (lo),
+    );
 }
 
 /// `n` consecutive f32 at `p` (16-byte aligned) as one vector; n = 4 or 8 (one or two loads).
@@ -65,6 +94,10 @@ pub inline fn loadF32(comptime n: comptime_int, p: ConstPtr(f32)) @Vector(n, f32
 
 pub inline fn isAligned16(p: anytype) bool {
     return @intFromPtr(p) % 16 == 0;
+}
+
+pub inline fn isAligned(p: anytype, comptime bytes: usize) bool {
+    return @intFromPtr(p) % bytes == 0;
 }
 
 /// Block-wide barrier that is also a compiler memory barrier for shared memory.
@@ -89,6 +122,10 @@ pub inline fn shflIdx(v: f32, src: u32) f32 {
         : [v] "f" (v),
           [s] "r" (src),
     );
+}
+
+pub inline fn shflIdxU32(v: u32, src: u32) u32 {
+    return @bitCast(shflIdx(@bitCast(v), src));
 }
 
 /// Sum over the 32 lanes; every lane gets the result.

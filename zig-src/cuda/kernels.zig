@@ -16,6 +16,8 @@ const qmatvec = @import("quant_matvec.zig");
 const qmatmul = @import("quant_matmul.zig");
 const qembedding = @import("quant_embedding.zig");
 const bnb = @import("quant_bnb.zig");
+const paged_kv = @import("paged_kv.zig");
+const moe = @import("moe.zig");
 
 /// GGUF block-quantized weight types: each gets a t1 and t4 matvec, a prefill matmul and an
 /// embedding gather, named like the float kernels with the dtype last.
@@ -78,9 +80,20 @@ pub const list = .{
     .{ "embedding_f16", &embedding.Embedding(.f16).kernel },
     .{ "embedding_bf16", &embedding.Embedding(.bf16).kernel },
     .{ "rope_f32", &rope.kernel },
-    .{ "attention_f32", &attention.kernel },
+    .{ "store_kv_f32", &paged_kv.StoreKv(.f32).kernel },
+    .{ "store_kv_f16", &paged_kv.StoreKv(.f16).kernel },
+    .{ "store_kv_bf16", &paged_kv.StoreKv(.bf16).kernel },
+    .{ "attention_f32", &attention.Attention(.f32).kernel },
+    .{ "attention_f16", &attention.Attention(.f16).kernel },
+    .{ "attention_bf16", &attention.Attention(.bf16).kernel },
     .{ "attention_combine_f32", &attention.combine },
-    .{ "attention_prefill_f32", &attention_prefill.kernel },
+    .{ "attention_prefill_f32", &attention_prefill.AttentionPrefill(.f32).kernel },
+    .{ "attention_prefill_f16", &attention_prefill.AttentionPrefill(.f16).kernel },
+    .{ "attention_prefill_bf16", &attention_prefill.AttentionPrefill(.bf16).kernel },
+    .{ "moe_route_f32", &moe.MoeRoute(.f32).kernel },
+    .{ "moe_route_f16", &moe.MoeRoute(.f16).kernel },
+    .{ "moe_route_bf16", &moe.MoeRoute(.bf16).kernel },
+    .{ "scatter_add_rows_f32", &moe.scatterAddRows },
     .{ "swiglu_f32", &elementwise.swiglu },
     .{ "add_f32", &elementwise.add },
     .{ "softmax_f32", &softmax.kernel },

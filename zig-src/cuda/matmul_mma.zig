@@ -1,5 +1,5 @@
 //! Prefill matmul on tensor cores for 16-bit weights: out[M, N] = x[M, K] · wᵀ, with M = tokens,
-//! N = weight rows (out features), K = cols. `mma.sync.m16n8k16.row.col` with f32 accumulation;
+//! N = weight rows (out features), K = cols; `kernel`'s output rows are `ld` floats apart (≥ N). `mma.sync.m16n8k16.row.col` with f32 accumulation;
 //! the f32 activations are rounded to the weight's format (f16 or bf16) tile by tile as they
 //! are staged in shared memory, so results differ from the f32 CPU reference by that rounding
 //! (and, for f16, by clamping activations to ±65504).
@@ -28,17 +28,10 @@ var smem_b: [2 * BN * LDW]u32 align(16) addrspace(.shared) = undefined;
 /// would make the whole output row NaN); bf16 has the f32 range and needs no clamp.
 const f16_max: f32 = 65504.0;
 
-/// Packs two f32 into one word of two 16-bit values, `lo` in the low half (lower k index).
+/// Packs two activations into one word of two 16-bit values, `lo` in the low half (lower k index).
 inline fn pack2(comptime dt: DType, lo: f32, hi: f32) u32 {
-    const insn = if (dt == .bf16) "cvt.rn.bf16x2.f32" else "cvt.rn.f16x2.f32";
-    const l = if (dt == .bf16) lo else @min(@max(lo, -f16_max), f16_max);
-    const h = if (dt == .bf16) hi else @min(@max(hi, -f16_max), f16_max);
-    // cvt.*x2 puts its first source in the upper half.
-    return asm (insn ++ " %[r], %[hi], %[lo];"
-        : [r] "=r" (-> u32),
-        : [hi] "f" (h),
-          [lo] "f" (l),
-    );
+    if (dt == .bf16) return c.pack2(dt, lo, hi);
+    return c.pack2(dt, @min(@max(lo, -f16_max), f16_max), @min(@max(hi, -f16_max), f16_max));
 }
 
 inline fn mma(comptime dt: DType, acc: *[4]f32, a: [4]u32, b: [2]u32) void {
@@ -115,8 +108,8 @@ pub fn MatmulMma(comptime dt: DType) type {
             }
         }
 
-        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32) callconv(.kernel) void {
-            tile(out, x, w, m_, n_, k_, @as(usize, c.blockIdx(0)) * BN, false);
+        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, ld: u32) callconv(.kernel) void {
+            tile(out, ld, x, w, m_, n_, k_, @as(usize, c.blockIdx(0)) * BN, false);
         }
 
         /// Up to three weight matrices of one width reading the same x (q, k and v), their
@@ -142,13 +135,14 @@ pub fn MatmulMma(comptime dt: DType) type {
             // it: round up, so a lone ragged matrix still owns its tiles.
             const tiles0 = (n0_ + BN - 1) / BN;
             const tiles1 = (n1_ + BN - 1) / BN;
-            if (b < tiles0) return tile(out0, x, w0, m_, n0_, k_, b * BN, accumulate != 0);
-            if (b < tiles0 + tiles1) return tile(out1, x, w1, m_, n1_, k_, (b - tiles0) * BN, accumulate != 0);
-            tile(out2, x, w2, m_, n2_, k_, (b - tiles0 - tiles1) * BN, accumulate != 0);
+            if (b < tiles0) return tile(out0, n0_, x, w0, m_, n0_, k_, b * BN, accumulate != 0);
+            if (b < tiles0 + tiles1) return tile(out1, n1_, x, w1, m_, n1_, k_, (b - tiles0) * BN, accumulate != 0);
+            tile(out2, n2_, x, w2, m_, n2_, k_, (b - tiles0 - tiles1) * BN, accumulate != 0);
         }
 
-        /// The block's 64 × 128 output tile at tokens blockIdx(1) * BM, features n0.
-        inline fn tile(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, n0: usize, accumulate: bool) void {
+        /// The block's 64 × 128 output tile at tokens blockIdx(1) * BM, features n0; output
+        /// rows `ld` floats apart.
+        inline fn tile(out: c.Ptr(f32), ld: u32, x: c.ConstPtr(f32), w: c.ConstPtr(u16), m_: u32, n_: u32, k_: u32, n0: usize, accumulate: bool) void {
             const M: usize = m_;
             const N: usize = n_;
             const K: usize = k_;
@@ -204,7 +198,7 @@ pub fn MatmulMma(comptime dt: DType) type {
                         if (row < M) {
                             inline for (0..2) |e| {
                                 if (col + e < N) {
-                                    const at = row * N + col + e;
+                                    const at = row * ld + col + e;
                                     out[at] = if (accumulate) out[at] + acc[mt][nt][half * 2 + e] else acc[mt][nt][half * 2 + e];
                                 }
                             }

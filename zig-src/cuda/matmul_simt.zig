@@ -1,5 +1,6 @@
 //! Prefill matmul for f32 weights on the ordinary FMA units (tensor cores would round the
-//! weights): out[M, N] = x[M, K] · wᵀ, M = tokens, N = weight rows, K = cols.
+//! weights): out[M, N] = x[M, K] · wᵀ, M = tokens, N = weight rows, K = cols; output rows are
+//! `ld` floats apart (≥ N).
 //!
 //! Launch: grid (ceil(N / 64), ceil(M / 64)), block 256. Block tile 64 tokens × 64 features,
 //! k-step 16; thread (ty, tx) = (tid / 16, tid % 16) computes tokens 4ty.. and features 4tx..
@@ -25,7 +26,7 @@ inline fn loadRow4(src: c.ConstPtr(f32), rows: usize, K: usize, r: usize, k: usi
     return v;
 }
 
-pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(f32), m_: u32, n_: u32, k_: u32) callconv(.kernel) void {
+pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(f32), m_: u32, n_: u32, k_: u32, ld: u32) callconv(.kernel) void {
     const M: usize = m_;
     const N: usize = n_;
     const K: usize = k_;
@@ -55,5 +56,5 @@ pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(f32), m_: u32, 
         c.syncThreads(); // the next iteration overwrites the tiles
     }
 
-    tile.store(out, M, N, m0, n0, ty, tx, &acc);
+    tile.store(out, ld, M, N, m0, n0, ty, tx, &acc);
 }

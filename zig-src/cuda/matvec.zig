@@ -18,7 +18,8 @@
 //!
 //! Launch: grid (ceil(rows / (8 / split)), ceil(T / TT)), block 256 = 8 warps; warp w of block
 //! b works on row (8 / split) * b + w / split (matvec_multi: of rows0 + rows1 + rows2); block y
-//! covers tokens [TT*y, TT*y + TT).
+//! covers tokens [TT*y, TT*y + TT). The plain matvec for TT > 1 takes `ld`, the output's row
+//! stride in floats (≥ rows); the fused kernels write whole matrices (stride = rows).
 const c = @import("common.zig");
 const DType = @import("../dtype.zig").DType;
 
@@ -137,7 +138,19 @@ inline fn vecOk(comptime dt: DType, n: usize, w: anytype, x: anytype) bool {
 pub fn Matvec(comptime dt: DType, comptime TT: u32) type {
     const W = c.Elem(dt);
     return struct {
-        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(W), rows: u32, cols: u32, T: u32, split: u32) callconv(.kernel) void {
+        /// One token has one output row, so only the multi-token kernel takes a row stride.
+        pub const kernel = if (TT == 1) single else strided;
+
+        fn single(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(W), rows: u32, cols: u32, T: u32, split: u32) callconv(.kernel) void {
+            run(out, x, w, rows, cols, T, rows, split);
+        }
+
+        /// Output row t starts at out + t * ld (a row chunk of a larger matrix writes its columns in place).
+        fn strided(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(W), rows: u32, cols: u32, T: u32, ld: u32, split: u32) callconv(.kernel) void {
+            run(out, x, w, rows, cols, T, ld, split);
+        }
+
+        inline fn run(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(W), rows: u32, cols: u32, T: u32, ld: u32, split: u32) void {
             const p = place(split, T, TT);
             const n: usize = cols;
             // Rows past the end still reach rowTotals' barriers, with no columns.
@@ -146,7 +159,7 @@ pub fn Matvec(comptime dt: DType, comptime TT: u32) type {
             const s = rowTotals(1, TT, acc, p, split);
             if (!live or p.part != 0 or p.lane != 0) return;
             inline for (0..TT) |j| {
-                if (j < p.nt) out[(p.t0 + j) * rows + p.row] = s[0][j];
+                if (j < p.nt) out[(p.t0 + j) * @as(usize, ld) + p.row] = s[0][j];
             }
         }
     };

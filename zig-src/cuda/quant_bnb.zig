@@ -4,10 +4,11 @@
 //! Decoding is exact (code·absmax in f32, like the CPU); only the summation order differs.
 //!
 //! - Matvec, T ≤ 8 (grid (ceil(rows/8), ceil(T/TT)), block 256): one warp per row, as
-//!   quant_matvec.zig; lane l takes weights l, l+32, ... of the row, each decoded once and used
+//!   quant_matvec.zig (TT > 1 takes the output row stride `ld`); lane l takes weights l, l+32, ... of the row, each decoded once and used
 //!   for TT tokens. Consecutive lanes read consecutive codes, so a warp's loads coalesce.
 //! - Matmul, larger T (grid (ceil(N/64), ceil(M/64)), block 256): quant_matmul.zig's 64×64 tile
-//!   with k-step 32, the weight tile decoded into shared memory as f32; ragged K is zero-padded.
+//!   with k-step 32, the weight tile decoded into shared memory as f32; ragged K is zero-padded;
+//!   output rows `ld` floats apart.
 //! - Embedding (grid (T, ceil(cols/256)), block 256): one thread per weight.
 const c = @import("common.zig");
 const tile = @import("tile_simt.zig");
@@ -18,7 +19,18 @@ pub const rows_per_block = 8;
 
 pub fn BnbMatvec(comptime dt: DType, comptime TT: u32) type {
     return struct {
-        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32) callconv(.kernel) void {
+        /// One token has one output row, so only the multi-token kernel takes a row stride.
+        pub const kernel = if (TT == 1) single else strided;
+
+        fn single(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32) callconv(.kernel) void {
+            run(out, x, w, rows, cols, T, rows);
+        }
+
+        fn strided(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32, ld: u32) callconv(.kernel) void {
+            run(out, x, w, rows, cols, T, ld);
+        }
+
+        inline fn run(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32, ld: u32) void {
             const lane = c.threadIdx() & 31;
             const row = c.blockIdx(0) * rows_per_block + (c.threadIdx() >> 5);
             // The whole warp leaves together, so warpSum always sees 32 lanes.
@@ -38,7 +50,7 @@ pub fn BnbMatvec(comptime dt: DType, comptime TT: u32) type {
             }
             inline for (0..TT) |j| {
                 const s = c.warpSum(acc[j]);
-                if (lane == 0 and j < nt) out[(t0 + j) * rows + row] = s;
+                if (lane == 0 and j < nt) out[(t0 + j) * @as(usize, ld) + row] = s;
             }
         }
     };
@@ -54,7 +66,7 @@ var smem_b: [BK * LD]f32 align(16) addrspace(.shared) = undefined;
 
 pub fn BnbMatmul(comptime dt: DType) type {
     return struct {
-        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), m_: u32, n_: u32, k_: u32) callconv(.kernel) void {
+        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), m_: u32, n_: u32, k_: u32, ld: u32) callconv(.kernel) void {
             const M: usize = m_;
             const N: usize = n_;
             const K: usize = k_;
@@ -83,7 +95,7 @@ pub fn BnbMatmul(comptime dt: DType) type {
                 tile.accumulate(BK, sa, sb, ty, tx, &acc);
                 c.syncThreads(); // the next iteration overwrites the tiles
             }
-            tile.store(out, M, N, m0, n0, ty, tx, &acc);
+            tile.store(out, ld, M, N, m0, n0, ty, tx, &acc);
         }
     };
 }

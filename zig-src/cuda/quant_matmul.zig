@@ -1,5 +1,5 @@
 //! Prefill matmul on GGUF block-quantized weights, out[M, N] = x[M, K] · wᵀ (M = tokens,
-//! N = weight rows, K = cols, a multiple of 32): a simple tiled SIMT kernel in the shape of
+//! N = weight rows, K = cols, a multiple of 32; output rows `ld` floats apart): a simple tiled SIMT kernel in the shape of
 //! matmul_simt.zig, whose weight tile is decoded from the blocks into shared memory as f32
 //! (exact, with the shared layouts of zig-src/cpu/quant_*.zig) and then reused by 64 tokens.
 //! f32 FMAs throughout, so it matches the CPU reference to f32 rounding (no tensor cores:
@@ -26,7 +26,7 @@ pub fn QuantMatmul(comptime dt: DType) type {
     const B = dt.blockElems();
     const BB = dt.blockBytes();
     return struct {
-        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), m_: u32, n_: u32, k_: u32) callconv(.kernel) void {
+        pub fn kernel(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), m_: u32, n_: u32, k_: u32, ld: u32) callconv(.kernel) void {
             const M: usize = m_;
             const N: usize = n_;
             const K: usize = k_;
@@ -59,7 +59,7 @@ pub fn QuantMatmul(comptime dt: DType) type {
                 c.syncThreads(); // the next iteration overwrites the tiles
             }
 
-            tile.store(out, M, N, m0, n0, ty, tx, &acc);
+            tile.store(out, ld, M, N, m0, n0, ty, tx, &acc);
         }
     };
 }

@@ -7,6 +7,7 @@
 //!
 //! Launch: grid (ceil(rows / 8), ceil(T / TT)), block 256 = 8 warps, warp w of block b owns
 //! row 8b + w; block y covers tokens [TT*y, TT*y + TT). cols is a multiple of the block.
+//! For TT > 1 the kernel takes `ld`, the output's row stride in floats (≥ rows).
 const c = @import("common.zig");
 const DType = @import("../dtype.zig").DType;
 const kq = @import("../cpu/quant_k.zig");
@@ -25,14 +26,18 @@ pub fn QuantMatvec(comptime dt: DType, comptime TT: u32) type {
     const G = dt.blockElems() / 8; // groups of 8 per block
     const BB = dt.blockBytes();
     return struct {
-        pub fn kernel(
-            out: c.Ptr(f32),
-            x: c.ConstPtr(f32),
-            w: c.ConstPtr(u8),
-            rows: u32,
-            cols: u32,
-            T: u32,
-        ) callconv(.kernel) void {
+        /// One token has one output row, so only the multi-token kernel takes a row stride.
+        pub const kernel = if (TT == 1) single else strided;
+
+        fn single(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32) callconv(.kernel) void {
+            run(out, x, w, rows, cols, T, rows);
+        }
+
+        fn strided(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32, ld: u32) callconv(.kernel) void {
+            run(out, x, w, rows, cols, T, ld);
+        }
+
+        inline fn run(out: c.Ptr(f32), x: c.ConstPtr(f32), w: c.ConstPtr(u8), rows: u32, cols: u32, T: u32, ld: u32) void {
             const lane = c.threadIdx() & 31;
             const row = c.blockIdx(0) * rows_per_block + (c.threadIdx() >> 5);
             // The whole warp leaves together, so the shuffles below always see 32 lanes.
@@ -55,7 +60,7 @@ pub fn QuantMatvec(comptime dt: DType, comptime TT: u32) type {
             }
             inline for (0..TT) |j| {
                 const s = c.warpSum(acc[j]);
-                if (lane == 0 and j < nt) out[(t0 + j) * rows + row] = s;
+                if (lane == 0 and j < nt) out[(t0 + j) * @as(usize, ld) + row] = s;
             }
         }
     };

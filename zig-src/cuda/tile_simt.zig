@@ -22,14 +22,15 @@ pub inline fn accumulate(comptime bk: usize, sa: *addrspace(.shared) const [bk *
     }
 }
 
-/// out[m0 + 4ty + i, n0 + 4tx + j] = acc[i][j], inside the M × N bounds.
-pub inline fn store(out: c.Ptr(f32), M: usize, N: usize, m0: usize, n0: usize, ty: usize, tx: usize, acc: *const Acc) void {
+/// out[m0 + 4ty + i, n0 + 4tx + j] = acc[i][j], inside the M × N bounds; output rows are `ld`
+/// floats apart (≥ N: a row chunk of a larger matrix writes its columns in place).
+pub inline fn store(out: c.Ptr(f32), ld: u32, M: usize, N: usize, m0: usize, n0: usize, ty: usize, tx: usize, acc: *const Acc) void {
     inline for (0..4) |i| {
         const row = m0 + ty * 4 + i;
         if (row < M) {
             inline for (0..4) |j| {
                 const col = n0 + tx * 4 + j;
-                if (col < N) out[row * N + col] = acc[i][j];
+                if (col < N) out[row * ld + col] = acc[i][j];
             }
         }
     }

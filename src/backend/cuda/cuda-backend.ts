@@ -6,7 +6,7 @@
 // current there). Uploads are asynchronous: a caller orders them before the ops that read the
 // memory with record("upload") + waitOn("compute", event).
 import { toArrayBuffer } from "bun:ffi";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, Queue, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, PagedKv, Queue, RouteOptions, Weight } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import {
   check, CU_EVENT_DISABLE_TIMING, CU_MEMHOSTREGISTER_PORTABLE, CU_MEMHOSTREGISTER_READ_ONLY, CU_STREAM_NON_BLOCKING,
@@ -210,17 +210,23 @@ export class CudaBackend implements Backend {
         throw new UsageError(`token id ${ids[t]} at position ${t} is outside the embedding table's ${rows} rows`);
       }
     }
-    // Token ids travel through the staging ring; a prompt larger than the ring goes in pieces.
+    this.stageInt32(ids, (dev, t0, n) => this.run(plans.embeddingPlan(out + t0 * cols * 4, table, dev, n)));
+  }
+
+  /**
+   * Small host int32 arrays (token ids, row indices) travel through the staging ring; one larger
+   * than the ring goes in pieces: launch(device copy, first index, count) for each.
+   */
+  private stageInt32(values: Int32Array, launch: (dev: number, i0: number, n: number) => void): void {
     const perChunk = Math.floor(this.ring.capacity / 4);
-    for (let t0 = 0; t0 < ids.length; t0 += perChunk) {
-      const chunk = ids.subarray(t0, Math.min(ids.length, t0 + perChunk));
-      const idsDevice = this.stage(null, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.run(plans.embeddingPlan(out + t0 * cols * 4, table, idsDevice, chunk.length));
+    for (let i0 = 0; i0 < values.length; i0 += perChunk) {
+      const chunk = values.subarray(i0, Math.min(values.length, i0 + perChunk));
+      launch(this.stage(null, new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)), i0, chunk.length);
     }
   }
 
-  matmul(out: number, x: number, w: Weight, T: number): void {
-    if (T > 0) this.run(plans.matmulPlan(out, x, w, T));
+  matmul(out: number, x: number, w: Weight, T: number, ldOut?: number): void {
+    if (T > 0) this.run(plans.matmulPlan(out, x, w, T, ldOut));
   }
 
   matmulShared(outs: readonly number[], x: number, ws: readonly Weight[], T: number): boolean {
@@ -253,10 +259,14 @@ export class CudaBackend implements Backend {
     if (T > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved));
   }
 
-  attention(out: number, q: number, kCache: number, vCache: number, shape: AttentionShape): void {
+  storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void {
+    if (T > 0 && width > 0) this.run(plans.storeKvPlan(kv, k, v, pos0, T, width));
+  }
+
+  attention(out: number, q: number, kv: PagedKv, shape: AttentionShape): void {
     if (shape.T === 0) return;
     const sms = this.device.multiprocessors;
-    for (const plan of plans.attentionPlans(out, q, kCache, vCache, shape, this.attentionScratch, sms)) this.run(plan);
+    for (const plan of plans.attentionPlans(out, q, kv, shape, this.attentionScratch, sms)) this.run(plan);
   }
 
   swiglu(out: number, gate: number, up: number, n: number): void {
@@ -269,6 +279,34 @@ export class CudaBackend implements Backend {
 
   softmax(x: number, rows: number, n: number): void {
     if (rows > 0 && n > 0) this.run(plans.softmaxPlan(x, rows, n));
+  }
+
+  moeRoute(ids: number, weights: number, logits: number, N: number, opts: RouteOptions): void {
+    if (N > 0) this.run(plans.moeRoutePlan(ids, weights, logits, N, opts));
+  }
+
+  gatherRows(out: number, x: number, rows: Int32Array, width: number): void {
+    if (width === 0) return;
+    checkRows(rows, "gatherRows");
+    this.stageInt32(rows, (dev, i0, n) => this.run(plans.gatherRowsPlan(out + i0 * width * 4, x, dev, n, width)));
+  }
+
+  scatterAddRows(x: number, src: number, rows: Int32Array, scales: Float32Array, width: number): void {
+    if (scales.length !== rows.length) throw new UsageError(`scatterAddRows: ${rows.length} rows but ${scales.length} scales`);
+    if (width === 0) return;
+    checkRows(rows, "scatterAddRows");
+    // Rows and scales share one span of the ring (two spans could overlap once the second
+    // wraps to the start); the scales start on a 16-byte boundary after the rows.
+    const perChunk = Math.floor((this.ring.capacity - 16) / 8);
+    for (let i0 = 0; i0 < rows.length; i0 += perChunk) {
+      const n = Math.min(rows.length - i0, perChunk);
+      const at = Math.ceil((n * 4) / 16) * 16;
+      const bytes = new Uint8Array(at + n * 4);
+      bytes.set(new Uint8Array(rows.buffer, rows.byteOffset + i0 * 4, n * 4), 0);
+      bytes.set(new Uint8Array(scales.buffer, scales.byteOffset + i0 * 4, n * 4), at);
+      const dev = this.stage(null, bytes);
+      this.run(plans.scatterAddRowsPlan(x, src + i0 * width * 4, dev, dev + at, n, width));
+    }
   }
 
   /**
@@ -299,6 +337,12 @@ export class CudaBackend implements Backend {
     attempt(() => this.module.unload());
     attempt(() => this.ctx.release());
     if (first) throw first;
+  }
+}
+
+function checkRows(rows: Int32Array, op: string): void {
+  for (let i = 0; i < rows.length; i++) {
+    if (!(rows[i] >= 0)) throw new UsageError(`${op}: row ${rows[i]} at index ${i} is negative`);
   }
 }
 

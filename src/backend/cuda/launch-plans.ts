@@ -1,8 +1,8 @@
 // Launch geometry of every op: pure functions from an op's arguments to the kernel, grid,
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
-import type { AttentionShape, DType, Weight } from "../backend.ts";
-import { blockLayout, isBnb, isQuantized } from "../backend.ts";
+import type { AttentionShape, DType, PagedKv, RouteOptions, Weight } from "../backend.ts";
+import { blockLayout, DTYPE_BYTES, isBnb, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
 import type { KernelName } from "./module.ts";
@@ -34,8 +34,9 @@ function vectorLength(w: Weight, op: string): number {
 const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype}` as KernelName;
 
 /**
- * out[T, rows] = x[T, cols] · wᵀ.
- * - T = 1: matvec_t1, grid (ceil(rows/(8/split)), 1): `split` warps per row (matvecSplit).
+ * out[T, rows] = x[T, cols] · wᵀ, output row t at out + t * ld floats (ld ≥ rows, default rows).
+ * - T = 1: matvec_t1, grid (ceil(rows/(8/split)), 1): `split` warps per row (matvecSplit); one
+ *   output row, so no ld argument.
  * - T ≤ 8: matvec_t4, grid (ceil(rows/(8/split)), ceil(T/4)): each weight load feeds 4 tokens.
  * - larger T, f32 weights: matmul_simt_f32, grid (ceil(rows/64), ceil(T/64)).
  * - larger T, f16/bf16 weights: matmul_mma, grid (ceil(rows/128), ceil(T/64)), tensor cores.
@@ -44,22 +45,26 @@ const byDtype = (prefix: string, dtype: DType): KernelName => `${prefix}_${dtype
  *   Quantized matvecs have the float matvecs' geometry.
  * Block 256 in every case.
  */
-export function matmulPlan(out: number, x: number, w: Weight, T: number): LaunchPlan {
+export function matmulPlan(out: number, x: number, w: Weight, T: number, ldOut?: number): LaunchPlan {
   const [rows, cols] = matrixShape(w, "matmul");
+  const ld = ldOut ?? rows;
+  if (!Number.isInteger(ld) || ld < rows) {
+    throw new UsageError(`matmul: ldOut ${ld} is not a whole number of floats ≥ the ${rows} rows of the output`);
+  }
   if (T <= MATVEC_MAX_T) {
-    const tt = T === 1 ? 1 : 4;
-    const kernel = `matvec_t${tt}_${w.dtype}` as KernelName;
-    if (isQuantized(w.dtype)) return { kernel, grid: [cdiv(rows, 8), cdiv(T, tt), 1], block: B256, args: [out, x, w.addr, rows, cols, T] };
+    const single = T === 1;
+    const kernel = `matvec_t${single ? 1 : 4}_${w.dtype}` as KernelName;
+    const stride = single ? [] : [ld];
+    if (isQuantized(w.dtype)) {
+      return { kernel, grid: [cdiv(rows, 8), cdiv(T, single ? 1 : 4), 1], block: B256, args: [out, x, w.addr, rows, cols, T, ...stride] };
+    }
     const split = matvecSplit(rows, cols, w.dtype);
-    return { kernel, grid: [cdiv(rows, 8 / split), cdiv(T, tt), 1], block: B256, args: [out, x, w.addr, rows, cols, T, split] };
+    return { kernel, grid: [cdiv(rows, 8 / split), cdiv(T, single ? 1 : 4), 1], block: B256, args: [out, x, w.addr, rows, cols, T, ...stride, split] };
   }
-  if (isQuantized(w.dtype)) {
-    return { kernel: byDtype("matmul_dq", w.dtype), grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
-  }
-  if (w.dtype === "f32") {
-    return { kernel: "matmul_simt_f32", grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
-  }
-  return { kernel: byDtype("matmul_mma", w.dtype), grid: [cdiv(rows, 128), cdiv(T, 64), 1], block: B256, args: [out, x, w.addr, T, rows, cols] };
+  const args = [out, x, w.addr, T, rows, cols, ld];
+  if (isQuantized(w.dtype)) return { kernel: byDtype("matmul_dq", w.dtype), grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args };
+  if (w.dtype === "f32") return { kernel: "matmul_simt_f32", grid: [cdiv(rows, 64), cdiv(T, 64), 1], block: B256, args };
+  return { kernel: byDtype("matmul_mma", w.dtype), grid: [cdiv(rows, 128), cdiv(T, 64), 1], block: B256, args };
 }
 
 /**
@@ -190,20 +195,34 @@ export function attentionSplits(s: AttentionShape, sms: number): number {
   return Math.max(1, Math.min(fill, Math.ceil(keys / ATTENTION_MIN_KEYS_PER_SPLIT)));
 }
 
-/** attention_prefill_f32's query tile and largest head (zig-src/cuda/attention_prefill.zig). */
+/** attention_prefill's query tile and largest head (zig-src/cuda/attention_prefill.zig). */
 export const PREFILL_TILE_Q = 16;
 export const PREFILL_MAX_HEAD_DIM = 128;
 
+function checkPages(kv: PagedKv, op: string): void {
+  if (!(Number.isInteger(kv.pageSize) && kv.pageSize >= 1 && kv.pageSize < 2 ** 32)) {
+    throw new UsageError(`${op}: page size ${kv.pageSize} is not a whole number of token slots ≥ 1`);
+  }
+}
+
 /**
- * Prefill (query tiles fill the GPU, head size ≤ 128 and a multiple of 4): attention_prefill_f32,
- * one block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_f32: one
+ * Stores k/v[T, width] (f32) at positions pos0 .. pos0+T-1 of the paged cache in kv.dtype:
+ * store_kv_<dtype>, grid (T, 2) (y: k or v), block 256 (zig-src/cuda/paged_kv.zig).
+ */
+export function storeKvPlan(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): LaunchPlan {
+  checkPages(kv, "storeKv");
+  return { kernel: byDtype("store_kv", kv.dtype), grid: [T, 2, 1], block: B256, args: [kv.k, kv.v, kv.pageTable, k, v, pos0, width, kv.pageSize] };
+}
+
+/**
+ * Attention over a paged cache read in kv.dtype. Prefill (query tiles fill the GPU, head size
+ * ≤ 128 and a multiple of 4, K and V bases on four elements): attention_prefill_<dtype>, one
+ * block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_<dtype>: one
  * block of 8 warps per (query token, head, split), grid (T, nHeads, splits); with splits > 1,
  * attention_combine_f32 merges the partials, grid (T, nHeads).
  * scratch: device buffer of attentionScratchBytes(sms) bytes.
  */
-export function attentionPlans(
-  out: number, q: number, kCache: number, vCache: number, s: AttentionShape, scratch: number, sms: number,
-): LaunchPlan[] {
+export function attentionPlans(out: number, q: number, kv: PagedKv, s: AttentionShape, scratch: number, sms: number): LaunchPlan[] {
   if (s.headDim > ATTENTION_MAX_HEAD_DIM) {
     throw new UsageError(
       `attention: headDim ${s.headDim} is larger than the CUDA kernel's ${ATTENTION_MAX_HEAD_DIM}`,
@@ -213,23 +232,74 @@ export function attentionPlans(
   if (s.nKvHeads < 1 || s.nHeads % s.nKvHeads !== 0) {
     throw new UsageError(`attention: nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
   }
-  if (s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
+  checkPages(kv, "attention");
+  const rowAlign = 4 * DTYPE_BYTES[kv.dtype];
+  const tiled = s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && kv.k % rowAlign === 0 && kv.v % rowAlign === 0;
+  if (tiled && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
     return [{
-      kernel: "attention_prefill_f32",
+      kernel: byDtype("attention_prefill", kv.dtype),
       grid: [cdiv(s.T, PREFILL_TILE_Q), s.nHeads, 1],
       block: B256,
-      args: [out, q, kCache, vCache, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale],
+      args: [out, q, kv.k, kv.v, kv.pageTable, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale, kv.pageSize],
     }];
   }
   const splits = attentionSplits(s, sms);
   const main: LaunchPlan = {
-    kernel: "attention_f32",
+    kernel: byDtype("attention", kv.dtype),
     grid: [s.T, s.nHeads, splits],
     block: B256,
-    args: [out, q, kCache, vCache, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits],
+    args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize],
   };
   if (splits === 1) return [main];
   return [main, { kernel: "attention_combine_f32", grid: [s.T, s.nHeads, 1], block: B256, args: [out, scratch, s.nHeads, s.headDim, splits] }];
+}
+
+/** moe_route's limits: experts held in registers (16 per lane), one chosen expert per lane (zig-src/cuda/moe.zig). */
+export const MOE_MAX_EXPERTS = 512;
+export const MOE_MAX_TOP_K = 32;
+
+/**
+ * Routing of N rows of logits[N, E]: moe_route_<bias dtype> (f32 without a bias), one warp per
+ * row, grid (ceil(N/8)), block 256. Without a bias the logits stand in for its (unread) pointer.
+ */
+export function moeRoutePlan(ids: number, weights: number, logits: number, N: number, o: RouteOptions): LaunchPlan {
+  const E = o.experts;
+  const k = o.topK;
+  if (!(Number.isInteger(E) && E >= 1 && E <= MOE_MAX_EXPERTS)) {
+    throw new UsageError(`moeRoute: ${E} experts; the CUDA kernel takes 1 .. ${MOE_MAX_EXPERTS}`, "run this model with --device cpu");
+  }
+  if (!(Number.isInteger(k) && k >= 1 && k <= Math.min(E, MOE_MAX_TOP_K))) {
+    throw new UsageError(`moeRoute: top ${k} of ${E} experts; the CUDA kernel chooses 1 .. min(E, ${MOE_MAX_TOP_K})`);
+  }
+  const bias = o.selectionBias ?? null;
+  if (bias && vectorLength(bias, "moeRoute selectionBias") !== E) {
+    throw new UsageError(`moeRoute: selectionBias has ${bias.shape[0]} entries for ${E} experts`);
+  }
+  const g = o.groups ?? null;
+  if (g) {
+    const ok = Number.isInteger(g.count) && g.count >= 1 && E % g.count === 0 && Number.isInteger(g.topk) && g.topk >= 1 && g.topk <= g.count;
+    if (!ok) throw new UsageError(`moeRoute: ${g.count} groups (best ${g.topk} kept) do not split ${E} experts evenly`);
+    if (g.rule === "top2sum" && E / g.count < 2) throw new UsageError(`moeRoute: "top2sum" needs groups of at least 2 experts (${E} experts in ${g.count} groups)`);
+  }
+  return {
+    kernel: byDtype("moe_route", bias ? bias.dtype : "f32"),
+    grid: [cdiv(N, 8), 1, 1],
+    block: B256,
+    args: [
+      ids, weights, logits, bias ? bias.addr : logits, N, E, k, o.scoring === "sigmoid" ? 1 : 0, o.normalize ? 1 : 0, o.scale,
+      bias ? 1 : 0, g ? g.count : 0, g ? g.topk : 0, g?.rule === "top2sum" ? 1 : 0,
+    ],
+  };
+}
+
+/** out[i, :] = x[rows[i], :] (rows: device int32 [n]): the f32 embedding gather, grid (n, ceil(width/256)). */
+export function gatherRowsPlan(out: number, x: number, rows: number, n: number, width: number): LaunchPlan {
+  return { kernel: "embedding_f32", grid: [n, cdiv(width, BLOCK), 1], block: B256, args: [out, x, rows, width] };
+}
+
+/** x[rows[i], :] += scales[i] * src[i, :] (rows, scales: device [n]): grid (n, ceil(width/256)). */
+export function scatterAddRowsPlan(x: number, src: number, rows: number, scales: number, n: number, width: number): LaunchPlan {
+  return { kernel: "scatter_add_rows_f32", grid: [n, cdiv(width, BLOCK), 1], block: B256, args: [x, src, rows, scales, width] };
 }
 
 /** One thread per element: grid (ceil(n/256)). */

@@ -14,27 +14,37 @@ const U = "u32";
 const F = "f32";
 // (out, x, w, rows|M, cols|N or K...) — see each kernel's file for the exact order.
 const MATVEC = [P, P, P, U, U, U] as const; // out, x, w, rows, cols, T
+const MATVEC_LD = [P, P, P, U, U, U, U] as const; // out, x, w, rows, cols, T, ld
 const FLOAT_MATVEC = [P, P, P, U, U, U, U] as const; // out, x, w, rows, cols, T, split
+const FLOAT_MATVEC_LD = [P, P, P, U, U, U, U, U] as const; // out, x, w, rows, cols, T, ld, split
 // out0, out1, out2, x, w0, w1, w2, rows0, rows1, rows2, cols, T, split, accumulate
 const MATVEC_MULTI = [P, P, P, P, P, P, P, U, U, U, U, U, U, U] as const;
 const MATVEC_SWIGLU = [P, P, P, P, U, U, U, U] as const; // out, x, gate, up, rows, cols, T, split
-const MATMUL = [P, P, P, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
+const MATMUL = [P, P, P, U, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols, ld
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
+// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
+const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U] as const;
+// out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize
+const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U] as const;
+const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable, k, v, pos0, width, pageSize
+// ids, weights, logits, bias, N, E, k, sigmoid, normalize, scale, hasBias, groups, groupTopk, top2sum
+const MOE_ROUTE = [P, P, P, P, U, U, U, U, U, F, U, U, U, U] as const;
 
 /** Block-quantized types (zig-src/cuda/kernels.zig quant_types, then bnb_types): four kernels each. */
 const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "nf4", "q8_block"] as const;
 type QuantName = (typeof QUANT_TYPES)[number];
-type QuantKernels = Record<
-  `matvec_t1_${QuantName}` | `matvec_t4_${QuantName}` | `matmul_dq_${QuantName}`, typeof MATVEC
-> & Record<`embedding_${QuantName}`, typeof EMBEDDING>;
+type QuantKernels = Record<`matvec_t1_${QuantName}`, typeof MATVEC> &
+  Record<`matvec_t4_${QuantName}`, typeof MATVEC_LD> &
+  Record<`matmul_dq_${QuantName}`, typeof MATMUL> &
+  Record<`embedding_${QuantName}`, typeof EMBEDDING>;
 
 function quantKernels(): QuantKernels {
   const out: Record<string, readonly ArgKind[]> = {};
   for (const q of QUANT_TYPES) {
     out[`matvec_t1_${q}`] = MATVEC;
-    out[`matvec_t4_${q}`] = MATVEC;
+    out[`matvec_t4_${q}`] = MATVEC_LD;
     out[`matmul_dq_${q}`] = MATMUL;
     out[`embedding_${q}`] = EMBEDDING;
   }
@@ -46,9 +56,9 @@ export const KERNELS = {
   matvec_t1_f32: FLOAT_MATVEC,
   matvec_t1_f16: FLOAT_MATVEC,
   matvec_t1_bf16: FLOAT_MATVEC,
-  matvec_t4_f32: FLOAT_MATVEC,
-  matvec_t4_f16: FLOAT_MATVEC,
-  matvec_t4_bf16: FLOAT_MATVEC,
+  matvec_t4_f32: FLOAT_MATVEC_LD,
+  matvec_t4_f16: FLOAT_MATVEC_LD,
+  matvec_t4_bf16: FLOAT_MATVEC_LD,
   matvec_multi_t1_f32: MATVEC_MULTI,
   matvec_multi_t1_f16: MATVEC_MULTI,
   matvec_multi_t1_bf16: MATVEC_MULTI,
@@ -78,11 +88,20 @@ export const KERNELS = {
   embedding_bf16: EMBEDDING,
   // x, T, nHeads, headDim, pos0, invFreq, attnFactor
   rope_f32: [P, U, U, U, U, P, F, U],
-  // out, q, kCache, vCache, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits
-  attention_f32: [P, P, P, P, P, U, U, U, U, U, F, U],
+  store_kv_f32: STORE_KV,
+  store_kv_f16: STORE_KV,
+  store_kv_bf16: STORE_KV,
+  attention_f32: ATTENTION,
+  attention_f16: ATTENTION,
+  attention_bf16: ATTENTION,
   attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits
-  // out, q, kCache, vCache, nHeads, nKvHeads, headDim, T, pos0, window, scale
-  attention_prefill_f32: [P, P, P, P, U, U, U, U, U, U, F],
+  attention_prefill_f32: ATTENTION_PREFILL,
+  attention_prefill_f16: ATTENTION_PREFILL,
+  attention_prefill_bf16: ATTENTION_PREFILL,
+  moe_route_f32: MOE_ROUTE,
+  moe_route_f16: MOE_ROUTE,
+  moe_route_bf16: MOE_ROUTE,
+  scatter_add_rows_f32: [P, P, P, P, U], // x, src, rows, scales, width
   swiglu_f32: [P, P, P, U], // out, gate, up, n
   add_f32: [P, P, P, U], // out, a, b, n
   softmax_f32: [P, U], // x, n

@@ -7,8 +7,8 @@
 // the output's scale, so outputs near zero do not blow it up). pass: maxRelErr ≤ tol and no
 // NaN/Inf where the reference is finite.
 import { toArrayBuffer } from "bun:ffi";
-import type { AttentionShape, Backend, DType, FloatDType, QuantDType, Weight } from "../backend.ts";
-import { isBnb, QUANT_BLOCKS, tensorBytes } from "../backend.ts";
+import type { AttentionShape, Backend, DType, FloatDType, PagedKv, QuantDType, RouteOptions, Weight } from "../backend.ts";
+import { DTYPE_BYTES, isBnb, isQuantized, QUANT_BLOCKS, tensorBytes } from "../backend.ts";
 
 export interface OpCheck {
   readonly op: string;
@@ -34,6 +34,10 @@ const TOL_F32 = 2e-5;
 /** Prefill on tensor cores rounds the activations to the weight format (matmul_mma.zig). */
 const TOL_MMA: Record<FloatDType, number> = { f32: TOL_F32, f16: 3e-3, bf16: 2e-2 };
 
+/** Routing inputs are redrawn below this margin (routeMargin): 20 times the ~1e-6 by which two
+ *  backends' exponentials (ex2.approx on CUDA) may move a score. */
+const ROUTE_MIN_MARGIN = 2e-5;
+
 /** mulberry32: a small deterministic generator, so a failing case can be rerun as is. */
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -57,6 +61,14 @@ export function encodeWeights(values: Float32Array, dtype: FloatDType): Uint8Arr
     out[i] = (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
   }
   return new Uint8Array(out.buffer);
+}
+
+/** Widens `dtype` bytes to f32 values (the inverse of encodeWeights on what it produces). */
+export function decodeValues(bytes: Uint8Array, dtype: FloatDType): Float32Array {
+  if (dtype === "f32") return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  const half = new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  if (dtype === "f16") return Float32Array.from(new Float16Array(half.buffer));
+  return new Float32Array(Uint32Array.from(half, (h) => h << 16).buffer);
 }
 
 /** The same buffers on both backends. */
@@ -121,6 +133,23 @@ class Pair {
     return [r, t];
   }
 
+  /** `n` elements of `dtype` at each address, widened to f32. */
+  readAs(pair: [number, number], n: number, dtype: FloatDType): [Float32Array, Float32Array] {
+    const bytes = n * DTYPE_BYTES[dtype];
+    const [r, t] = [new Uint8Array(bytes), new Uint8Array(bytes)];
+    this.ref.download(r, pair[0], bytes);
+    this.test.download(t, pair[1], bytes);
+    return [decodeValues(r, dtype), decodeValues(t, dtype)];
+  }
+
+  /** `n` int32 at each address, as f32 numbers (exact below 2^24). */
+  readInt32(pair: [number, number], n: number): [Float32Array, Float32Array] {
+    const [r, t] = [new Uint8Array(n * 4), new Uint8Array(n * 4)];
+    this.ref.download(r, pair[0], n * 4);
+    this.test.download(t, pair[1], n * 4);
+    return [Float32Array.from(new Int32Array(r.buffer)), Float32Array.from(new Int32Array(t.buffer))];
+  }
+
   freeAll(): void {
     for (const [a, b] of this.owned) {
       this.ref.free(a);
@@ -142,6 +171,262 @@ function compare(op: string, dtype: DType, shape: string, tol: number, [ref, got
   if (broken) maxAbsErr = Infinity;
   const maxRelErr = maxAbsErr / Math.max(scale, 1e-30);
   return { op, dtype, shape, maxAbsErr, maxRelErr, tol, pass: maxRelErr <= tol };
+}
+
+/** What every group of checks needs: both backends, their buffers, the inputs' generator, the report. */
+interface Ctx {
+  readonly cpu: Backend;
+  readonly gpu: Backend;
+  readonly p: Pair;
+  readonly rand: () => number;
+  readonly uniform: (n: number, scale?: number) => Float32Array;
+  readonly record: (c: OpCheck) => void;
+}
+
+/**
+ * Row chunks written in place (matmul's ldOut): two matrices of one width into the columns
+ * [0, rA) and [rA, rA + rB) of an output whose rows are rA + rB + 5 floats apart, on every kernel
+ * path (T = 1; the 4-token matvec at T = 3 and 8; the prefill tiles at T = 70). The output starts
+ * filled; the 5 columns after both chunks must keep the fill exactly.
+ */
+function checkStridedMatmul({ cpu, gpu, p, rand, uniform, record }: Ctx): void {
+  const cases: [DType, number, number, number][] = [
+    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["nf4", 33, 30, 172],
+  ];
+  const gap = 5;
+  for (const [dtype, rA, rB, cols] of cases) {
+    const matrix = (rows: number): [Weight, Weight] =>
+      isQuantized(dtype) ? p.quantWeight(rand, dtype, [rows, cols]) : p.weight(uniform(rows * cols), dtype, [rows, cols]);
+    for (const T of [1, 3, 8, 70]) {
+      const ld = rA + rB + gap;
+      const [a, b] = [matrix(rA), matrix(rB)];
+      const xs = p.f32(uniform(T * cols));
+      const fill = uniform(T * ld, 7);
+      const out = p.f32(fill);
+      cpu.matmul(out[0], xs[0], a[0], T, ld);
+      cpu.matmul(out[0] + rA * 4, xs[0], b[0], T, ld);
+      gpu.matmul(out[1], xs[1], a[1], T, ld);
+      gpu.matmul(out[1] + rA * 4, xs[1], b[1], T, ld);
+      const [ref, got] = p.read(out, T * ld);
+      const columns = (v: Float32Array, c0: number, n: number): Float32Array =>
+        Float32Array.from({ length: T * n }, (_, i) => v[Math.floor(i / n) * ld + c0 + (i % n)]);
+      const shape = `T=${T} [${rA}+${rB},${cols}] ld=${ld}`;
+      const tol = T > 8 && (dtype === "f16" || dtype === "bf16") ? TOL_MMA[dtype] : TOL_F32;
+      record(compare("matmul ldOut", dtype, shape, tol, [columns(ref, 0, rA + rB), columns(got, 0, rA + rB)]));
+      record(compare("matmul ldOut gap", dtype, shape, 0, [columns(fill, rA + rB, gap), columns(got, rA + rB, gap)]));
+      p.freeAll();
+    }
+  }
+}
+
+/** Both backends' copies of one layer's paged cache: K and V pools, the page table, PagedKv. */
+interface PagedPool {
+  readonly kv: [PagedKv, PagedKv];
+  readonly k: [number, number];
+  readonly v: [number, number];
+  /** Elements in each pool (from kv.k on). */
+  readonly elements: number;
+}
+
+/**
+ * A pool with the pages `positions` tokens need plus two spare ones, every slot holding random
+ * values of `dtype`, and a page table that sends the positions to the pages in shuffled order.
+ * `offset` elements before the first slot leave kv.k and kv.v off the pools' alignment.
+ */
+function pagedPool({ p, rand, uniform }: Ctx, dtype: FloatDType, positions: number, width: number, pageSize: number, offset = 0): PagedPool {
+  const used = Math.ceil(positions / pageSize);
+  const pages = Array.from({ length: used + 2 }, (_, i) => i);
+  for (let i = pages.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [pages[i], pages[j]] = [pages[j], pages[i]];
+  }
+  const table = Int32Array.from(pages.slice(0, used));
+  const elements = pages.length * pageSize * width;
+  const k = p.put(encodeWeights(uniform(offset + elements, 2), dtype));
+  const v = p.put(encodeWeights(uniform(offset + elements), dtype));
+  const t = p.put(new Uint8Array(table.buffer));
+  const skip = offset * DTYPE_BYTES[dtype];
+  const kv = [0, 1].map((i) => ({ k: k[i] + skip, v: v[i] + skip, dtype, pageSize, pageTable: t[i] })) as [PagedKv, PagedKv];
+  return { kv, k: [k[0] + skip, k[1] + skip], v: [v[0] + skip, v[1] + skip], elements };
+}
+
+/**
+ * storeKv: 11 rows at positions 5 .. 15 through pages of 1, 7 and 16 slots and one page for all,
+ * an odd width (element by element) and a wide one (groups of four). The stored values must be
+ * the CPU's rounding exactly, and every other slot of both pools unchanged.
+ */
+function checkStoreKv(x: Ctx): void {
+  const { cpu, gpu, p, uniform, record } = x;
+  const [pos0, T] = [5, 11];
+  for (const dtype of DTYPES) {
+    for (const width of [15, 64]) {
+      for (const pageSize of [1, 7, 16, 40]) {
+        const pool = pagedPool(x, dtype, pos0 + T, width, pageSize);
+        const k = p.f32(uniform(T * width, 3));
+        const v = p.f32(uniform(T * width, 3));
+        cpu.storeKv(pool.kv[0], k[0], v[0], pos0, T, width);
+        gpu.storeKv(pool.kv[1], k[1], v[1], pos0, T, width);
+        const shape = `T=${T} pos0=${pos0} width=${width} page=${pageSize}`;
+        record(compare("storeKv k", dtype, shape, 0, p.readAs(pool.k, pool.elements, dtype)));
+        record(compare("storeKv v", dtype, shape, 0, p.readAs(pool.v, pool.elements, dtype)));
+        p.freeAll();
+      }
+    }
+  }
+}
+
+/**
+ * Attention over paged caches of each KV dtype, through pages of 1, 7 and 16 slots and one page
+ * longer than the sequence, shuffled in the pool: decode, decode with the keys split across
+ * blocks, prefill on the tiled kernel and on the per-query fallback, windows, GQA.
+ */
+function checkPagedAttention(x: Ctx): void {
+  const { cpu, gpu, p, uniform, record } = x;
+  const att: (AttentionShape & { offset?: number })[] = [
+    { T: 1, nHeads: 4, nKvHeads: 2, headDim: 64, pos0: 10, window: 0, scale: 1 / 8 },
+    { T: 9, nHeads: 4, nKvHeads: 1, headDim: 32, pos0: 0, window: 0, scale: 1 / Math.sqrt(32) },
+    { T: 6, nHeads: 2, nKvHeads: 2, headDim: 128, pos0: 20, window: 5, scale: 1 / Math.sqrt(128) },
+    { T: 3, nHeads: 6, nKvHeads: 3, headDim: 80, pos0: 700, window: 0, scale: 1 / Math.sqrt(80) },
+    { T: 2, nHeads: 2, nKvHeads: 1, headDim: 256, pos0: 40, window: 16, scale: 1 / 16 },
+    // A head of 6 (not whole groups of four: element by element).
+    { T: 3, nHeads: 2, nKvHeads: 1, headDim: 6, pos0: 4, window: 0, scale: 0.4 },
+    // Long enough to split the keys across blocks (flash decoding) on any GPU of ≥ 8 SMs,
+    // with a window, and a prefill whose first queries leave some splits empty.
+    { T: 1, nHeads: 4, nKvHeads: 1, headDim: 128, pos0: 5000, window: 0, scale: 1 / Math.sqrt(128) },
+    { T: 1, nHeads: 2, nKvHeads: 2, headDim: 64, pos0: 3000, window: 1000, scale: 1 / 8 },
+    { T: 260, nHeads: 1, nKvHeads: 1, headDim: 64, pos0: 0, window: 0, scale: 1 / 8 },
+    // Enough query tiles to take the prefill kernel on any GPU of ≤ 160 SMs: a partial last
+    // tile, GQA, a window shorter than a key tile, a chunk after earlier tokens, head 80.
+    { T: 75, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 1 / Math.sqrt(128) },
+    { T: 90, nHeads: 32, nKvHeads: 4, headDim: 64, pos0: 0, window: 20, scale: 1 / 8 },
+    { T: 40, nHeads: 60, nKvHeads: 6, headDim: 80, pos0: 333, window: 0, scale: 1 / Math.sqrt(80) },
+    { T: 33, nHeads: 64, nKvHeads: 64, headDim: 32, pos0: 100, window: 50, scale: 1 / Math.sqrt(32) },
+    // The same prefill with K and V one element off their alignment: the fallback, element by element.
+    { T: 75, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 1 / Math.sqrt(128), offset: 1 },
+  ];
+  for (const s of att) {
+    const positions = s.pos0 + s.T;
+    for (const dtype of DTYPES) {
+      for (const pageSize of [1, 7, 16, positions + 5]) {
+        const pool = pagedPool(x, dtype, positions, s.nKvHeads * s.headDim, pageSize, s.offset ?? 0);
+        const q = p.f32(uniform(s.T * s.nHeads * s.headDim, 2));
+        const out = p.f32(new Float32Array(s.T * s.nHeads * s.headDim));
+        cpu.attention(out[0], q[0], pool.kv[0], s);
+        gpu.attention(out[1], q[1], pool.kv[1], s);
+        const misaligned = s.offset ? " misaligned" : "";
+        const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window} page=${pageSize}${misaligned}`;
+        record(compare("attention", dtype, shape, 1e-4, p.read(out, s.T * s.nHeads * s.headDim)));
+        p.freeAll();
+      }
+    }
+  }
+}
+
+/**
+ * The gap, relative to the largest choice score, between the scores that decide one row's
+ * routing (each chosen expert and the next, the last chosen and the first left out, the last
+ * group kept and the first dropped), in f64. Inputs with a gap far above f32 rounding and the
+ * exponential's error route the same on any correct backend.
+ */
+function routeMargin(logits: Float32Array, bias: Float32Array | null, o: RouteOptions): number {
+  let score: number[];
+  if (o.scoring === "softmax") {
+    const m = Math.max(...logits);
+    const e = Array.from(logits, (v) => Math.exp(v - m));
+    const sum = e.reduce((a, b) => a + b, 0);
+    score = e.map((v) => v / sum);
+  } else score = Array.from(logits, (v) => 1 / (1 + Math.exp(-v)));
+  const choice = score.map((v, i) => v + (bias ? bias[i] : 0));
+  let gap = Infinity;
+  let allowed = choice.map(() => true);
+  const g = o.groups;
+  if (g) {
+    const size = o.experts / g.count;
+    const gs = Array.from({ length: g.count }, (_, i) => {
+      const c = choice.slice(i * size, (i + 1) * size).sort((a, b) => b - a);
+      return g.rule === "max" ? c[0] : c[0] + c[1];
+    });
+    const order = gs.map((_, i) => i).sort((a, b) => gs[b] - gs[a]);
+    if (g.topk < g.count) gap = gs[order[g.topk - 1]] - gs[order[g.topk]];
+    const kept = new Set(order.slice(0, g.topk));
+    allowed = choice.map((_, i) => kept.has(Math.floor(i / size)));
+  }
+  const ranked = choice.map((_, i) => i).filter((i) => allowed[i]).sort((a, b) => choice[b] - choice[a]);
+  for (let r = 0; r < Math.min(o.topK, ranked.length - 1); r++) gap = Math.min(gap, choice[ranked[r]] - choice[ranked[r + 1]]);
+  return gap / Math.max(...choice.map(Math.abs));
+}
+
+/**
+ * MoE routing in the shapes of the models that use it (Mixtral, Qwen-MoE, DeepSeek V2's max
+ * groups, V3's sigmoid with a bias of each dtype and top-2-sum groups, 512 experts, k = 32, more
+ * groups than lanes, k = E): ids exactly, weights to the exponential's error. Each row's logits
+ * are drawn again until no decision is a near-tie (routeMargin). Then gatherRows (exact) and
+ * scatterAddRows.
+ */
+function checkMoe({ cpu, gpu, p, uniform, record }: Ctx): void {
+  const cases: (RouteOptions & { N: number; biasDtype?: FloatDType })[] = [
+    { N: 5, experts: 8, topK: 2, scoring: "softmax", normalize: true, scale: 1 },
+    { N: 37, experts: 128, topK: 8, scoring: "softmax", normalize: true, scale: 1 },
+    { N: 9, experts: 60, topK: 4, scoring: "softmax", normalize: false, scale: 1 },
+    { N: 9, experts: 160, topK: 6, scoring: "softmax", normalize: false, scale: 16, groups: { count: 8, topk: 3, rule: "max" } },
+    { N: 70, experts: 256, topK: 8, scoring: "sigmoid", normalize: true, scale: 2.5, biasDtype: "f32", groups: { count: 8, topk: 4, rule: "top2sum" } },
+    { N: 6, experts: 256, topK: 8, scoring: "sigmoid", normalize: true, scale: 2.5, biasDtype: "bf16", groups: { count: 8, topk: 4, rule: "top2sum" } },
+    { N: 6, experts: 96, topK: 6, scoring: "softmax", normalize: true, scale: 1, biasDtype: "f16" },
+    { N: 4, experts: 512, topK: 10, scoring: "softmax", normalize: true, scale: 1 },
+    { N: 4, experts: 512, topK: 32, scoring: "sigmoid", normalize: true, scale: 1, biasDtype: "f16" },
+    { N: 3, experts: 64, topK: 32, scoring: "softmax", normalize: false, scale: 1, groups: { count: 64, topk: 40, rule: "max" } },
+    { N: 2, experts: 3, topK: 3, scoring: "sigmoid", normalize: false, scale: 1 },
+  ];
+  for (const c of cases) {
+    const E = c.experts;
+    let bias: [Weight, Weight] | null = null;
+    let biasValues: Float32Array | null = null;
+    if (c.biasDtype) {
+      const values = uniform(E, 0.3);
+      bias = p.weight(values, c.biasDtype, [E]);
+      biasValues = decodeValues(encodeWeights(values, c.biasDtype), c.biasDtype);
+    }
+    const logits = new Float32Array(c.N * E);
+    for (let r = 0; r < c.N; r++) {
+      let row = uniform(E, 3);
+      for (let tries = 0; routeMargin(row, biasValues, c) < ROUTE_MIN_MARGIN; tries++) {
+        if (tries === 1000) throw new Error(`moeRoute selftest: no input without near-ties for ${E} experts, top ${c.topK}`);
+        row = uniform(E, 3);
+      }
+      logits.set(row, r * E);
+    }
+    const lg = p.f32(logits);
+    const ids = p.f32(new Float32Array(c.N * c.topK));
+    const weights = p.f32(new Float32Array(c.N * c.topK));
+    cpu.moeRoute(ids[0], weights[0], lg[0], c.N, { ...c, selectionBias: bias?.[0] ?? null });
+    gpu.moeRoute(ids[1], weights[1], lg[1], c.N, { ...c, selectionBias: bias?.[1] ?? null });
+    const groups = c.groups ? ` groups ${c.groups.topk}/${c.groups.count} ${c.groups.rule}` : "";
+    const shape = `N=${c.N} E=${E} k=${c.topK} ${c.scoring}${c.normalize ? " norm" : ""}${c.biasDtype ? ` bias ${c.biasDtype}` : ""}${groups}`;
+    record(compare("moeRoute ids", "f32", shape, 0, p.readInt32(ids, c.N * c.topK)));
+    record(compare("moeRoute weights", "f32", shape, 1e-5, p.read(weights, c.N * c.topK)));
+    p.freeAll();
+  }
+
+  for (const [R, width, rows] of [[50, 67, [3, 0, 49, 3, 17]], [9, 1024, [8, 1, 2, 7, 0, 5, 4]]] as [number, number, number[]][]) {
+    const idx = Int32Array.from(rows);
+    const src = p.f32(uniform(R * width));
+    const out = p.f32(new Float32Array(idx.length * width));
+    cpu.gatherRows(out[0], src[0], idx, width);
+    gpu.gatherRows(out[1], src[1], idx, width);
+    record(compare("gatherRows", "f32", `[${R},${width}] rows ${idx.length}`, 0, p.read(out, idx.length * width)));
+    p.freeAll();
+  }
+
+  for (const [R, width, rows] of [[20, 67, [4, 0, 19, 9]], [12, 2048, [11, 3, 5, 0, 7, 2, 9, 1]]] as [number, number, number[]][]) {
+    const idx = Int32Array.from(rows);
+    const scales = uniform(idx.length, 2);
+    const xs = p.f32(uniform(R * width, 3));
+    const src = p.f32(uniform(idx.length * width));
+    cpu.scatterAddRows(xs[0], src[0], idx, scales, width);
+    gpu.scatterAddRows(xs[1], src[1], idx, scales, width);
+    record(compare("scatterAddRows", "f32", `[${R},${width}] rows ${idx.length}`, TOL_F32, p.read(xs, R * width)));
+    p.freeAll();
+  }
 }
 
 export interface SelftestOptions {
@@ -293,36 +578,11 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       p.freeAll();
     }
 
-    const att: AttentionShape[] = [
-      { T: 1, nHeads: 4, nKvHeads: 2, headDim: 64, pos0: 10, window: 0, scale: 1 / 8 },
-      { T: 9, nHeads: 4, nKvHeads: 1, headDim: 32, pos0: 0, window: 0, scale: 1 / Math.sqrt(32) },
-      { T: 6, nHeads: 2, nKvHeads: 2, headDim: 128, pos0: 20, window: 5, scale: 1 / Math.sqrt(128) },
-      { T: 3, nHeads: 6, nKvHeads: 3, headDim: 80, pos0: 700, window: 0, scale: 1 / Math.sqrt(80) },
-      { T: 2, nHeads: 2, nKvHeads: 1, headDim: 256, pos0: 40, window: 16, scale: 1 / 16 },
-      // Long enough to split the keys across blocks (flash decoding) on any GPU of ≥ 8 SMs,
-      // with a window, and a prefill whose first queries leave some splits empty.
-      { T: 1, nHeads: 4, nKvHeads: 1, headDim: 128, pos0: 5000, window: 0, scale: 1 / Math.sqrt(128) },
-      { T: 1, nHeads: 2, nKvHeads: 2, headDim: 64, pos0: 3000, window: 1000, scale: 1 / 8 },
-      { T: 260, nHeads: 1, nKvHeads: 1, headDim: 64, pos0: 0, window: 0, scale: 1 / 8 },
-      // Enough query tiles to take the prefill kernel on any GPU of ≤ 160 SMs: a partial last
-      // tile, GQA, a window shorter than a key tile, a chunk after earlier tokens, head 80.
-      { T: 75, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 1 / Math.sqrt(128) },
-      { T: 90, nHeads: 32, nKvHeads: 4, headDim: 64, pos0: 0, window: 20, scale: 1 / 8 },
-      { T: 40, nHeads: 60, nKvHeads: 6, headDim: 80, pos0: 333, window: 0, scale: 1 / Math.sqrt(80) },
-      { T: 33, nHeads: 64, nKvHeads: 64, headDim: 32, pos0: 100, window: 50, scale: 1 / Math.sqrt(32) },
-    ];
-    for (const s of att) {
-      const maxSeq = s.pos0 + s.T + 3;
-      const q = p.f32(uniform(s.T * s.nHeads * s.headDim, 2));
-      const k = p.f32(uniform(maxSeq * s.nKvHeads * s.headDim, 2));
-      const v = p.f32(uniform(maxSeq * s.nKvHeads * s.headDim));
-      const out = p.f32(new Float32Array(s.T * s.nHeads * s.headDim));
-      cpu.attention(out[0], q[0], k[0], v[0], s);
-      gpu.attention(out[1], q[1], k[1], v[1], s);
-      const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window}`;
-      record(compare("attention", "f32", shape, 1e-4, p.read(out, s.T * s.nHeads * s.headDim)));
-      p.freeAll();
-    }
+    const x: Ctx = { cpu, gpu, p, rand, uniform, record };
+    checkStridedMatmul(x);
+    checkStoreKv(x);
+    checkPagedAttention(x);
+    checkMoe(x);
 
     for (const n of [1000, 4099]) {
       const a = p.f32(uniform(n, 6));
