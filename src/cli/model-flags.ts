@@ -12,7 +12,7 @@ export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
   { name: "compression", value: "4bit|8bit", help: "AirLLM compression: use MODEL/splitted_model.4bit|8bit, creating it first" },
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
-  { name: "max-memory", value: "SIZE", help: "CPU: RAM budget, e.g. 256MiB; layers beyond it are read from disk every pass" },
+  { name: "max-memory", value: "SIZE", help: "CPU: peak RSS of the whole process beyond a 64 MiB runtime overhead, e.g. 4GiB; weights beyond it are read from disk every pass" },
   { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
   { name: "prefetch", value: "N", help: "chunks fetched ahead while one computes (default 1)" },
   { name: "no-prefetch", help: "fetch each chunk only when it is needed (AirLLM prefetching=False)" },

@@ -4,7 +4,8 @@ import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
 import { inspectModelSource } from "../model/model-source.ts";
-import { formatBytes } from "../util/size.ts";
+import { heldBeyondRuntime, peakRssBytes } from "../util/rss.ts";
+import { formatBytes, parseSize } from "../util/size.ts";
 import { planLines, predictedMsPerToken } from "./plan-report.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { Profiler } from "../engine/profiler.ts";
@@ -97,8 +98,11 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   }
   const maxNewTokens = f.number("max-tokens", { integer: true }) ?? 256;
   const ctx = f.number("ctx", { integer: true });
+  const options = modelOptions(f, err);
   const model = await AutoModel.from_pretrained(modelDir, {
-    ...modelOptions(f, err),
+    ...options,
+    // --max-memory bounds the whole process's peak RSS: what the tokenizer took is not the model's.
+    max_memory: options.max_memory === undefined ? undefined : Math.max(0, parseSize(options.max_memory, "--max-memory") - heldBeyondRuntime()),
     tokenizer,
     max_seq_len: ctx ?? Math.min(maxPos, ids.length + maxNewTokens),
     // The prompt and one new token at least; an explicit --ctx does not shrink.
@@ -191,13 +195,3 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
 }
 
 const round = (v: number) => (Number.isFinite(v) ? Math.round(v * 10) / 10 : 0);
-
-/** The process's peak resident set (VmHWM), in bytes; 0 where /proc is not there. */
-function peakRssBytes(): number {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}

@@ -122,7 +122,7 @@ export function planMemory(o: MemoryPlanInput): MemoryPlan {
   let context = wanted;
   if (!streamFits(wanted)) {
     if (maxContext < o.context.min) {
-      throw tooSmall(o, { fixed: fixed(o.context.min, true), kv: kvBytes(o.context.min), ring: ring + expertRing, slotBytes, slots, minSlot }, streamingFixed);
+      throw tooSmall(o, { fixed: fixed(o.context.min, true), kv: kvBytes(o.context.min), ring: ring + expertRing, slotBytes, slots, minSlot, maxContext }, streamingFixed);
     }
     context = Math.min(wanted, maxContext);
   }
@@ -215,6 +215,8 @@ interface Parts {
   readonly slotBytes: number;
   readonly slots: number;
   readonly minSlot: number;
+  /** The largest context this budget holds (0: none). */
+  readonly maxContext: number;
 }
 
 /** The budget cannot hold even the smallest context: each part's bytes and the budget that would. */
@@ -225,6 +227,8 @@ function tooSmall(o: MemoryPlanInput, p: Parts, streamingFixed: (ctx: number) =>
     `the memory budget of ${formatBytes(o.budget)} cannot hold a context of ${o.context.min} tokens: ` +
       `activations, embedding rows and resident norms ${formatBytes(p.fixed)}, KV cache ${formatBytes(p.kv)}, ` +
       `streaming ring ${formatBytes(p.ring)} (${p.slots} slot${p.slots > 1 ? "s" : ""} of ${formatBytes(p.slotBytes)}; one row group needs ${formatBytes(p.minSlot)})`,
-    `the smallest budget that fits is about ${formatBytes(smallest)}: raise ${o.budgetFlag}, lower --prefetch, shorten the prompt, or use --compression 4bit`,
+    `the smallest budget that fits is about ${formatBytes(smallest)}` +
+      (p.maxContext > 0 ? `, and this one holds a context of ${p.maxContext} tokens` : "") +
+      `: raise ${o.budgetFlag}, lower --ctx or --prefetch, shorten the prompt, or use --compression 4bit`,
   );
 }

@@ -1,0 +1,92 @@
+// Model folders of real large-model shapes whose weights are holes: the safetensors header is
+// written and the file is extended with ftruncate, so a 140 GB model takes no disk and reads as
+// zeros (RMSNorm of zeros is zero, so a pass is well defined). For shape-only runs: memory plans,
+// peak RSS under a budget, bytes streamed per pass — never for numerics.
+import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+export interface SparseLlamaSpec {
+  readonly hidden: number;
+  readonly intermediate: number;
+  readonly layers: number;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly vocab: number;
+  readonly maxPositions: number;
+  readonly ropeTheta: number;
+  readonly dtype: "BF16" | "F16" | "F32";
+}
+
+/** Llama-3-70B: hidden 8192, 80 layers, 64/8 heads, intermediate 28672, vocab 128256. */
+export const LLAMA3_70B: SparseLlamaSpec = {
+  hidden: 8192, intermediate: 28672, layers: 80, heads: 64, kvHeads: 8, vocab: 128256, maxPositions: 8192, ropeTheta: 500000, dtype: "BF16",
+};
+
+/** Llama-3.1-405B: hidden 16384, 126 layers, 128/8 heads, intermediate 53248, vocab 128256. */
+export const LLAMA31_405B: SparseLlamaSpec = {
+  hidden: 16384, intermediate: 53248, layers: 126, heads: 128, kvHeads: 8, vocab: 128256, maxPositions: 131072, ropeTheta: 500000, dtype: "BF16",
+};
+
+const ELEM = { BF16: 2, F16: 2, F32: 4 } as const;
+
+function tensorsOf(s: SparseLlamaSpec): [string, number[]][] {
+  const hd = s.hidden / s.heads;
+  const t: [string, number[]][] = [["model.embed_tokens.weight", [s.vocab, s.hidden]]];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    t.push(
+      [`${p}.input_layernorm.weight`, [s.hidden]],
+      [`${p}.self_attn.q_proj.weight`, [s.heads * hd, s.hidden]],
+      [`${p}.self_attn.k_proj.weight`, [s.kvHeads * hd, s.hidden]],
+      [`${p}.self_attn.v_proj.weight`, [s.kvHeads * hd, s.hidden]],
+      [`${p}.self_attn.o_proj.weight`, [s.hidden, s.heads * hd]],
+      [`${p}.post_attention_layernorm.weight`, [s.hidden]],
+      [`${p}.mlp.gate_proj.weight`, [s.intermediate, s.hidden]],
+      [`${p}.mlp.up_proj.weight`, [s.intermediate, s.hidden]],
+      [`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate]],
+    );
+  }
+  t.push(["model.norm.weight", [s.hidden]], ["lm_head.weight", [s.vocab, s.hidden]]);
+  return t;
+}
+
+/**
+ * Writes `dir` (config.json, model.safetensors of holes, the tokenizer files of `tokenizerDir`),
+ * reusing a complete one. Returns the weight bytes.
+ */
+export function writeSparseLlama(dir: string, s: SparseLlamaSpec, tokenizerDir: string): number {
+  const header: Record<string, unknown> = {};
+  let off = 0;
+  for (const [name, shape] of tensorsOf(s)) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * ELEM[s.dtype];
+    header[name] = { dtype: s.dtype, shape, data_offsets: [off, off + bytes] };
+    off += bytes;
+  }
+  const done = join(dir, ".complete");
+  if (existsSync(done)) return off;
+  mkdirSync(dir, { recursive: true });
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const fd = openSync(join(dir, "model.safetensors"), "w");
+  try {
+    const len = new Uint8Array(8);
+    new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
+    writeSync(fd, len);
+    writeSync(fd, json);
+    ftruncateSync(fd, 8 + json.length + off);
+  } finally {
+    closeSync(fd);
+  }
+  const torchDtype = { BF16: "bfloat16", F16: "float16", F32: "float32" }[s.dtype];
+  writeFileSync(
+    join(dir, "config.json"),
+    JSON.stringify({
+      architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: s.hidden, intermediate_size: s.intermediate,
+      num_hidden_layers: s.layers, num_attention_heads: s.heads, num_key_value_heads: s.kvHeads, vocab_size: s.vocab,
+      max_position_embeddings: s.maxPositions, rms_norm_eps: 1e-5, rope_theta: s.ropeTheta, tie_word_embeddings: false,
+      torch_dtype: torchDtype, bos_token_id: 128000, eos_token_id: 128001,
+    }, null, 1),
+  );
+  for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokenizerDir, f), join(dir, f));
+  writeFileSync(done, "");
+  return off;
+}
