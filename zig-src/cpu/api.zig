@@ -222,12 +222,12 @@ pub fn airllm_reader_wait(r: *reader.Reader, ticket: u64) callconv(.c) i32 {
     return r.wait(ticket);
 }
 
-/// Like wait without blocking: -2 while the read runs.
 /// (reader, out[2]) ← bytes read so far, nanoseconds during which reads were running.
 pub fn airllm_reader_stats(r: *reader.Reader, out: *[2]u64) callconv(.c) void {
     r.stats(out);
 }
 
+/// Like wait without blocking: -2 while the read runs.
 pub fn airllm_reader_poll(r: *reader.Reader, ticket: u64) callconv(.c) i32 {
     return r.poll(ticket);
 }
