@@ -11,6 +11,7 @@ const rope = @import("rope.zig");
 const attention = @import("attention.zig");
 const kv_pages = @import("kv_pages.zig");
 const kv_store = @import("kv_store.zig");
+const moe = @import("moe.zig");
 const elementwise = @import("elementwise.zig");
 const softmax = @import("softmax.zig");
 const embedding = @import("embedding.zig");
@@ -167,6 +168,41 @@ pub fn airllm_softmax(x: usize, rows: u32, n: u32) callconv(.c) void {
     softmax.softmax(f32Ptr(x), rows, n);
 }
 
+/// Routing of logits[N, experts] into ids[N, top_k] (i32) and weights[N, top_k] (moe.zig).
+/// scoring: 0 softmax, 1 sigmoid; bias: address of f32/f16/bf16 [experts] or 0; groups: 0 for
+/// none; group_rule: 0 max, 1 top2sum.
+pub fn airllm_moe_route(ids: usize, weights: usize, logits: usize, N: u32, experts: u32, top_k: u32, scoring: u32, normalize: u32, scale: f32, bias: usize, bias_dtype: u32, groups: u32, top_groups: u32, group_rule: u32) callconv(.c) Status {
+    const r = moe.Route{
+        .experts = experts, .top_k = top_k,
+        .scoring = std.meta.intToEnum(moe.Scoring, scoring) catch return .bad_shape,
+        .normalize = normalize != 0, .scale = scale,
+        .bias = bias, .bias_dtype = (if (bias == 0) .f32 else floatDtypeOf(bias_dtype)) orelse return .bad_dtype,
+        .groups = groups, .top_groups = top_groups,
+        .rule = std.meta.intToEnum(moe.GroupRule, group_rule) catch return .bad_shape,
+    };
+    moe.route(@ptrFromInt(ids), f32Ptr(weights), f32Ptr(logits), N, r) catch |e| return moeStatus(e);
+    return .ok;
+}
+
+/// out[i, :] = x[rows[i], :] for i < n (rows: host i32 array).
+pub fn airllm_gather_rows(out: usize, x: usize, rows: usize, n: u32, width: u32) callconv(.c) Status {
+    moe.gatherRows(f32Ptr(out), f32Ptr(x), @ptrFromInt(rows), n, width) catch |e| return moeStatus(e);
+    return .ok;
+}
+
+/// x[rows[i], :] += scales[i] · src[i, :] for i < n (rows, scales: host i32 / f32 arrays).
+pub fn airllm_scatter_add_rows(x: usize, src: usize, rows: usize, scales: usize, n: u32, width: u32) callconv(.c) Status {
+    moe.scatterAddRows(f32Ptr(x), f32Ptr(src), @ptrFromInt(rows), f32Ptr(scales), n, width) catch |e| return moeStatus(e);
+    return .ok;
+}
+
+fn moeStatus(e: moe.Error) Status {
+    return switch (e) {
+        error.BadShape => .bad_shape,
+        error.BadIndex => .bad_index,
+    };
+}
+
 /// (threads) → a read-ahead pool (zig-src/cpu/reader.zig), null when no thread could start.
 pub fn airllm_reader_create(threads: u32) callconv(.c) ?*reader.Reader {
     return reader.Reader.create(threads);
@@ -186,12 +222,12 @@ pub fn airllm_reader_wait(r: *reader.Reader, ticket: u64) callconv(.c) i32 {
     return r.wait(ticket);
 }
 
-/// Like wait without blocking: -2 while the read runs.
 /// (reader, out[2]) ← bytes read so far, nanoseconds during which reads were running.
 pub fn airllm_reader_stats(r: *reader.Reader, out: *[2]u64) callconv(.c) void {
     r.stats(out);
 }
 
+/// Like wait without blocking: -2 while the read runs.
 pub fn airllm_reader_poll(r: *reader.Reader, ticket: u64) callconv(.c) i32 {
     return r.poll(ticket);
 }
@@ -203,4 +239,5 @@ test {
     _ = @import("matmul.zig");
     _ = @import("kv_pages.zig");
     _ = @import("kv_store.zig");
+    _ = @import("moe.zig");
 }

@@ -2,7 +2,7 @@
 // process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
 // ops read weights wherever they are in host memory (an mmap included): no upload needed.
 import { freemem, totalmem } from "node:os";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, PagedKv, Queue, QuantDType, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, PagedKv, Queue, QuantDType, RouteOptions, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_CODE, isBnb, isQuantized } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
@@ -219,6 +219,42 @@ export class CpuBackend implements Backend {
   softmax(x: number, rows: number, n: number): void {
     this.alive();
     this.lib.airllm_softmax(asPtr(x), rows, n);
+  }
+
+  moeRoute(ids: number, weights: number, logits: number, N: number, o: RouteOptions): void {
+    this.alive();
+    const E = o.experts;
+    if (!Number.isInteger(E) || E < 1 || !Number.isInteger(o.topK) || o.topK < 1 || o.topK > E) {
+      throw new UsageError(`moeRoute: topK ${o.topK} of ${E} experts (need 1 ≤ topK ≤ experts)`);
+    }
+    const bias = o.selectionBias ?? null;
+    if (bias && vectorLength(bias, "moeRoute selectionBias") !== E) {
+      throw new UsageError(`moeRoute: selectionBias has ${bias.shape[0]} entries for ${E} experts`);
+    }
+    const g = o.groups ?? null;
+    if (g && !(E % g.count === 0 && g.topk >= 1 && g.topk <= g.count && g.topk * (E / g.count) >= o.topK && (g.rule === "max" || E / g.count >= 2))) {
+      throw new UsageError(
+        `moeRoute: ${g.count} groups of ${E} experts keeping ${g.topk} (rule ${g.rule}) cannot give topK ${o.topK}`,
+        "groups must divide the experts, and the kept groups must hold at least topK of them (top2sum: groups of ≥ 2)",
+      );
+    }
+    const status = this.lib.airllm_moe_route(
+      asPtr(ids), asPtr(weights), asPtr(logits), N, E, o.topK, o.scoring === "softmax" ? 0 : 1, o.normalize ? 1 : 0, o.scale,
+      asPtr(bias ? bias.addr : 0), bias ? DTYPE_CODE[bias.dtype] : 0, g ? g.count : 0, g ? g.topk : 0, g?.rule === "top2sum" ? 1 : 0,
+    );
+    check(status, "airllm_moe_route", `N=${N} experts=${E} topK=${o.topK} (at most 4096 experts)`);
+  }
+
+  gatherRows(out: number, x: number, rows: Int32Array, width: number): void {
+    this.alive();
+    check(this.lib.airllm_gather_rows(asPtr(out), asPtr(x), rows, rows.length, width), "airllm_gather_rows", `${rows.length} rows of ${width}: row ids must be ≥ 0`);
+  }
+
+  scatterAddRows(x: number, src: number, rows: Int32Array, scales: Float32Array, width: number): void {
+    this.alive();
+    if (scales.length !== rows.length) throw new UsageError(`scatterAddRows: ${rows.length} rows but ${scales.length} scales`);
+    const status = this.lib.airllm_scatter_add_rows(asPtr(x), asPtr(src), rows, scales, rows.length, width);
+    check(status, "airllm_scatter_add_rows", `${rows.length} rows of ${width}: row ids must be ≥ 0`);
   }
 
   destroy(): void {

@@ -30,4 +30,16 @@ export const opSymbols = {
   airllm_add: { args: ["ptr", "ptr", "ptr", "u64"], returns: "void" },
   /** (x, rows, n) */
   airllm_softmax: { args: ["ptr", "u32", "u32"], returns: "void" },
+  /**
+   * (ids, weights, logits, N, experts, topK, scoring 0 softmax / 1 sigmoid, normalize, scale,
+   * bias (0 = none), biasDtype, groups (0 = none), topGroups, groupRule 0 max / 1 top2sum) → status
+   */
+  airllm_moe_route: {
+    args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "f32", "ptr", "u32", "u32", "u32", "u32"],
+    returns: "i32",
+  },
+  /** (out, x, rows i32[], n, width) → status */
+  airllm_gather_rows: { args: ["ptr", "ptr", "ptr", "u32", "u32"], returns: "i32" },
+  /** (x, src, rows i32[], scales f32[], n, width) → status */
+  airllm_scatter_add_rows: { args: ["ptr", "ptr", "ptr", "ptr", "u32", "u32"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;
