@@ -1,5 +1,6 @@
 // llama.cpp's GGUF files run like any other model: the stories260K conversion (GGUF v1, F32,
-// interleaved q/k rows, tokenizer in the metadata) must reproduce llama2.c exactly.
+// interleaved q/k rows, tokenizer in the metadata) must reproduce llama2.c exactly (with an f32 KV
+// cache, as run.c keeps).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { AutoModel } from "../src/index.ts";
@@ -13,7 +14,7 @@ const TINY_RANDOM = join(SHARED, "models/tiny-random-gguf/llama-2-tiny-random.gg
 describe("stories260K as GGUF v1", () => {
   let model: CausalLM;
   beforeAll(async () => {
-    model = await AutoModel.from_pretrained(STORIES_GGUF, { device: "cpu" });
+    model = await AutoModel.from_pretrained(STORIES_GGUF, { device: "cpu", kv_dtype: "f32" });
   });
   afterAll(() => model.dispose());
 

@@ -169,7 +169,7 @@ describe.each(TYPES)("%s", (dtype) => {
     expect(() => be.dequantize(out, w.addr, dtype, block - 1)).toThrow(UsageError);
     const lib = cpuLibrary();
     const BAD_SHAPE = 2;
-    expect(lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[dtype], 1, cols, 1)).toBe(BAD_SHAPE);
+    expect(lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[dtype], 1, cols, 1, 1)).toBe(BAD_SHAPE);
     expect(lib.airllm_dequantize(DTYPE_CODE[dtype], asPtr(w.addr), asPtr(out), 8)).toBe(BAD_SHAPE);
   });
 
