@@ -19,9 +19,10 @@ export const LLAMA_1B: RandomLlamaSpec = { hidden: 2048, intermediate: 8192, lay
 
 const VOCAB = 512;
 
-function tensorsOf(s: RandomLlamaSpec): [string, number[]][] {
+/** Every tensor of a Llama checkpoint of this shape, in the order a checkpoint lists them. */
+export function llamaTensorShapes(s: { hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; vocab: number }): [string, number[]][] {
   const hd = s.hidden / s.heads;
-  const t: [string, number[]][] = [["model.embed_tokens.weight", [VOCAB, s.hidden]]];
+  const t: [string, number[]][] = [["model.embed_tokens.weight", [s.vocab, s.hidden]]];
   for (let l = 0; l < s.layers; l++) {
     const p = `model.layers.${l}`;
     t.push(
@@ -36,7 +37,7 @@ function tensorsOf(s: RandomLlamaSpec): [string, number[]][] {
       [`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate]],
     );
   }
-  t.push(["model.norm.weight", [s.hidden]], ["lm_head.weight", [VOCAB, s.hidden]]);
+  t.push(["model.norm.weight", [s.hidden]], ["lm_head.weight", [s.vocab, s.hidden]]);
   return t;
 }
 
@@ -76,7 +77,7 @@ function toF16(v: number): number {
 
 /** Writes the model into `dir` (skipped when a complete one is there). Returns the weight bytes. */
 export function writeRandomLlama(dir: string, spec: RandomLlamaSpec, tokenizerDir: string): number {
-  const tensors = tensorsOf(spec);
+  const tensors = llamaTensorShapes({ ...spec, vocab: VOCAB });
   const header: Record<string, unknown> = {};
   let off = 0;
   for (const [name, shape] of tensors) {

@@ -4,6 +4,7 @@
 // peak RSS under a budget, bytes streamed per pass — never for numerics.
 import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { llamaTensorShapes } from "./random-model.ts";
 
 export interface SparseLlamaSpec {
   readonly hidden: number;
@@ -29,27 +30,6 @@ export const LLAMA31_405B: SparseLlamaSpec = {
 
 const ELEM = { BF16: 2, F16: 2, F32: 4 } as const;
 
-function tensorsOf(s: SparseLlamaSpec): [string, number[]][] {
-  const hd = s.hidden / s.heads;
-  const t: [string, number[]][] = [["model.embed_tokens.weight", [s.vocab, s.hidden]]];
-  for (let l = 0; l < s.layers; l++) {
-    const p = `model.layers.${l}`;
-    t.push(
-      [`${p}.input_layernorm.weight`, [s.hidden]],
-      [`${p}.self_attn.q_proj.weight`, [s.heads * hd, s.hidden]],
-      [`${p}.self_attn.k_proj.weight`, [s.kvHeads * hd, s.hidden]],
-      [`${p}.self_attn.v_proj.weight`, [s.kvHeads * hd, s.hidden]],
-      [`${p}.self_attn.o_proj.weight`, [s.hidden, s.heads * hd]],
-      [`${p}.post_attention_layernorm.weight`, [s.hidden]],
-      [`${p}.mlp.gate_proj.weight`, [s.intermediate, s.hidden]],
-      [`${p}.mlp.up_proj.weight`, [s.intermediate, s.hidden]],
-      [`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate]],
-    );
-  }
-  t.push(["model.norm.weight", [s.hidden]], ["lm_head.weight", [s.vocab, s.hidden]]);
-  return t;
-}
-
 /**
  * Writes `dir` (config.json, model.safetensors of holes, the tokenizer files of `tokenizerDir`),
  * reusing a complete one. Returns the weight bytes.
@@ -57,7 +37,7 @@ function tensorsOf(s: SparseLlamaSpec): [string, number[]][] {
 export function writeSparseLlama(dir: string, s: SparseLlamaSpec, tokenizerDir: string): number {
   const header: Record<string, unknown> = {};
   let off = 0;
-  for (const [name, shape] of tensorsOf(s)) {
+  for (const [name, shape] of llamaTensorShapes(s)) {
     const bytes = shape.reduce((a, b) => a * b, 1) * ELEM[s.dtype];
     header[name] = { dtype: s.dtype, shape, data_offsets: [off, off + bytes] };
     off += bytes;

@@ -110,7 +110,7 @@ describe("bad input: one error line with a hint, non-zero exit, no stack trace",
   });
   test("unsupported model_type lists the supported ones", () => {
     const dir = modelDir("gpt2", f32(1), { config: (c) => ({ ...c, model_type: "gpt2" }) });
-    expectCleanError(airllm(["run", dir, "-p", "x"]), /gpt2.*llama.*mistral.*qwen2/s);
+    expectCleanError(airllm(["run", dir, "-p", "x"]), /gpt2.*llama.*mistral.*qwen2.*qwen3.*mixtral.*qwen2_moe.*qwen3_moe/s);
   });
   test("truncated safetensors file", () => {
     const full = readFileSync(join(STORIES_HF, "model.safetensors"));

@@ -138,7 +138,7 @@ describe("config.json", () => {
     const dir = join(tmp, "unknown");
     mkdirSync(dir);
     writeFileSync(join(dir, "config.json"), JSON.stringify({ model_type: "gpt2", ...tiny }));
-    const err = expectFormatError(() => loadModelConfig(dir), join(dir, "config.json"), `"gpt2"`, "llama, mistral, qwen2");
+    const err = expectFormatError(() => loadModelConfig(dir), join(dir, "config.json"), `"gpt2"`, "llama, mistral, qwen2, qwen3, mixtral, qwen2_moe, qwen3_moe");
     expect(err.hint).toContain("model_type");
 
     const missing = join(tmp, "missing");

@@ -23,6 +23,8 @@ import { checkInEntry, checkSmall, WholeEntryWeights, type FetchStats, type Weig
 export interface StreamerOptions {
   /** Rows of embedding lookups a pass brings (the staging buffer grows if a pass brings more). */
   readonly rowCapacity: number;
+  /** Guess the next MoE layer's experts and fetch them early (default true). */
+  readonly predictExperts?: boolean;
 }
 
 const expertKey = (entry: number, expert: number) => `${entry}/${expert}`;
@@ -47,6 +49,7 @@ export class LayerStreamer implements WeightProvider {
   private readonly diskUnits: ReadonlySet<Unit>;
   private readonly tables = new Map<string, EmbeddingRows>();
   private readonly open = new Map<number, StreamedEntry>();
+  private readonly guessing: boolean;
   /** Predicted experts not fetched yet, and each entry's prediction (for the hit rate). */
   private pendingPredictions: Unit[] = [];
   private readonly predictions = new Map<number, ReadonlySet<number>>();
@@ -64,6 +67,7 @@ export class LayerStreamer implements WeightProvider {
     opts: StreamerOptions,
   ) {
     this.hostIsDevice = backend.caps.readsHostMemory;
+    this.guessing = opts.predictExperts ?? true;
     this.diskUnits = new Set(plan.disk);
     const reads = this.hostIsDevice || plan.disk.length > 0;
     this.reader = reads ? new ReadAhead() : null;
@@ -331,9 +335,9 @@ export class LayerStreamer implements WeightProvider {
     return this.whole.get(name)!;
   }
 
-  /** Whether entry `entryIndex` has experts that are fetched per pass. */
-  streamsExperts(entryIndex: number): boolean {
-    if (this.experts === null) return false;
+  /** Whether entry `entryIndex` has experts that are fetched per pass, and guessing is on. */
+  guessesExperts(entryIndex: number): boolean {
+    if (this.experts === null || !this.guessing) return false;
     for (const u of this.expertUnits.values()) if (u.entry.index === entryIndex) return true;
     return false;
   }
@@ -483,8 +487,8 @@ class StreamedEntry implements EntryWeights {
     return this.s.expertWeights(this.entry, ids);
   }
 
-  streamsExperts(entryIndex: number): boolean {
-    return this.s.streamsExperts(entryIndex);
+  guessesExperts(entryIndex: number): boolean {
+    return this.s.guessesExperts(entryIndex);
   }
 
   predictExperts(entryIndex: number, ids: readonly number[]): void {

@@ -104,7 +104,7 @@ export class WholeEntryWeights implements EntryWeights {
     for (const e of ids) yield [e, this];
   }
 
-  streamsExperts(): boolean {
+  guessesExperts(): boolean {
     return false;
   }
 

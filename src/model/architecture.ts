@@ -74,10 +74,10 @@ export interface EntryWeights {
    */
   experts(ids: readonly number[]): Iterable<readonly [number, EntryWeights]>;
   /**
-   * MoE: whether entry `entryIndex` streams its experts (a guess of its routing is worth making);
-   * false when they are all in memory.
+   * MoE: whether a guess of entry `entryIndex`'s routing is worth making: its experts are fetched
+   * per pass and guessing is on; false when they are all in memory.
    */
-  streamsExperts(entryIndex: number): boolean;
+  guessesExperts(entryIndex: number): boolean;
   /** MoE: experts that entry `entryIndex` will probably use this pass (fetched early if there is room). */
   predictExperts(entryIndex: number, ids: readonly number[]): void;
   /** A "small" tensor of another entry (always resident): the next layer's router, for guessing. */

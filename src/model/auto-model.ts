@@ -49,6 +49,11 @@ export interface FromPretrainedOptions {
   readonly chunk_size?: number | string;
   /** Memory for the LRU expert cache of MoE models instead of the planner's default. */
   readonly expert_cache?: number | string;
+  /**
+   * MoE: guess the next layer's experts from this layer's hidden state and fetch them early
+   * (mixtral-offloading's speculative loading; default true). A wrong guess only costs bytes.
+   */
+  readonly expert_prediction?: boolean;
   /** AirLLM's `prefetching` (default true): upload the next chunk while this one computes. */
   readonly prefetching?: boolean;
   /** Chunks fetched ahead when prefetching (default 1). */
@@ -147,7 +152,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
       context = memory.context;
       pool = new KvPool(be, { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: memory.kvPages });
       try {
-        weights = new LayerStreamer(be, files, arch.plan, units, memory, { rowCapacity: Math.min(PREFILL_CHUNK, context) });
+        weights = new LayerStreamer(be, files, arch.plan, units, memory, { rowCapacity: Math.min(PREFILL_CHUNK, context), predictExperts: o.expert_prediction });
       } catch (e) {
         pool.dispose();
         throw e;

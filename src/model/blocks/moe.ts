@@ -89,7 +89,7 @@ export function moeBlock(p: Pass, n: MoeNames, d: MoeDims, next: NextMoe | null)
 
   // Guess the next MoE layer's experts from this layer's residual stream, so they are fetched
   // while this layer computes (mixtral-offloading's speculative loading): its norm and router on x.
-  if (next !== null && w.streamsExperts(next.entryIndex)) {
+  if (next !== null && w.guessesExperts(next.entryIndex)) {
     be.rmsnorm(s.ex!, s.x!, w.smallOf(next.entryIndex, next.names.norm), N, next.dims.rmsNormEps);
     const guess = route(p, s.ex!, w.smallOf(next.entryIndex, next.names.router), next.dims, N);
     w.predictExperts(next.entryIndex, [...new Set(guess.ids)].sort((a, b) => a - b));
