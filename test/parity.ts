@@ -51,6 +51,8 @@ export interface ParityOptions {
   readonly checkIds: boolean;
   readonly generator: string;
   readonly load?: FromPretrainedOptions;
+  /** The folder whose expected.json is the reference, when it is not the model's own (a GGUF file). */
+  readonly expectedFrom?: string;
 }
 
 export function describeParity(name: string, dir: string, o: ParityOptions): void {
@@ -59,7 +61,7 @@ export function describeParity(name: string, dir: string, o: ParityOptions): voi
     // Loaded once per fixture, on first use, so a missing folder fails each test by name.
     const open = () =>
       (loaded ??= (async () => {
-        const expected = readExpected(dir, o.generator);
+        const expected = readExpected(o.expectedFrom ?? dir, o.generator);
         const model = await AutoModel.from_pretrained(dir, { device: "cpu", kv_dtype: o.kvDtype, ...o.load });
         return { model, expected };
       })());

@@ -1,9 +1,17 @@
-// A .gguf file as the engine sees a Hugging Face folder: a ModelConfig from `llama.*` metadata, a
+// A .gguf file as the engine sees a Hugging Face folder: a config from the `<arch>.*` metadata, a
 // TensorSource that answers Hugging Face tensor names from GGUF names, and the embedded tokenizer.
+// The llama.cpp architectures read here map onto our model types: llama (Llama, Mistral, and
+// Mixtral when it has experts), qwen2, qwen3, qwen2moe, qwen3moe.
 //
-// RoPE layout. llama.cpp's converters (convert_hf_to_gguf.py LlamaModel.permute) store q_proj and
-// k_proj rows permuted per head, from Hugging Face's rotate-half layout to Meta's original
-// interleaved one:
+// Experts. llama.cpp's converter merges a layer's experts into one tensor per projection,
+// blk.N.ffn_{gate,up,down}_exps with dims [cols, rows, n_expert]: expert e's matrix is the e-th
+// contiguous slice of it, so a Hugging Face per-expert name (…experts.e.w1 / .gate_proj) maps to a
+// slice with its own address and file offset: no copy, and the streamer fetches it alone.
+// Older Mixtral files keep one tensor per expert (blk.N.ffn_gate.e.weight); both are read.
+//
+// RoPE layout. For the llama architecture, llama.cpp's converters (convert_hf_to_gguf.py
+// LlamaModel.permute) store q_proj and k_proj rows permuted per head, from Hugging Face's
+// rotate-half layout to Meta's original interleaved one:
 //   gguf = hf.reshape(n_head, 2, head_dim / 2, cols).swapaxes(1, 2).reshape(rows, cols)
 // (n_head = head_count_kv for k). Within head h, GGUF row h·hd + 2i + j holds HF row
 // h·hd + j·hd/2 + i (i < hd/2, j ∈ {0, 1}). So rotary pair i is rows (2i, 2i+1) in the file and
@@ -11,6 +19,7 @@
 // and quantized blocks straddle rows' halves); instead `ropeInterleaved: true` tells the engine to
 // rotate adjacent pairs (x[2i], x[2i+1]) by θ_i, which yields the same attention scores since
 // q·k is invariant under applying the same permutation to both. v, o and the MLP are unpermuted.
+// The Qwen converters do not permute (their models use the rotate-half "NEOX" layout).
 
 import type { DType } from "../backend/backend.ts";
 import type { HostTensor, TensorSource } from "../engine/tensor-source.ts";
@@ -18,9 +27,8 @@ import { ModelFormatError } from "../errors.ts";
 import { GgufFile } from "../formats/gguf.ts";
 import { GgufTokenizer } from "../tokenizer/gguf-tokenizer.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
+import { architectureFor } from "./arch/index.ts";
 import type { ModelConfig, RopeScaling } from "./config.ts";
-
-export const SUPPORTED_GGUF_ARCHS = ["llama"];
 
 /** GGUF type name → our dtype name (GgufFile refuses every other type by name). */
 const GGUF_DTYPES: Record<string, DType> = {
@@ -29,11 +37,39 @@ const GGUF_DTYPES: Record<string, DType> = {
   Q2_K: "q2_k", Q3_K: "q3_k", Q4_K: "q4_k", Q5_K: "q5_k", Q6_K: "q6_k",
 };
 
-/** Hugging Face names of the llama block → GGUF names (llama.cpp's LLM_TENSOR_NAMES for llama). */
+/** llama.cpp architectures, the model type each runs as, and what llama.cpp fixes for it. */
+interface GgufArch {
+  /** Our model type (llama with experts is Mixtral). */
+  readonly modelType: (experts: number) => string;
+  /** q/k rows permuted into interleaved rotary pairs by the converter. */
+  readonly ropeInterleaved: boolean;
+  /** Top-k weights renormalized: llama.cpp's graph fixes it per architecture (build_moe_ffn norm_w). */
+  readonly normTopk: boolean;
+}
+
+const GGUF_ARCHS: Record<string, GgufArch> = {
+  llama: { modelType: (e) => (e > 0 ? "mixtral" : "llama"), ropeInterleaved: true, normTopk: true },
+  qwen2: { modelType: () => "qwen2", ropeInterleaved: false, normTopk: false },
+  qwen3: { modelType: () => "qwen3", ropeInterleaved: false, normTopk: false },
+  qwen2moe: { modelType: () => "qwen2_moe", ropeInterleaved: false, normTopk: false },
+  qwen3moe: { modelType: () => "qwen3_moe", ropeInterleaved: false, normTopk: true },
+};
+
+export const SUPPORTED_GGUF_ARCHS = Object.keys(GGUF_ARCHS);
+
+/** Hugging Face names inside a layer → llama.cpp's LLM_TENSOR_NAMES. */
 const LAYER_NAMES: Record<string, string> = {
   "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+  "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",
   "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
   input_layernorm: "attn_norm", post_attention_layernorm: "ffn_norm",
+  "block_sparse_moe.gate": "ffn_gate_inp", "mlp.gate": "ffn_gate_inp",
+  "mlp.shared_expert.gate_proj": "ffn_gate_shexp", "mlp.shared_expert.up_proj": "ffn_up_shexp",
+  "mlp.shared_expert.down_proj": "ffn_down_shexp", "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+};
+/** An expert's projection (Mixtral's w1/w3/w2, Qwen's gate/up/down_proj) → the merged tensor's stem. */
+const EXPERT_NAMES: Record<string, string> = {
+  w1: "ffn_gate", w3: "ffn_up", w2: "ffn_down", gate_proj: "ffn_gate", up_proj: "ffn_up", down_proj: "ffn_down",
 };
 const GLOBAL_NAMES: Record<string, string> = {
   "model.embed_tokens.weight": "token_embd.weight",
@@ -41,13 +77,36 @@ const GLOBAL_NAMES: Record<string, string> = {
   "lm_head.weight": "output.weight",
 };
 
-/** The GGUF name of a Hugging Face llama tensor name, or undefined when it has none. */
-export function ggufTensorName(hfName: string): string | undefined {
+/** Where a Hugging Face tensor is in a GGUF file: a tensor, or expert `expert` of a merged one. */
+export interface GgufLocation {
+  readonly name: string;
+  /** Expert slice of a merged [n_expert, rows, cols] tensor, or -1 for the whole tensor. */
+  readonly expert: number;
+  /** The per-expert tensor older files keep instead (Mixtral before merged experts). */
+  readonly single?: string;
+}
+
+/** The GGUF location of a Hugging Face tensor name, or undefined when it has none. */
+export function ggufLocation(hfName: string): GgufLocation | undefined {
   const global = GLOBAL_NAMES[hfName];
-  if (global !== undefined) return global;
+  if (global !== undefined) return { name: global, expert: -1 };
   const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
-  const mapped = m === null ? undefined : LAYER_NAMES[m[2]!];
-  return mapped === undefined ? undefined : `blk.${m![1]}.${mapped}.${m![3]}`;
+  if (m === null) return undefined;
+  const [, layer, inner, kind] = m;
+  const x = /^(?:block_sparse_moe|mlp)\.experts\.(\d+)\.(\w+)$/.exec(inner!);
+  if (x !== null) {
+    const stem = EXPERT_NAMES[x[2]!];
+    if (stem === undefined || kind !== "weight") return undefined;
+    return { name: `blk.${layer}.${stem}_exps.weight`, expert: Number(x[1]), single: `blk.${layer}.${stem}.${x[1]}.weight` };
+  }
+  const mapped = LAYER_NAMES[inner!];
+  return mapped === undefined ? undefined : { name: `blk.${layer}.${mapped}.${kind}`, expert: -1 };
+}
+
+/** The GGUF name of a Hugging Face tensor that is a whole GGUF tensor, or undefined. */
+export function ggufTensorName(hfName: string): string | undefined {
+  const at = ggufLocation(hfName);
+  return at === undefined || at.expert >= 0 ? undefined : at.name;
 }
 
 export interface GgufModel {
@@ -86,7 +145,7 @@ export function loadGgufModel(path: string): GgufModel {
       config,
       source: new GgufTensorSource(file),
       tokenizer,
-      ropeInterleaved: true,
+      ropeInterleaved: GGUF_ARCHS[String(file.get("general.architecture"))]!.ropeInterleaved,
       chatTemplate: typeof template === "string" ? template : null,
       ropeFreqFactors,
       close: () => file.close(),
@@ -105,29 +164,41 @@ export class GgufTensorSource implements TensorSource {
     this.#file = file;
   }
 
+  /** The GGUF tensor holding `name`, and which expert slice of it (-1: all). */
+  #find(name: string): { tensor: string; expert: number } | undefined {
+    const at = ggufLocation(name);
+    if (at === undefined) return undefined;
+    if (this.#file.has(at.name)) return { tensor: at.name, expert: at.expert };
+    if (at.single !== undefined && this.#file.has(at.single)) return { tensor: at.single, expert: -1 };
+    return undefined;
+  }
+
   has(name: string): boolean {
-    const g = ggufTensorName(name);
-    return g !== undefined && this.#file.has(g);
+    return this.#find(name) !== undefined;
   }
 
   get(name: string): HostTensor {
-    const g = ggufTensorName(name);
-    if (g === undefined || !this.#file.has(g)) {
+    const found = this.#find(name);
+    if (found === undefined) {
+      const at = ggufLocation(name);
       throw new ModelFormatError(
-        `"${this.#file.path}" has no tensor for "${name}"${g === undefined ? " (no GGUF name maps to it)" : ` (looked for "${g}")`}`,
-        "The file is incomplete or not a llama model; check it with gguf-dump.",
+        `"${this.#file.path}" has no tensor for "${name}"${at === undefined ? " (no GGUF name maps to it)" : ` (looked for "${at.name}"${at.single ? ` and "${at.single}"` : ""})`}`,
+        "The file is incomplete or of another architecture; check it with gguf-dump.",
       );
     }
-    const t = this.#file.tensor(g);
-    return {
-      name,
-      dtype: GGUF_DTYPES[t.typeName]!,
-      shape: [...t.dims].reverse(),
-      addr: t.addr,
-      bytes: t.bytes,
-      file: this.#file.path,
-      fileOffset: t.offset,
-    };
+    const t = this.#file.tensor(found.tensor);
+    const dtype = GGUF_DTYPES[t.typeName]!;
+    let shape = [...t.dims].reverse();
+    // shared_expert_gate is [1, hidden] in the checkpoint; llama.cpp stores it as a vector.
+    if (name.endsWith("mlp.shared_expert_gate.weight") && shape.length === 1) shape = [1, shape[0]!];
+    if (found.expert < 0) return { name, dtype, shape, addr: t.addr, bytes: t.bytes, file: this.#file.path, fileOffset: t.offset };
+    const [experts, ...rest] = shape;
+    if (found.expert >= experts!) {
+      throw new ModelFormatError(`"${this.#file.path}": ${found.tensor} holds ${experts} experts, not expert ${found.expert}`, "The file and its expert_count disagree; convert the model again.");
+    }
+    const bytes = t.bytes / experts!;
+    const at = found.expert * bytes;
+    return { name, dtype, shape: rest, addr: t.addr + at, bytes, file: this.#file.path, fileOffset: t.offset + at };
   }
 
   close(): void {
@@ -135,28 +206,29 @@ export class GgufTensorSource implements TensorSource {
   }
 }
 
-/** ModelConfig from `llama.*` metadata; every missing or inconsistent key names the file. */
+/** The config of a GGUF file from its `<arch>.*` metadata; every missing or inconsistent key names the file. */
 export function ggufConfig(file: GgufFile): ModelConfig {
   const path = file.path;
   const bad = (what: string, hint = "Convert the model again with a current llama.cpp (convert_hf_to_gguf.py)."): never => {
     throw new ModelFormatError(`"${path}": ${what}`, hint);
   };
   const arch = file.get("general.architecture");
-  if (arch !== "llama") {
-    bad(
+  const known = typeof arch === "string" ? GGUF_ARCHS[arch] : undefined;
+  if (known === undefined) {
+    return bad(
       `general.architecture ${JSON.stringify(arch ?? null)} is not supported; supported: ${SUPPORTED_GGUF_ARCHS.join(", ")}`,
-      "Use the model's Hugging Face folder, or a GGUF of a Llama-architecture model (Llama, Mistral, TinyLlama, ...).",
+      "Use the model's Hugging Face folder, or a GGUF of a supported architecture (Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen2-MoE, Qwen3-MoE).",
     );
   }
   const num = (key: string, fallback?: number): number => {
-    const v = file.get(`llama.${key}`) ?? fallback;
-    if (v === undefined) bad(`missing llama.${key}`);
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) bad(`llama.${key} must be a positive number, got ${String(v)}`);
+    const v = file.get(`${arch}.${key}`) ?? fallback;
+    if (v === undefined) bad(`missing ${arch}.${key}`);
+    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) bad(`${arch}.${key} must be a positive number, got ${String(v)}`);
     return v as number;
   };
   const int = (key: string, fallback?: number): number => {
     const v = num(key, fallback);
-    if (!Number.isSafeInteger(v)) bad(`llama.${key} must be an integer, got ${v}`);
+    if (!Number.isSafeInteger(v)) bad(`${arch}.${key} must be an integer, got ${v}`);
     return v;
   };
 
@@ -183,11 +255,28 @@ export function ggufConfig(file: GgufFile): ModelConfig {
   };
   const eos = tokenId("eos_token_id");
   const numLayers = int("block_count");
+  const experts = Number(file.get(`${arch}.expert_count`) ?? 0);
+  const modelType = known.modelType(experts);
+  const ffn = int("feed_forward_length");
+  // A layer is sparse where it has a router (Qwen-MoE checkpoints may keep dense layers).
+  const sparseLayers = Array.from({ length: numLayers }, (_, i) => experts > 0 && file.has(`blk.${i}.ffn_gate_inp.weight`));
+  const moe = experts > 0
+    ? {
+        numExperts: experts,
+        topK: int("expert_used_count"),
+        expertIntermediate: int("expert_feed_forward_length", ffn),
+        normTopkProb: known.normTopk,
+        sparseLayers,
+        sharedExpertIntermediate: file.has("blk.0.ffn_up_shexp.weight") || sparseLayers.some((s, i) => s && file.has(`blk.${i}.ffn_up_shexp.weight`))
+          ? int("expert_shared_feed_forward_length")
+          : 0,
+      }
+    : undefined;
   return {
-    modelType: "llama",
-    arch: "llama",
+    modelType,
+    arch: architectureFor(modelType)!.name,
     hiddenSize,
-    intermediateSize: int("feed_forward_length"),
+    intermediateSize: ffn,
     numLayers,
     numHeads,
     numKvHeads,
@@ -196,7 +285,7 @@ export function ggufConfig(file: GgufFile): ModelConfig {
     maxPositionEmbeddings: int("context_length", 2048),
     rmsNormEps: num("attention.layer_norm_rms_epsilon"),
     ropeTheta: num("rope.freq_base", 10000),
-    ropeScaling: ropeScaling(file, bad),
+    ropeScaling: ropeScaling(file, arch as string, bad),
     slidingWindow: null,
     layerWindows: new Array(numLayers).fill(0),
     attentionBias: file.has("blk.0.attn_q.bias"),
@@ -207,20 +296,21 @@ export function ggufConfig(file: GgufFile): ModelConfig {
     bosTokenId: tokenId("bos_token_id"),
     eosTokenIds: eos === null ? [] : [eos],
     padTokenId: tokenId("padding_token_id"),
+    ...(moe ? { moe } : {}),
   };
 }
 
-function ropeScaling(file: GgufFile, bad: (what: string, hint?: string) => never): RopeScaling {
-  const type = file.get("llama.rope.scaling.type");
+function ropeScaling(file: GgufFile, arch: string, bad: (what: string, hint?: string) => never): RopeScaling {
+  const type = file.get(`${arch}.rope.scaling.type`);
   // Files from before rope.scaling.* carry a bare linear factor.
-  const legacy = file.get("llama.rope.scale_linear");
+  const legacy = file.get(`${arch}.rope.scale_linear`);
   if (type === undefined || type === "none") {
     return typeof legacy === "number" && legacy !== 1 ? { type: "linear", factor: legacy } : null;
   }
   if (type !== "linear") {
-    bad(`llama.rope.scaling.type "${String(type)}" is not supported; supported: none, linear`, "YaRN scaling is not implemented; use a model without it.");
+    bad(`${arch}.rope.scaling.type "${String(type)}" is not supported; supported: none, linear`, "YaRN scaling is not implemented; use a model without it.");
   }
-  const factor = file.get("llama.rope.scaling.factor");
-  if (typeof factor !== "number" || !(factor > 0)) bad(`llama.rope.scaling.factor must be a positive number, got ${String(factor)}`);
+  const factor = file.get(`${arch}.rope.scaling.factor`);
+  if (typeof factor !== "number" || !(factor > 0)) bad(`${arch}.rope.scaling.factor must be a positive number, got ${String(factor)}`);
   return factor === 1 ? null : { type: "linear", factor: factor as number };
 }
