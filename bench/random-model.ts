@@ -77,12 +77,26 @@ function toF16(v: number): number {
 
 /** Writes the model into `dir` (skipped when a complete one is there). Returns the weight bytes. */
 export function writeRandomLlama(dir: string, spec: RandomLlamaSpec, tokenizerDir: string): number {
-  const tensors = llamaTensorShapes({ ...spec, vocab: VOCAB });
+  const config = {
+    architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: spec.hidden, intermediate_size: spec.intermediate,
+    num_hidden_layers: spec.layers, num_attention_heads: spec.heads, num_key_value_heads: spec.kvHeads, vocab_size: VOCAB,
+    max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 2,
+  };
+  return writeRandomModel(dir, llamaTensorShapes({ ...spec, vocab: VOCAB }), config, spec.dtype, tokenizerDir, spec.seed);
+}
+
+/**
+ * Writes `tensors` with random values into `dir`/model.safetensors, with `config` (its torch_dtype
+ * set from `dtype`) and the tokenizer files of `tokenizerDir`. A complete folder is reused.
+ */
+export function writeRandomModel(
+  dir: string, tensors: readonly [string, number[]][], config: Record<string, unknown>, dtype: RandomLlamaSpec["dtype"], tokenizerDir: string, seed?: number,
+): number {
   const header: Record<string, unknown> = {};
   let off = 0;
   for (const [name, shape] of tensors) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * ELEM[spec.dtype];
-    header[name] = { dtype: spec.dtype, shape, data_offsets: [off, off + bytes] };
+    const bytes = shape.reduce((a, b) => a * b, 1) * ELEM[dtype];
+    header[name] = { dtype, shape, data_offsets: [off, off + bytes] };
     off += bytes;
   }
   const done = join(dir, ".complete");
@@ -94,29 +108,21 @@ export function writeRandomLlama(dir: string, spec: RandomLlamaSpec, tokenizerDi
   new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
   writeSync(fd, len);
   writeSync(fd, json);
-  const state = { s: spec.seed ?? 0x9e3779b9 };
+  const state = { s: seed ?? 0x9e3779b9 };
   const chunk = new Uint8Array(64 << 20);
   for (const [name, shape] of tensors) {
-    let left = shape.reduce((a, b) => a * b, 1) * ELEM[spec.dtype];
+    let left = shape.reduce((a, b) => a * b, 1) * ELEM[dtype];
     while (left > 0) {
       const n = Math.min(left, chunk.length);
       const part = chunk.subarray(0, n);
-      fill(part, spec.dtype, name.endsWith("norm.weight"), state);
+      fill(part, dtype, name.endsWith("norm.weight"), state);
       writeSync(fd, part);
       left -= n;
     }
   }
   closeSync(fd);
-  const torchDtype = { BF16: "bfloat16", F16: "float16", F32: "float32" }[spec.dtype];
-  writeFileSync(
-    join(dir, "config.json"),
-    JSON.stringify({
-      architectures: ["LlamaForCausalLM"], model_type: "llama", hidden_size: spec.hidden, intermediate_size: spec.intermediate,
-      num_hidden_layers: spec.layers, num_attention_heads: spec.heads, num_key_value_heads: spec.kvHeads, vocab_size: VOCAB,
-      max_position_embeddings: 2048, rms_norm_eps: 1e-5, rope_theta: 10000, tie_word_embeddings: false, torch_dtype: torchDtype,
-      bos_token_id: 1, eos_token_id: 2,
-    }, null, 1),
-  );
+  const torchDtype = { BF16: "bfloat16", F16: "float16", F32: "float32" }[dtype];
+  writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, torch_dtype: torchDtype }, null, 1));
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokenizerDir, f), join(dir, f));
   writeFileSync(done, "");
   return off;

@@ -76,8 +76,8 @@ for (const family of ["mixtral", "qwen2_moe", "qwen3_moe"]) {
 
     const cases: [string, FromPretrainedOptions][] = [
       ["two expert slots, no guessing", { max_memory: budget, expert_cache: 0, expert_prediction: false }],
-      ["two expert slots, guessing the next layer", { max_memory: budget, expert_cache: 0 }],
-      ["an LRU cache of a few experts, guessing", { max_memory: budget + 200_000, expert_cache: 200_000 }],
+      ["two expert slots, guessing the next layer", { max_memory: budget, expert_cache: 0, expert_prediction: true }],
+      ["an LRU cache of a few experts, guessing", { max_memory: budget + 200_000, expert_cache: 200_000, expert_prediction: true }],
       ["no prefetch", { max_memory: budget, expert_cache: 0, prefetching: false }],
     ];
     for (const [name, o] of cases) {
@@ -139,7 +139,7 @@ describe("what the streamer fetches (mixtral: 2 layers of 6 experts, top-2)", as
   });
 
   test("guessing the next layer's experts: counted, and cache hits where a guess was right", async () => {
-    const model = await load(dir, { max_memory: budget + 2 * expertBytes + 8192, expert_cache: 2 * expertBytes + 8192 });
+    const model = await load(dir, { max_memory: budget + 2 * expertBytes + 8192, expert_cache: 2 * expertBytes + 8192, expert_prediction: true });
     try {
       const seq = model.newSequence();
       model.forward([seq], [prompt]);
@@ -148,9 +148,43 @@ describe("what the streamer fetches (mixtral: 2 layers of 6 experts, top-2)", as
       // Layer 1 is guessed from layer 0 on each of the 9 passes (layer 0 has no predecessor).
       expect(s.predictedRouted).toBeGreaterThan(0);
       expect(s.predictionHits).toBeLessThanOrEqual(s.predictedRouted);
-      expect(s.expertHits + s.expertMisses).toBeGreaterThan(0);
+      expect(s.guessFetches).toBeGreaterThan(0);
+      expect(s.expertGuessedUses).toBeLessThanOrEqual(s.guessFetches);
+      expect(s.expertHits + s.expertMisses + s.expertGuessedUses).toBeGreaterThan(0);
     } finally {
       model.dispose();
+    }
+  });
+});
+
+describe("whole-layer streaming (AirLLM's way, for comparison)", () => {
+  test("mixtral and qwen2_moe: experts streamed with their layer give the resident logits, and every expert's bytes per pass", async () => {
+    for (const family of ["mixtral", "qwen2_moe"]) {
+      const dir = join(FIXTURES, family);
+      const resident = await logits(dir, { max_memory: TB });
+      const probe = await load(dir, { moe_streaming: "layers", max_memory: TB });
+      // Slots of the largest layer, so the smallest budget leaves no room for a resident one.
+      const chunk = Math.max(...probe.memoryPlan!.resident.filter((u) => u.kind === "body").map((u) => u.bytes));
+      probe.dispose();
+      const layers = { moe_streaming: "layers" as const, chunk_size: chunk };
+      const { budget } = await streamingBudget(dir, layers);
+      expect(await logits(dir, { ...layers, max_memory: budget })).toEqual(resident);
+      const model = await load(dir, { ...layers, max_memory: budget });
+      try {
+        const p = model.memoryPlan!;
+        expect([p.expertSlots, p.resident.length]).toEqual([0, 0]);
+        const seq = model.newSequence();
+        model.forward([seq], [[1, 2, 3]]);
+        const before = model.engine.fetchStats()!;
+        model.forward([seq], [[4]]);
+        const after = model.engine.fetchStats()!;
+        // A decode step moves every dense chunk, routed experts or not.
+        const all = p.disk.filter((u) => u.kind === "body").reduce((a, u) => a + u.bytes, 0);
+        expect(after.chunkBytes - before.chunkBytes).toBeGreaterThanOrEqual(all);
+        expect(after.expertBytes).toBe(0);
+      } finally {
+        model.dispose();
+      }
     }
   });
 });

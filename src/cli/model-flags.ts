@@ -3,6 +3,7 @@
 import type { KvDType } from "../backend/backend.ts";
 import { UsageError } from "../errors.ts";
 import type { FromPretrainedOptions } from "../model/auto-model.ts";
+import type { MoeStreaming } from "../model/load-plan.ts";
 import { parseCompression } from "../split/split-model.ts";
 import { formatBytes } from "../util/size.ts";
 import type { FlagSpec, Flags } from "./args.ts";
@@ -19,11 +20,24 @@ export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "chunk-size", value: "SIZE", help: "streaming slot size, e.g. 64MiB (default: chosen from the budget, at most 256MiB)" },
   { name: "expert-cache", value: "SIZE", help: "memory for recently used MoE experts (default: half of what residency leaves)" },
   { name: "kv-dtype", value: "T", help: "KV cache element type: f16 (default), bf16 or f32" },
+  { name: "moe-streaming", value: "M", help: "MoE: experts (default: fetch only routed experts) or layers (whole layers, as AirLLM)" },
+  { name: "expert-guess", value: "on|off", help: "MoE: fetch the next layer's probable experts early (default: on with CUDA, off on the CPU)" },
 ];
 
 export function parseKvDtype(value: string | undefined): KvDType | undefined {
   if (value === undefined || value === "f16" || value === "bf16" || value === "f32") return value;
   throw new UsageError(`--kv-dtype ${value} is not one of f16, bf16, f32`, "f16 (the default) takes half the bytes of f32; f32 keeps keys and values exactly as computed");
+}
+
+function parseOnOff(value: string | undefined, flag: string): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (value === "on" || value === "off") return value === "on";
+  throw new UsageError(`${flag} ${value} is not one of on, off`);
+}
+
+function parseMoeStreaming(value: string | undefined): MoeStreaming | undefined {
+  if (value === undefined || value === "experts" || value === "layers") return value;
+  throw new UsageError(`--moe-streaming ${value} is not one of experts, layers`, "experts fetches only the routed experts; layers streams whole layers");
 }
 
 /** AutoModel options from the model flags; `err` receives notices and compression progress. */
@@ -41,6 +55,8 @@ export function modelOptions(f: Flags, err: (s: string) => void): FromPretrained
     chunk_size: f.string("chunk-size"),
     expert_cache: f.string("expert-cache"),
     kv_dtype: parseKvDtype(f.string("kv-dtype")),
+    moe_streaming: parseMoeStreaming(f.string("moe-streaming")),
+    expert_prediction: parseOnOff(f.string("expert-guess"), "--expert-guess"),
     compression: parseCompression(f.string("compression")),
     onSplitProgress: (p) => {
       if (!p.kept) err(`airllm: compressing ${p.done}/${p.total} ${p.name} (${formatBytes(p.bytes)})\n`);

@@ -8,7 +8,7 @@ import { heldBeyondRuntime, peakRssBytes } from "../util/rss.ts";
 import { formatBytes, parseSize } from "../util/size.ts";
 import { planLines, predictedMsPerToken } from "./plan-report.ts";
 import { ProgressLine } from "./progress-line.ts";
-import { Profiler } from "../engine/profiler.ts";
+import { expertSummary, Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
@@ -179,6 +179,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
         weights: model.engine.weightStats(),
         reads: model.engine.readStats(),
         asyncBackend: model.backend.caps.asyncUpload,
+        fetched: model.engine.fetchStats(),
       });
       err(report.map((l) => `airllm: ${l}\n`).join(""));
     }
@@ -188,6 +189,9 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
         (result.stoppedBy !== null ? ` (${typeof result.stoppedBy === "number" ? `eos id ${result.stoppedBy}` : `stop string ${JSON.stringify(result.stoppedBy)}`})` : "") +
         "\n",
     );
+    const fetched = model.engine.fetchStats();
+    const experts = fetched === null ? null : expertSummary(fetched);
+    if (experts !== null) err(`airllm: ${experts}\n`);
     return 0;
   } finally {
     model.dispose();

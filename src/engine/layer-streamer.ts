@@ -54,7 +54,9 @@ export class LayerStreamer implements WeightProvider {
   private pendingPredictions: Unit[] = [];
   private readonly predictions = new Map<number, ReadonlySet<number>>();
   private stamp = 0;
-  private counts = { expertHits: 0, expertMisses: 0, expertResidentUses: 0, predictedRouted: 0, predictionHits: 0 };
+  private counts = {
+    expertHits: 0, expertMisses: 0, expertGuessedUses: 0, guessFetches: 0, expertSavedBytes: 0, expertResidentUses: 0, predictedRouted: 0, predictionHits: 0,
+  };
   private disposed = false;
 
   constructor(
@@ -310,8 +312,15 @@ export class LayerStreamer implements WeightProvider {
         return j < 0 ? undefined : j < i + window ? -Infinity : j;
       };
       const held = cache.find(u);
-      if (held !== undefined && held.filledAt < stamp) this.counts.expertHits++;
-      else this.counts.expertMisses++;
+      // A slot filled by a guess saved waiting, not bytes; one kept from an earlier use saved both.
+      if (held?.predicted) {
+        this.counts.expertGuessedUses++;
+      } else if (held !== undefined && held.filledAt < stamp) {
+        this.counts.expertHits++;
+        this.counts.expertSavedBytes += u.bytes;
+      } else {
+        this.counts.expertMisses++;
+      }
       const slot = held ?? cache.fetch(u, () => this.expertSource(u), keep, stamp)!;
       for (let j = i + 1; j < Math.min(units.length, i + window); j++) {
         const next = units[j];
@@ -327,6 +336,11 @@ export class LayerStreamer implements WeightProvider {
       }
     }
     this.fetchPredictions(() => undefined);
+  }
+
+  /** Whether the entry's experts are units of their own (else they stream with its body). */
+  hasExpertUnits(entry: PlanEntry): boolean {
+    return entry.experts > 0 && this.units.units.some((u) => u.kind === "expert" && u.entry === entry);
   }
 
   /** A small tensor of entry `entryIndex` (the pinned set holds every one). */
@@ -368,7 +382,10 @@ export class LayerStreamer implements WeightProvider {
       const u = this.pendingPredictions[0]!;
       const slot = cache.find(u) ?? cache.fetch(u, () => this.expertSource(u), (k) => (k === u ? -Infinity : guarded(k)), ++this.stamp);
       if (slot === null) return;
-      slot.predicted = slot.predicted || slot.filledAt === this.stamp;
+      if (!slot.predicted && slot.filledAt === this.stamp) {
+        slot.predicted = true;
+        this.counts.guessFetches++;
+      }
       this.pendingPredictions.shift();
     }
   }
@@ -483,8 +500,13 @@ class StreamedEntry implements EntryWeights {
     return this.s.tableRows(name)!.read(ids);
   }
 
-  experts(ids: readonly number[]): Iterable<readonly [number, EntryWeights]> {
-    return this.s.expertWeights(this.entry, ids);
+  *experts(ids: readonly number[]): Iterable<readonly [number, EntryWeights]> {
+    // Experts that stream with their layer are read through this entry's chunks, in order.
+    if (!this.s.hasExpertUnits(this.entry)) {
+      for (const e of ids) yield [e, this];
+      return;
+    }
+    yield* this.s.expertWeights(this.entry, ids);
   }
 
   guessesExperts(entryIndex: number): boolean {

@@ -5,7 +5,7 @@
 // read time was hidden under compute, and the bottleneck with the change most likely to help.
 import type { PlanEntry } from "../model/architecture.ts";
 import { formatBytes } from "../util/size.ts";
-import type { WeightStats } from "./weight-provider.ts";
+import type { FetchStats, WeightStats } from "./weight-provider.ts";
 
 interface EntryTimes {
   readonly name: string;
@@ -18,6 +18,8 @@ export interface ProfileInputs {
   readonly reads: { bytes: number; activeSeconds: number };
   /** The backend runs ops asynchronously (CUDA): per-entry compute is queueing time. */
   readonly asyncBackend: boolean;
+  /** What the streamer fetched over the run (null without streaming). */
+  readonly fetched?: FetchStats | null;
 }
 
 export class Profiler {
@@ -69,6 +71,7 @@ export class Profiler {
     if (inputs.asyncBackend && w.streamedBytes > 0) {
       lines.push(`  copy: at least ${(w.streamedBytes / (pass / 1000) / 1e9).toFixed(1)} GB/s (bytes uploaded per pass ÷ pass time)`);
     }
+    if (inputs.fetched) lines.push(...fetchLines(inputs.fetched, n));
     lines.push(`  bottleneck: ${bottleneck(fetch / n, compute / n, this.deviceWaitMs / n, pass, readGBs, inputs)}`);
     return lines;
   }
@@ -86,4 +89,27 @@ function bottleneck(fetch: number, compute: number, deviceWait: number, pass: nu
   return compute >= fetch
     ? "compute-bound: streaming is hidden under compute; more cores (--threads) or a GPU would help"
     : "waiting for weights: raise --prefetch so more layers are read ahead";
+}
+
+/** Measured bytes per pass, and the expert cache's and guesses' record (MoE). */
+export function fetchLines(f: FetchStats, passes: number): string[] {
+  const per = (b: number) => formatBytes(b / passes);
+  const lines = [`  fetched per pass (measured): ${per(f.chunkBytes)} dense chunks, ${per(f.expertBytes)} experts, ${per(f.rowBytes)} embedding rows`];
+  const summary = expertSummary(f);
+  if (summary !== null) lines.push(`  ${summary}`);
+  return lines;
+}
+
+/** "experts: …" — cache hits, fetches, bytes saved and guess accuracy; null without streamed experts. */
+export function expertSummary(f: FetchStats): string | null {
+  const streamed = f.expertHits + f.expertMisses + f.expertGuessedUses;
+  if (streamed === 0) return null;
+  const pct = (a: number, b: number) => (b === 0 ? "0" : ((100 * a) / b).toFixed(0));
+  let s = `experts: ${streamed + f.expertResidentUses} routed (${f.expertResidentUses} resident); of the streamed, ` +
+    `${f.expertHits} cache hits (${pct(f.expertHits, streamed)}%, ${formatBytes(f.expertSavedBytes)} not fetched), ` +
+    `${f.expertGuessedUses} fetched early by a guess, ${f.expertMisses} fetched when routed`;
+  if (f.guessFetches > 0) {
+    s += `; guesses fetched ${f.guessFetches} experts (${Math.max(0, f.guessFetches - f.expertGuessedUses)} unused) and covered ${pct(f.predictionHits, f.predictedRouted)}% of the routed ones`;
+  }
+  return s;
 }

@@ -112,8 +112,12 @@ export interface PlanUnits {
   readonly pinnedBytes: number;
 }
 
-/** The units of a plan, in plan order (an entry's body before its experts). */
-export function planUnits(plan: readonly PlanEntry[], source: TensorSource): PlanUnits {
+/**
+ * The units of a plan, in plan order (an entry's body before its experts). With `expertUnits`
+ * false, experts are part of their layer's body and stream with it (AirLLM's whole-layer way,
+ * kept for comparison).
+ */
+export function planUnits(plan: readonly PlanEntry[], source: TensorSource, expertUnits = true): PlanUnits {
   const units: Unit[] = [];
   const pinned = new Map<number, string[]>();
   let pinnedBytes = 0;
@@ -127,7 +131,8 @@ export function planUnits(plan: readonly PlanEntry[], source: TensorSource): Pla
     pinned.set(e.index, small);
     pinnedBytes += small.reduce((a, n) => a + alignUp(source.get(n).bytes), 0);
     for (const t of e.tensors.filter((t) => t.role === "rows")) add("table", e, -1, [t.name]);
-    add("body", e, -1, e.tensors.filter((t) => t.role === "matrix" && t.expert === undefined).map((t) => t.name));
+    add("body", e, -1, e.tensors.filter((t) => t.role === "matrix" && (t.expert === undefined || !expertUnits)).map((t) => t.name));
+    if (!expertUnits) continue;
     for (let x = 0; x < e.experts; x++) add("expert", e, x, e.tensors.filter((t) => t.role === "matrix" && t.expert === x).map((t) => t.name));
   }
   return { units, pinned, pinnedBytes };

@@ -29,8 +29,16 @@ export interface FetchStats {
   readonly expertBytes: number;
   /** Bytes of embedding rows read. */
   readonly rowBytes: number;
+  /** Routed experts found in the cache from an earlier use (no fetch). */
   readonly expertHits: number;
+  /** Routed experts fetched when they were needed. */
   readonly expertMisses: number;
+  /** Routed experts a guess had already fetched (fetched, but early). */
+  readonly expertGuessedUses: number;
+  /** Experts fetched on a guess (used or not). */
+  readonly guessFetches: number;
+  /** Bytes the hits did not have to fetch. */
+  readonly expertSavedBytes: number;
   readonly expertResidentUses: number;
   /** Routed experts of layers that had a prediction, and how many of them were predicted. */
   readonly predictedRouted: number;

@@ -16,7 +16,7 @@ import { parseSize } from "../util/size.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import { architectureNamed } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
-import { planLoad, type DeviceKind } from "./load-plan.ts";
+import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
 import { openModelSource } from "./model-source.ts";
 
 export interface FromPretrainedOptions {
@@ -51,9 +51,17 @@ export interface FromPretrainedOptions {
   readonly expert_cache?: number | string;
   /**
    * MoE: guess the next layer's experts from this layer's hidden state and fetch them early
-   * (mixtral-offloading's speculative loading; default true). A wrong guess only costs bytes.
+   * (mixtral-offloading's speculative loading). A wrong guess costs bytes and may evict a cached
+   * expert. Default: on where uploads run asynchronously beside compute (CUDA); off on the CPU,
+   * whose reads share the cores with compute — measured there, guessing made decode 20% slower
+   * (bench/RESULTS.md, MoE streaming).
    */
   readonly expert_prediction?: boolean;
+  /**
+   * MoE: "experts" (default) fetches only the experts a pass routes to; "layers" streams every
+   * expert with its layer, as AirLLM does (for comparison).
+   */
+  readonly moe_streaming?: MoeStreaming;
   /** AirLLM's `prefetching` (default true): upload the next chunk while this one computes. */
   readonly prefetching?: boolean;
   /** Chunks fetched ahead when prefetching (default 1). */
@@ -97,6 +105,9 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
   }
   const kvDtype = o.kv_dtype ?? "f16";
   if (!KV_DTYPES.includes(kvDtype)) throw new UsageError(`kv_dtype ${JSON.stringify(kvDtype)} is not one of ${KV_DTYPES.join(", ")}`);
+  if (o.moe_streaming !== undefined && o.moe_streaming !== "experts" && o.moe_streaming !== "layers") {
+    throw new UsageError(`moe_streaming ${JSON.stringify(o.moe_streaming)} is not one of "experts", "layers"`);
+  }
   const source = openModelSource(path, { compression: o.compression, splitDir: o.layer_shards_saving_path, onSplitProgress: o.onSplitProgress });
   const { config, generationConfig, tensors: files } = source;
   let backend: Backend | null = null;
@@ -146,13 +157,14 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
         sequences: 1,
         chunkBytes: o.chunk_size !== undefined ? parseSize(o.chunk_size, "chunk_size") : undefined,
         expertCacheBytes: o.expert_cache !== undefined ? parseSize(o.expert_cache, "expert_cache") : undefined,
+        moeStreaming: o.moe_streaming,
         budgetFlag: onHost ? "--max-memory" : "--max-gpu-memory",
       });
       plan = memory;
       context = memory.context;
       pool = new KvPool(be, { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: memory.kvPages });
       try {
-        weights = new LayerStreamer(be, files, arch.plan, units, memory, { rowCapacity: Math.min(PREFILL_CHUNK, context), predictExperts: o.expert_prediction });
+        weights = new LayerStreamer(be, files, arch.plan, units, memory, { rowCapacity: Math.min(PREFILL_CHUNK, context), predictExperts: o.expert_prediction ?? be.caps.asyncUpload });
       } catch (e) {
         pool.dispose();
         throw e;

@@ -35,8 +35,13 @@ export interface LoadPlanOptions {
   readonly sequences: number;
   readonly chunkBytes?: number;
   readonly expertCacheBytes?: number;
+  /** MoE experts as units of their own (default), or streamed with their layer ("layers"). */
+  readonly moeStreaming?: MoeStreaming;
   readonly budgetFlag: string;
 }
+
+/** "experts": only routed experts are fetched; "layers": whole layers, as AirLLM streams them. */
+export type MoeStreaming = "experts" | "layers";
 
 export interface LoadPlan {
   readonly units: PlanUnits;
@@ -44,7 +49,7 @@ export interface LoadPlan {
 }
 
 export function planLoad(arch: ModelArch, source: TensorSource, o: LoadPlanOptions): LoadPlan {
-  const units = planUnits(arch.plan, source);
+  const units = planUnits(arch.plan, source, o.moeStreaming !== "layers");
   const granule = o.device === "cuda" ? DEVICE_GRANULE : HOST_GRANULE;
   const table = units.units.find((u) => u.kind === "table");
   const rowBytes = table ? (tableRowBytes(source.get(table.tensors[0]!)) ?? 0) : 0;

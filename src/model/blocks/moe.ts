@@ -39,14 +39,15 @@ export interface NextMoe {
 }
 
 export function moeTensors(n: MoeNames, d: MoeDims): TensorSpec[] {
+  // In the order the forward uses them: routed experts (ascending), then the shared expert.
   const t: TensorSpec[] = [
     { name: n.norm, shape: [d.hidden], role: "small" },
     { name: n.router, shape: [d.experts, d.hidden], role: "small" },
   ];
-  if (n.shared && n.sharedGate) {
-    t.push(...mlpTensors(n.shared, d.hidden, d.sharedInter, false), { name: n.sharedGate, shape: [1, d.hidden], role: "small" });
-  }
   for (let e = 0; e < d.experts; e++) t.push(...mlpTensors(n.expert(e), d.hidden, d.expertInter, false, e));
+  if (n.shared && n.sharedGate) {
+    t.push({ name: n.sharedGate, shape: [1, d.hidden], role: "small" }, ...mlpTensors(n.shared, d.hidden, d.sharedInter, false));
+  }
   return t;
 }
 
