@@ -128,6 +128,11 @@ describe("bad input: one error line with a hint, non-zero exit, no stack trace",
     const r = airllm(["run", STORIES_HF, "--ctx", "4", "-p", "Once upon a time there was"]);
     expectCleanError(r, /context/);
   });
+  test("a memory budget too small for even the prompt's context names each part and what would fit", () => {
+    const r = airllm(["run", STORIES_HF, "--device", "cpu", "--max-memory", "16KiB", "-p", "Once upon a time"]);
+    expectCleanError(r, /cannot hold a context of \d+ tokens: activations.*KiB, KV cache .*B, streaming ring .*B/);
+    expect(r.stderr).toMatch(/hint: the smallest budget that fits is about .*--max-memory/);
+  });
   test("unknown option and missing model", () => {
     expectCleanError(airllm(["run", STORIES_HF, "--bogus"]), /--bogus/);
     expectCleanError(airllm(["run"]), /no model/);

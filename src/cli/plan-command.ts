@@ -91,7 +91,7 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
     if (f.has("json")) {
       out(JSON.stringify({ ...planJson(plan, config, device === "cpu"), device, model_type: config.modelType, kv_dtype: kvDtype, compression: compression ?? null }) + "\n");
     } else {
-      out(`${config.modelType} · ${config.numLayers} layers · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}\n`);
+      out(`${config.modelType} · ${config.numLayers} layer${config.numLayers === 1 ? "" : "s"} · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}\n`);
       for (const l of planLines(plan, device, kvDtype, DEFAULT_PAGE_SIZE)) out(`${l}\n`);
       out(`  predicted ≥ ${predictedMsPerToken(plan, config, device === "cpu").toFixed(1)} ms per token (cost model, nominal bandwidths: not a measurement)\n`);
       if (device === "cpu" && !f.has("max-memory")) out(`  (no --max-memory: planned for the available RAM, ${formatBytes(budget)})\n`);

@@ -112,7 +112,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     const loadMs = performance.now() - t0;
     if (verbose) {
       const c = model.config;
-      err(`airllm: ${c.modelType} · ${c.numLayers} layers · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.context}\n`);
+      err(`airllm: ${c.modelType} · ${c.numLayers} layer${c.numLayers === 1 ? "" : "s"} · hidden ${c.hiddenSize} · vocab ${c.vocabSize} · backend ${model.backend.name} · context ${model.engine.context}\n`);
       const plan = model.memoryPlan;
       if (plan !== null) {
         const kv = model.engine.kvPool.shape;
