@@ -12,6 +12,8 @@ decode and prefill speed, and accelerate's CPU offload. Every subcommand prints 
   python3 bench/gpu_reference.py bench-airllm DIR --decode-tokens 2        (needs the airllm wheel)
   python3 bench/gpu_reference.py compare OURS.f32 PREFIX --vocab V   (our logits against both references)
   python3 bench/gpu_reference.py expected-text llama2c_test_all.py
+  python3 bench/gpu_reference.py make-sparse-split DIR --hidden 8192 --layers 80 --heads 64 --kv 8 --inter 28672 --vocab 128256
+      (DIR/splitted_model.4bit/: an AirLLM 4-bit split of a Llama shape whose weights are holes)
 """
 import argparse
 import json
@@ -180,6 +182,57 @@ def expected_text(a):
     sys.stdout.buffer.write(ast.literal_eval(m.group(1)))
 
 
+def make_sparse_split(a):
+    """airllm's 4-bit split layout (src/split/split-model.ts, safetensors-writer.ts) with every
+    tensor a hole: a header per plan entry, the file extended with truncate, a .done marker.
+    2-D weights are NF4 (U8 bytes; dtype and shape in __metadata__), norms BF16. Zeros decode to
+    zeros, so a pass is well defined: a shape-only model for memory and bandwidth runs."""
+    import os
+    h, i, hd = a.hidden, a.inter, a.hidden // a.heads
+    q, kv = a.heads * hd, a.kv * hd
+    nf4 = lambda r, c: (r * c) // 64 * 36
+    entries = [("model.embed_tokens", [("model.embed_tokens.weight", [a.vocab, h])])]
+    for l in range(a.layers):
+        p = f"model.layers.{l}"
+        # The order the architecture lists them (src/model/blocks/attention.ts, mlp.ts).
+        entries.append((p, [(f"{p}.input_layernorm.weight", [h]), (f"{p}.self_attn.q_proj.weight", [q, h]),
+                            (f"{p}.self_attn.k_proj.weight", [kv, h]), (f"{p}.self_attn.v_proj.weight", [kv, h]),
+                            (f"{p}.self_attn.o_proj.weight", [h, q]), (f"{p}.post_attention_layernorm.weight", [h]),
+                            (f"{p}.mlp.gate_proj.weight", [i, h]), (f"{p}.mlp.up_proj.weight", [i, h]),
+                            (f"{p}.mlp.down_proj.weight", [h, i])]))
+    entries += [("model.norm", [("model.norm.weight", [h])]), ("lm_head", [("lm_head.weight", [a.vocab, h])])]
+    out = os.path.join(a.dir, "splitted_model.4bit")
+    os.makedirs(out, exist_ok=True)
+    total = 0
+    for name, tensors in entries:
+        meta, header, off = {"format": "pt"}, {}, 0
+        for t, shape in tensors:
+            if len(shape) == 2:
+                meta[f"airllm.dtype.{t}"] = "nf4"
+                meta[f"airllm.shape.{t}"] = json.dumps(shape, separators=(",", ":"))
+                n = nf4(*shape)
+                header[t] = {"dtype": "U8", "shape": [n], "data_offsets": [off, off + n]}
+            else:
+                n = shape[0] * 2
+                header[t] = {"dtype": "BF16", "shape": shape, "data_offsets": [off, off + n]}
+            off += n
+        text = json.dumps({"__metadata__": meta, **header}, separators=(",", ":"))
+        text += " " * ((-len(text)) % 8)
+        path = os.path.join(out, f"{name}.safetensors")
+        with open(path, "wb") as f:
+            f.write(len(text).to_bytes(8, "little"))
+            f.write(text.encode())
+            f.truncate(8 + len(text) + off)
+        open(path + ".done", "w").close()
+        total += off
+    config = dict(architectures=["LlamaForCausalLM"], model_type="llama", hidden_size=h, intermediate_size=i,
+                  num_hidden_layers=a.layers, num_attention_heads=a.heads, num_key_value_heads=a.kv,
+                  vocab_size=a.vocab, max_position_embeddings=8192, rms_norm_eps=1e-5, rope_theta=500000.0,
+                  tie_word_embeddings=False, torch_dtype="bfloat16", bos_token_id=1, eos_token_id=2)
+    json.dump(config, open(os.path.join(out, "config.json"), "w"))
+    print(json.dumps({"dir": out, "weight_bytes": total, "entries": len(entries)}))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -211,10 +264,14 @@ def main():
     c.add_argument("--rows", type=int, default=0, help="compare with the first ROWS positions of the reference")
     e = sub.add_parser("expected-text")
     e.add_argument("py")
+    ss = sub.add_parser("make-sparse-split")
+    ss.add_argument("dir")
+    for k, v in (("layers", 80), ("hidden", 8192), ("inter", 28672), ("heads", 64), ("kv", 8), ("vocab", 128256)):
+        ss.add_argument(f"--{k}", type=int, default=v)
     a = p.parse_args()
     {"make-model": make_model, "logits": logits, "bench-transformers": bench_transformers, "bench-offload": bench_offload,
      "compare": compare, "expected-text": expected_text, "bench-airllm": bench_airllm,
-     "save-tokenizer": save_tokenizer}[a.cmd](a)
+     "save-tokenizer": save_tokenizer, "make-sparse-split": make_sparse_split}[a.cmd](a)
 
 
 if __name__ == "__main__":

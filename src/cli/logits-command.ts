@@ -44,6 +44,7 @@ export async function logitsCommand(argv: readonly string[], out: (s: string) =>
     ...modelOptions(f, err),
     // One pass needs a cache only as long as the prompt.
     max_seq_len: ids ? Math.max(1, ids.length) : undefined,
+    min_seq_len: ids ? Math.max(1, ids.length) : undefined,
   });
   try {
     const tokens = ids ?? model.encodePrompt(f.string("prompt") ?? "");
