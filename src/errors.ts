@@ -35,3 +35,11 @@ export class NativeError extends AirLLMError {
     this.name = "NativeError";
   }
 }
+
+/** A prompt (with what it asks to generate) longer than the context the model was loaded with. */
+export class ContextLengthError extends UsageError {
+  constructor(message: string, hint?: string) {
+    super(message, hint);
+    this.name = "ContextLengthError";
+  }
+}

@@ -6,5 +6,7 @@ export type { Sequence } from "./engine/sequence.ts";
 export type { ModelConfig } from "./model/config.ts";
 export { AirTokenizer } from "./tokenizer/tokenizer.ts";
 export type { Backend, BackendCaps, Weight, DType } from "./backend/backend.ts";
-export { AirLLMError, ModelFormatError, UsageError, NativeError } from "./errors.ts";
+export { AirLLMError, ContextLengthError, ModelFormatError, UsageError, NativeError } from "./errors.ts";
+export { ChatSession } from "./model/causal-lm.ts";
+export { ChatTemplate, type ChatMessage } from "./tokenizer/chat-template.ts";
 export { WorkerModel } from "./worker/worker-model.ts";

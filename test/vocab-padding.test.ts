@@ -5,6 +5,7 @@ import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateStream } from "../src/engine/generate.ts";
+import { Scheduler } from "../src/engine/scheduler.ts";
 import { AutoModel } from "../src/index.ts";
 import type { TextTokenizer } from "../src/tokenizer/text-tokenizer.ts";
 import { ROOT } from "./paths.ts";
@@ -35,7 +36,8 @@ test("sampling stays inside the tokenizer's vocabulary", async () => {
     seq.dispose();
     let best = 0;
     for (let i = 1; i < 64; i++) if (logits[i] > logits[best]) best = i;
-    const it = generateStream({ engine: model.engine, tokenizer: idTokenizer(64), defaultEosIds: [] }, expected.prompt, { maxNewTokens: 8 });
+    const scheduler = new Scheduler(model.engine, () => idTokenizer(64));
+    const it = generateStream(scheduler, { prompt: expected.prompt, maxNewTokens: 8, eosIds: [] });
     let r = await it.next();
     while (!r.done) r = await it.next();
     expect(r.value.tokens[0]).toBe(best);

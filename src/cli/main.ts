@@ -4,10 +4,12 @@
 // user error.
 import { AirLLMError } from "../errors.ts";
 import { benchCommand } from "./bench-command.ts";
+import { chatCommand } from "./chat-command.ts";
 import { logitsCommand } from "./logits-command.ts";
 import { planCommand } from "./plan-command.ts";
 import { runCommand } from "./run-command.ts";
 import { selftestCommand } from "./selftest-command.ts";
+import { serveCommand } from "./serve-command.ts";
 import { splitCommand } from "./split-command.ts";
 import pkg from "../../package.json" with { type: "json" };
 
@@ -15,6 +17,8 @@ const HELP = `airllm ${pkg.version}: run large language models layer by layer, o
 
 usage:
   airllm run MODEL [options]     generate text (airllm run --help for every option)
+  airllm chat MODEL [options]    chat in the terminal, in the model's chat template
+  airllm serve MODEL [options]   OpenAI-compatible HTTP server, concurrent requests batched
   airllm logits MODEL --ids L -o F   write the logits of every position (raw f32)
   airllm plan MODEL [options]    the memory plan for a budget, from the headers alone (no GPU needed)
   airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
@@ -32,6 +36,8 @@ type Command = (argv: readonly string[], out: (s: string) => void, err: (s: stri
 
 const COMMANDS: Record<string, Command> = {
   run: runCommand,
+  chat: chatCommand,
+  serve: serveCommand,
   logits: logitsCommand,
   plan: planCommand,
   bench: benchCommand,

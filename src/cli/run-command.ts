@@ -11,23 +11,19 @@ import { ProgressLine } from "./progress-line.ts";
 import { expertSummary, Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
+import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "prompt", short: "p", value: "TEXT", help: "prompt text (else -f, else standard input; empty: start from BOS)" },
   { name: "file", short: "f", value: "FILE", help: "read the prompt from FILE" },
   { name: "max-tokens", short: "n", value: "N", help: "generate at most N tokens (default 256)" },
-  { name: "temp", value: "T", help: "sampling temperature; 0 = greedy (default: generation_config.json, else 0)" },
-  { name: "top-k", value: "K", help: "keep the K most likely tokens (0 = off)" },
-  { name: "top-p", value: "P", help: "keep the smallest set of tokens with probability mass P (1 = off)" },
-  { name: "min-p", value: "P", help: "drop tokens less likely than P × the most likely (0 = off)" },
-  { name: "repeat-penalty", value: "R", help: "divide positive logits of seen tokens by R, multiply negative ones (1 = off)" },
-  { name: "seed", value: "S", help: "random seed: the same seed gives the same output" },
-  { name: "stop", value: "STR", repeat: true, help: "stop when STR appears (repeatable); STR is not printed" },
+  ...SAMPLING_FLAGS,
   { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
   { name: "ctx", value: "N", help: "context length the KV cache holds (default: prompt + max tokens, at most max_position_embeddings)" },
   ...MODEL_FLAGS,
   { name: "profile", help: "per-layer timings and the bottleneck on stderr at the end (AirLLM profiling_mode)" },
   { name: "json", help: "print one JSON object on stdout instead of streaming text" },
+  { name: "no-display-prompt", help: "on a terminal, print the completion only (by default the prompt is shown before it, as llama.cpp does)" },
   { name: "verbose", short: "v", help: "print load details on stderr" },
   { name: "help", short: "h", help: "show this help" },
 ];
@@ -125,21 +121,17 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
         err(`airllm: weights ${formatBytes(w.residentBytes)} read from the file mapping (no --max-memory)\n`);
       }
     }
-    const opts = {
-      maxNewTokens,
-      temperature: f.number("temp"),
-      topK: f.number("top-k", { integer: true }),
-      topP: f.number("top-p"),
-      minP: f.number("min-p"),
-      repetitionPenalty: f.number("repeat-penalty"),
-      seed: f.number("seed", { integer: true }),
-      stop: f.all("stop"),
-    };
+    const opts = samplingOptions(f, maxNewTokens);
     if (f.has("profile")) model.engine.profiler = new Profiler();
-    const progress = ProgressLine.attach(model.engine, process.stderr.isTTY === true, err, opts.maxNewTokens, model.config.numLayers);
+    const progress = ProgressLine.attach(model.engine, process.stderr.isTTY === true, err, maxNewTokens, model.config.numLayers);
     let atLineStart = true;
     if (progress && process.stdout.isTTY) progress.canDraw = () => atLineStart;
     const it = model.stream(ids, opts);
+    // On a terminal the completion reads on from the prompt; a pipe gets the completion alone.
+    if (process.stdout.isTTY && !f.has("json") && !f.has("no-display-prompt") && typeof prompt === "string" && prompt.length > 0) {
+      out(prompt);
+      atLineStart = prompt.endsWith("\n");
+    }
     let result: GenerationResult;
     try {
       for (;;) {

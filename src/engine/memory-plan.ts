@@ -89,7 +89,8 @@ const sum = (us: readonly Unit[]) => us.reduce((a, u) => a + u.bytes, 0);
 export function planMemory(o: MemoryPlanInput): MemoryPlan {
   const g = (n: number) => Math.ceil(n / o.granule) * o.granule;
   const kvBytes = (ctx: number) => g(o.sequences * Math.ceil(ctx / o.pageSize) * o.pageSize * o.kvBytesPerToken);
-  const rows = (ctx: number) => Math.min(o.prefillRows, ctx) * o.sequences;
+  // A pass carries one prefill chunk, or one decode token per sequence: whichever is more rows.
+  const rows = (ctx: number) => Math.max(Math.min(o.prefillRows, ctx), o.sequences);
   const fixed = (ctx: number, staged: boolean) =>
     o.backendBytes + g(o.activationBytes(rows(ctx))) + (staged ? g(o.rowStagingBytes(rows(ctx))) : 0) + g(o.pinnedBytes);
   const wanted = o.context.wanted;
@@ -192,7 +193,7 @@ function finish(
 ): Omit<MemoryPlan, "minBudget"> {
   const g = (n: number) => Math.ceil(n / o.granule) * o.granule;
   const streaming = hostCached.length + disk.length > 0;
-  const rowCount = Math.min(o.prefillRows, context) * o.sequences;
+  const rowCount = Math.max(Math.min(o.prefillRows, context), o.sequences);
   const kvPages = o.sequences * Math.ceil(context / o.pageSize);
   const kvBytes = g(kvPages * o.pageSize * o.kvBytesPerToken);
   const activationBytes = g(o.activationBytes(rowCount)) + (streaming ? g(o.rowStagingBytes(rowCount)) : 0);

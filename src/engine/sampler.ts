@@ -1,6 +1,7 @@
 // Next-token choice from logits. Order of the transforms is Hugging Face's logits-processor
-// order: repetition penalty, temperature, top-k, top-p, min-p; then a draw from a seeded PRNG
-// (same seed, same output). temperature 0 means greedy (argmax, lowest id on ties).
+// order: repetition penalty, then OpenAI's frequency and presence penalties, temperature, top-k,
+// top-p, min-p; then a draw from a seeded PRNG (same seed, same output). temperature 0 means
+// greedy (argmax, lowest id on ties).
 import { UsageError } from "../errors.ts";
 
 export interface SamplingOptions {
@@ -14,6 +15,12 @@ export interface SamplingOptions {
   readonly minP?: number;
   /** 1 = off. Applied to every id already in the sequence (prompt included), as transformers does. */
   readonly repetitionPenalty?: number;
+  /**
+   * 0 = off. OpenAI's penalties, over the generated tokens only (as vLLM applies them):
+   * logit -= frequency · count + presence · (count > 0). Each in [-2, 2].
+   */
+  readonly frequencyPenalty?: number;
+  readonly presencePenalty?: number;
   readonly seed?: number;
 }
 
@@ -27,6 +34,9 @@ export function validateSampling(o: SamplingOptions): void {
   if (o.minP !== undefined && !(o.minP >= 0 && o.minP < 1)) bad("min-p", o.minP, "use a value in [0, 1); 0 turns it off");
   if (o.repetitionPenalty !== undefined && !(o.repetitionPenalty > 0)) {
     bad("repetition penalty", o.repetitionPenalty, "use a positive value; 1 turns it off");
+  }
+  for (const [name, v] of [["frequency penalty", o.frequencyPenalty], ["presence penalty", o.presencePenalty]] as const) {
+    if (v !== undefined && !(v >= -2 && v <= 2)) bad(name, v, "use a value in [-2, 2]; 0 turns it off");
   }
 }
 
@@ -59,16 +69,26 @@ export class Sampler {
     this.rng = new Rng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
   }
 
-  /** Picks the next id. `history` is every id of the sequence so far. Does not modify `logits`. */
-  sample(logits: Float32Array, history: readonly number[]): number {
+  /**
+   * Picks the next id. `history` is every id of the sequence so far, `generated` the ones this
+   * request produced (for the frequency and presence penalties). Does not modify `logits`.
+   */
+  sample(logits: Float32Array, history: readonly number[], generated: readonly number[] = []): number {
     const penalty = this.o.repetitionPenalty ?? 1;
+    const frequency = this.o.frequencyPenalty ?? 0;
+    const presence = this.o.presencePenalty ?? 0;
     let scores = logits;
+    if (penalty !== 1 || frequency !== 0 || presence !== 0) scores = Float32Array.from(logits);
     if (penalty !== 1) {
-      scores = Float32Array.from(logits);
       for (const id of new Set(history)) {
         const s = scores[id];
         scores[id] = s > 0 ? s / penalty : s * penalty;
       }
+    }
+    if (frequency !== 0 || presence !== 0) {
+      const counts = new Map<number, number>();
+      for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
+      for (const [id, n] of counts) scores[id] -= frequency * n + presence;
     }
     const temperature = this.o.temperature ?? 0;
     if (temperature === 0) return argmax(scores);
@@ -111,4 +131,26 @@ export class Sampler {
     }
     return kept[n - 1];
   }
+}
+
+/** log-softmax of the raw logits at `id`, and the `top` most likely ids with theirs (OpenAI logprobs). */
+export function logprobs(logits: Float32Array, id: number, top: number): { logprob: number; top: { id: number; logprob: number }[] } {
+  let max = -Infinity;
+  for (const v of logits) if (v > max) max = v;
+  let sum = 0;
+  for (const v of logits) sum += Math.exp(v - max);
+  const logZ = max + Math.log(sum);
+  const best: { id: number; logprob: number }[] = [];
+  if (top > 0) {
+    for (let i = 0; i < logits.length; i++) {
+      const v = logits[i]!;
+      if (best.length < top || v > best[best.length - 1]!.logprob) {
+        best.push({ id: i, logprob: v });
+        best.sort((a, b) => b.logprob - a.logprob || a.id - b.id);
+        if (best.length > top) best.pop();
+      }
+    }
+    for (const b of best) b.logprob -= logZ;
+  }
+  return { logprob: logits[id]! - logZ, top: best };
 }

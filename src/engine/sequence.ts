@@ -1,6 +1,7 @@
 // One sequence's state: the ids it has seen and the KV pages holding their keys and values. Pages
 // come from the shared pool as the sequence grows (none is reserved up front) and go back when it
-// is truncated or disposed.
+// is truncated or disposed. Pages can be shared (a cached prefix, a forked sequence): a page with
+// other holders is copied before this sequence writes into it.
 import { UsageError } from "../errors.ts";
 import type { KvPool } from "./kv/kv-pool.ts";
 
@@ -30,16 +31,63 @@ export class Sequence {
       );
     }
     const size = this.pool.shape.pageSize;
-    while (this.pages.length * size < need) {
-      const page = this.pool.take();
-      if (page === null) {
-        throw new UsageError(
-          `the KV cache is full: all ${this.pool.shape.pages} pages of ${size} tokens are in use (this sequence needs ${need} positions)`,
-          "dispose sequences you no longer need, or load the model with a larger --ctx (max_seq_len) or memory budget",
-        );
-      }
-      this.pages.push(page);
+    // The page the next token goes into, if it is partly filled and shared: copy on write.
+    const open = Math.floor(this.length / size);
+    if (this.length % size !== 0 && this.pool.refCount(this.pages[open]!) > 1) {
+      const copy = this.takePage(need);
+      this.pool.copyPage(this.pages[open]!, copy, this.length % size);
+      this.pool.release(this.pages[open]!);
+      this.pages[open] = copy;
     }
+    while (this.pages.length * size < need) this.pages.push(this.takePage(need));
+  }
+
+  private takePage(need: number): number {
+    const page = this.pool.take();
+    if (page === null) {
+      throw new UsageError(
+        `the KV cache is full: all ${this.pool.shape.pages} pages of ${this.pool.shape.pageSize} tokens are in use (this sequence needs ${need} positions)`,
+        "dispose sequences you no longer need, or load the model with a larger --ctx (max_seq_len) or memory budget",
+      );
+    }
+    return page;
+  }
+
+  /** Pages `T` more tokens would take from the pool (a shared, partly filled page counts: it is copied). */
+  pagesNeeded(T: number): number {
+    const size = this.pool.shape.pageSize;
+    const have = this.pages.length;
+    const fresh = Math.max(0, Math.ceil((this.length + T) / size) - have);
+    const open = Math.floor(this.length / size);
+    const copy = this.length % size !== 0 && open < have && this.pool.refCount(this.pages[open]!) > 1 ? 1 : 0;
+    return fresh + copy;
+  }
+
+  /**
+   * Starts this (empty) sequence from pages that already hold `tokens` (a cached prefix: whole
+   * pages, retained for this sequence).
+   */
+  adopt(pages: readonly number[], tokens: readonly number[]): void {
+    if (this.length !== 0 || this.pages.length !== 0) throw new Error("internal: adopt into a sequence that is not empty");
+    if (tokens.length > pages.length * this.pool.shape.pageSize) throw new Error("internal: adopted tokens exceed their pages");
+    this.pages.push(...pages);
+    this.length = tokens.length;
+    this.ids.push(...tokens);
+  }
+
+  /** A second sequence with the same tokens, sharing every page (each copied when either writes into it). */
+  fork(): Sequence {
+    const child = new Sequence(this.pool, this.context);
+    for (const p of this.pages) this.pool.retain(p);
+    child.pages.push(...this.pages);
+    child.length = this.length;
+    child.ids.push(...this.ids);
+    return child;
+  }
+
+  /** Page ids of positions 0 .. (in order). */
+  get pageIds(): readonly number[] {
+    return this.pages;
   }
 
   /** The page table: page ids covering positions 0 .. length + reserved. */

@@ -14,6 +14,7 @@ import { UsageError } from "../errors.ts";
 import type { Compression, SplitProgress } from "../split/split-model.ts";
 import { parseSize } from "../util/size.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
+import { chatTemplateFromFile } from "../tokenizer/chat-template.ts";
 import { architectureNamed } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
 import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
@@ -79,6 +80,12 @@ export interface FromPretrainedOptions {
   readonly onNotice?: (line: string) => void;
   /** A tokenizer already loaded for this model (it is not read again). */
   readonly tokenizer?: TextTokenizer;
+  /** A Jinja chat template file to use instead of the model's own. */
+  readonly chat_template?: string;
+  /** Requests that run at once; the KV pool is sized for this many contexts (default 1). */
+  readonly parallel?: number;
+  /** Reuse the KV pages of prompts that share a prefix (default true). */
+  readonly prefix_cache?: boolean;
 }
 
 const DEFAULT_MAX_SEQ = 4096;
@@ -116,6 +123,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const wanted = positiveInt(o.max_seq_len, Math.min(maxPos, DEFAULT_MAX_SEQ), "max_seq_len");
     const minContext = Math.min(wanted, positiveInt(o.min_seq_len, 1, "min_seq_len"));
     const pageSize = positiveInt(o.kv_page_size, DEFAULT_PAGE_SIZE, "kv_page_size");
+    const parallel = positiveInt(o.parallel, 1, "parallel");
     const prefetchDepth = o.prefetching === false ? 0 : (o.prefetch_depth ?? 1);
     if (!(Number.isInteger(prefetchDepth) && prefetchDepth >= 0)) throw new UsageError(`prefetch_depth ${prefetchDepth} must be a non-negative integer`);
     const arch = architectureNamed(config.arch).build(config, {
@@ -137,7 +145,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     let pool: KvPool;
     let weights: WeightProvider;
     if (onHost && o.max_memory === undefined) {
-      pool = new KvPool(be, { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: Math.ceil(context / pageSize) });
+      pool = new KvPool(be, { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: parallel * Math.ceil(context / pageSize) });
       weights = new HostMappedWeights(files, arch.plan);
     } else {
       const device: DeviceKind = onHost ? "cpu" : "cuda";
@@ -154,7 +162,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
         context: { wanted, min: minContext, max: maxPos },
         kvDtype,
         pageSize,
-        sequences: 1,
+        sequences: parallel,
         chunkBytes: o.chunk_size !== undefined ? parseSize(o.chunk_size, "chunk_size") : undefined,
         expertCacheBytes: o.expert_cache !== undefined ? parseSize(o.expert_cache, "expert_cache") : undefined,
         moeStreaming: o.moe_streaming,
@@ -172,7 +180,16 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     }
     const engine = new Engine(be, arch, weights, pool, context);
     const given = o.tokenizer;
-    const model = new CausalLM(config, generationConfig, given ? () => given : source.tokenizer, engine, be, () => source.close());
+    const model = new CausalLM({
+      config,
+      generationConfig,
+      loadTokenizer: given ? () => given : source.tokenizer,
+      chatTemplate: o.chat_template !== undefined ? chatTemplateFromFile(o.chat_template) : source.chatTemplate(),
+      engine,
+      backend: be,
+      closeFiles: () => source.close(),
+      scheduler: { maxRunning: o.parallel, prefixCache: o.prefix_cache },
+    });
     if (!onHost) model.deviceFreeAtLoad = freeAtLoad;
     model.memoryPlan = plan;
     return model;

@@ -10,6 +10,9 @@ import {
 } from "../engine/generate.ts";
 import type { MemoryPlan } from "../engine/memory-plan.ts";
 import type { Sequence } from "../engine/sequence.ts";
+import { Scheduler, type SchedulerOptions } from "../engine/scheduler.ts";
+import type { GenerationRequest } from "../engine/job.ts";
+import { noChatTemplate, type ChatMessage, type ChatTemplate, type ChatTemplateOptions } from "../tokenizer/chat-template.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { GenerationConfig } from "./generation-config.ts";
@@ -26,6 +29,19 @@ export interface GenerateCallOptions extends GenerateOptions {
   readonly repetition_penalty?: number;
 }
 
+export interface CausalLMParts {
+  readonly config: ModelConfig;
+  readonly generationConfig: GenerationConfig | null;
+  /** Read on first use: a model driven by ids alone needs no tokenizer.json. */
+  readonly loadTokenizer: () => TextTokenizer;
+  /** The model's chat template, or null when it ships none. */
+  readonly chatTemplate: ChatTemplate | null;
+  readonly engine: Engine;
+  readonly backend: Backend;
+  readonly closeFiles: () => void;
+  readonly scheduler?: SchedulerOptions;
+}
+
 export class CausalLM {
   /** Logits of the last step of the last generate()/stream() call ([vocab]), or null. */
   lastLogits: Float32Array | null = null;
@@ -33,18 +49,28 @@ export class CausalLM {
   deviceFreeAtLoad: number | null = null;
   /** How the weights, KV cache and activations were placed under the budget; null without one. */
   memoryPlan: MemoryPlan | null = null;
+  readonly config: ModelConfig;
+  readonly generationConfig: GenerationConfig | null;
+  readonly engine: Engine;
+  readonly backend: Backend;
+  /** Every generate/stream/chat call of this model runs here: concurrent calls share passes. */
+  readonly scheduler: Scheduler;
+  chatTemplate: ChatTemplate | null;
   private disposed = false;
   private loadedTokenizer: TextTokenizer | null = null;
+  private readonly loadTokenizer: () => TextTokenizer;
+  private readonly closeFiles: () => void;
 
-  constructor(
-    readonly config: ModelConfig,
-    readonly generationConfig: GenerationConfig | null,
-    /** Read on first use: a model driven by ids alone needs no tokenizer.json. */
-    private readonly loadTokenizer: () => TextTokenizer,
-    readonly engine: Engine,
-    readonly backend: Backend,
-    private readonly closeFiles: () => void,
-  ) {}
+  constructor(parts: CausalLMParts) {
+    this.config = parts.config;
+    this.generationConfig = parts.generationConfig;
+    this.loadTokenizer = parts.loadTokenizer;
+    this.chatTemplate = parts.chatTemplate;
+    this.engine = parts.engine;
+    this.backend = parts.backend;
+    this.closeFiles = parts.closeFiles;
+    this.scheduler = new Scheduler(parts.engine, () => this.tokenizer, parts.scheduler);
+  }
 
   get tokenizer(): TextTokenizer {
     this.loadedTokenizer ??= this.loadTokenizer();
@@ -72,21 +98,53 @@ export class CausalLM {
     return this.engine.forward(seqs, tokens, opts);
   }
 
+  /** The request a prompt and options make (defaults from generation_config.json). */
+  request(prompt: readonly number[], opts: GenerateCallOptions = {}, sequence?: Sequence): GenerationRequest {
+    const o = this.resolveOptions(opts);
+    const { temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed } = o;
+    return {
+      prompt,
+      maxNewTokens: o.maxNewTokens,
+      sampling: { temperature, topK, topP, minP, repetitionPenalty, frequencyPenalty, presencePenalty, seed },
+      stop: o.stop,
+      eosIds: o.eosIds ?? this.eosIds,
+      logprobs: o.logprobs,
+      ...(sequence ? { sequence } : {}),
+    };
+  }
+
   /** Streams generated tokens with their text; the generator's return value is the result. */
   stream(input: PromptInput, opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
-    return generateStream(
-      { engine: this.engine, tokenizer: this.tokenizer, defaultEosIds: this.eosIds, onLogits: (l) => (this.lastLogits = l) },
-      this.encodePrompt(input),
-      this.resolveOptions(opts),
-    );
+    return generateStream(this.scheduler, this.request(this.encodePrompt(input), opts), { signal: opts.signal, onLogits: (l) => (this.lastLogits = l) });
   }
 
   async generate(input: PromptInput, opts: GenerateCallOptions = {}): Promise<GenerationResult> {
-    const it = this.stream(input, opts);
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return r.value;
-    }
+    return drain(this.stream(input, opts));
+  }
+
+  /** The template's text for a conversation (transformers' apply_chat_template(tokenize=False)). */
+  applyChatTemplate(messages: readonly ChatMessage[], o: ChatTemplateOptions = {}): string {
+    return this.template().render(messages, this.tokenizer, o);
+  }
+
+  /** Streams the assistant's reply to a conversation rendered with the model's chat template. */
+  chatStream(messages: readonly ChatMessage[], opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    const prompt = this.template().encode(messages, this.tokenizer);
+    return generateStream(this.scheduler, this.request(prompt, opts), { signal: opts.signal, onLogits: (l) => (this.lastLogits = l) });
+  }
+
+  async chat(messages: readonly ChatMessage[], opts: GenerateCallOptions = {}): Promise<GenerationResult> {
+    return drain(this.chatStream(messages, opts));
+  }
+
+  /** A conversation that keeps its KV cache between turns: each turn prefills only its new tokens. */
+  newChat(system?: string): ChatSession {
+    return new ChatSession(this, this.template(), system);
+  }
+
+  private template(): ChatTemplate {
+    if (this.chatTemplate === null) throw noChatTemplate(`model "${this.config.modelType}"`);
+    return this.chatTemplate;
   }
 
   /** Generation defaults: the call's options, then generation_config.json, then greedy. */
@@ -107,8 +165,62 @@ export class CausalLM {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.scheduler.dispose();
     this.engine.dispose();
     this.closeFiles();
     this.backend.destroy();
+  }
+}
+
+async function drain(it: AsyncGenerator<GenerationChunk, GenerationResult>): Promise<GenerationResult> {
+  for (;;) {
+    const r = await it.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * A chat whose earlier turns stay in the KV cache: the whole conversation is rendered each turn,
+ * and only what differs from the cached tokens (the new user turn, the template's glue) is fed.
+ */
+export class ChatSession {
+  readonly messages: ChatMessage[] = [];
+  private seq: Sequence;
+  /** Prompt tokens of the last turn that were already in the cache. */
+  lastCachedTokens = 0;
+
+  constructor(
+    private readonly model: CausalLM,
+    private readonly template: ChatTemplate,
+    private readonly system?: string,
+  ) {
+    this.seq = model.newSequence();
+    if (system !== undefined) this.messages.push({ role: "system", content: system });
+  }
+
+  /** Streams the reply to `text`; the reply joins the conversation when it completes. */
+  async *send(text: string, opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
+    const messages = [...this.messages, { role: "user", content: text }];
+    const prompt = this.template.encode(messages, this.model.tokenizer);
+    const it = generateStream(this.model.scheduler, this.model.request(prompt, opts, this.seq), { signal: opts.signal });
+    let r = await it.next();
+    while (!r.done) {
+      yield r.value;
+      r = await it.next();
+    }
+    this.lastCachedTokens = r.value.cachedTokens;
+    this.messages.push({ role: "user", content: text }, { role: "assistant", content: r.value.text });
+    return r.value;
+  }
+
+  /** Forgets the conversation (the system message stays) and frees its pages. */
+  reset(): void {
+    this.messages.length = this.system === undefined ? 0 : 1;
+    this.seq.dispose();
+    this.seq = this.model.newSequence();
+  }
+
+  dispose(): void {
+    this.seq.dispose();
   }
 }

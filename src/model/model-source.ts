@@ -9,6 +9,7 @@ import { splitModel, storedDtype, type Compression, type SplitProgress } from ".
 import { tensorBytes } from "../backend/backend.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import { AirTokenizer } from "../tokenizer/tokenizer.ts";
+import { ChatTemplate, loadChatTemplate } from "../tokenizer/chat-template.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
 import { loadGgufModel } from "./gguf-model.ts";
@@ -23,6 +24,8 @@ export interface ModelSource {
   readonly ropeInterleaved: boolean;
   /** Divisors of the rotary frequencies (GGUF rope_freqs.weight), or null. */
   readonly ropeFreqFactors: Float32Array | null;
+  /** The chat template the model ships, read on first use (null when it has none). */
+  readonly chatTemplate: () => ChatTemplate | null;
   close(): void;
 }
 
@@ -54,6 +57,7 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
       tokenizer: () => g.tokenizer(),
       ropeInterleaved: g.ropeInterleaved,
       ropeFreqFactors: g.ropeFreqFactors,
+      chatTemplate: () => (g.chatTemplate === null ? null : new ChatTemplate(g.chatTemplate, `"${path}"`)),
       close: () => g.close(),
     };
   }
@@ -71,6 +75,7 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
     tokenizer: () => AirTokenizer.fromDir(path),
     ropeInterleaved: false,
     ropeFreqFactors: null,
+    chatTemplate: () => loadChatTemplate(path),
     close: () => files.close(),
   };
 }

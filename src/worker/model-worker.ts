@@ -1,17 +1,16 @@
 // The engine's own thread. bun:ffi calls are synchronous, and the CUDA backend waits on events
-// (cuEventSynchronize, a synchronous download per token): run here, those waits block only this
-// Worker, never the caller's event loop. Requests run one at a time; an abort message is handled
-// between tokens, because the generation loop yields to the event loop after each one.
+// (cuEventSynchronize, a synchronous download per pass): run here, those waits block only this
+// Worker, never the caller's event loop. Requests run concurrently: each one's stream shares the
+// model's scheduler, so one pass serves them all; an abort message is handled between passes.
 import { AirLLMError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { CausalLM } from "../model/causal-lm.ts";
-import type { FromWorker, ToWorker, WireError } from "./protocol.ts";
+import type { FromWorker, ToWorker, WireError, WorkerInput, WorkerGenerateOptions } from "./protocol.ts";
 
 declare const self: Worker;
 
 let model: CausalLM | null = null;
 const aborts = new Map<number, AbortController>();
-let queue: Promise<void> = Promise.resolve();
 
 const send = (m: FromWorker) => self.postMessage(m);
 
@@ -20,11 +19,14 @@ function wire(e: unknown): WireError {
   return { name: "Error", message: e instanceof Error ? e.message : String(e) };
 }
 
-async function generate(id: number, prompt: Extract<ToWorker, { type: "generate" }>["prompt"], options: Extract<ToWorker, { type: "generate" }>["options"]) {
+async function generate(id: number, input: WorkerInput, options: WorkerGenerateOptions) {
   const ac = aborts.get(id)!;
   try {
     if (!model) throw new Error("the model is not loaded");
-    const it = model.stream(prompt, { ...options, signal: ac.signal });
+    const o = { ...options, signal: ac.signal };
+    // Queued at once: a prompt that cannot be served fails here, before "accepted".
+    const it = "messages" in input ? model.chatStream(input.messages, o) : model.stream(input.prompt, o);
+    send({ type: "accepted", id });
     for (;;) {
       const r = await it.next();
       if (r.done) {
@@ -45,18 +47,43 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   switch (m.type) {
     case "load":
       try {
-        model = await AutoModel.from_pretrained(m.path, { ...m.options, onNotice: (line) => send({ type: "notice", line }) });
-        send({ type: "loaded", modelType: model.config.modelType, vocabSize: model.config.vocabSize, backend: model.backend.name });
+        model = await AutoModel.from_pretrained(m.path, {
+          ...m.options,
+          onNotice: (line) => send({ type: "notice", line }),
+          // A compressed split being written is long work: its progress travels as notices.
+          onSplitProgress: (p) => {
+            if (!p.kept) send({ type: "notice", line: `compressing ${p.done}/${p.total} ${p.name}` });
+          },
+        });
+        send({
+          type: "loaded",
+          info: {
+            modelType: model.config.modelType,
+            vocabSize: model.config.vocabSize,
+            backend: model.backend.name,
+            context: model.engine.context,
+            hasChatTemplate: model.chatTemplate !== null,
+            parallel: model.scheduler.maxRunning,
+          },
+        });
       } catch (e) {
         send({ type: "load-error", error: wire(e) });
       }
       break;
     case "generate":
       aborts.set(m.id, new AbortController());
-      queue = queue.then(() => generate(m.id, m.prompt, m.options));
+      void generate(m.id, m.input, m.options);
       break;
     case "abort":
       aborts.get(m.id)?.abort();
+      break;
+    case "metrics":
+      if (model) {
+        const w = model.engine.weightStats();
+        send({ type: "metrics", id: m.id, metrics: { scheduler: model.scheduler.stats(), fetched: model.engine.fetchStats(), streamedBytesPerPass: w.streamedBytes } });
+      } else {
+        send({ type: "error", id: m.id, error: { name: "UsageError", message: "the model is not loaded" } });
+      }
       break;
   }
 };

@@ -30,6 +30,8 @@ export class KvPool {
   /** Free page ids, taken from the end. */
   private readonly freeList: number[] = [];
   private disposed = false;
+  /** Frees a page held only by a cache (the prefix cache's LRU eviction); false when none can go. */
+  reclaim: (() => boolean) | null = null;
 
   /** Bytes of the one allocation. */
   static bytes(s: KvPoolShape): number {
@@ -70,12 +72,31 @@ export class KvPool {
     return this.base + (2 * layer + 1) * this.region;
   }
 
-  /** A free page with one reference, or null when none is left. */
+  /** A free page with one reference, or null when none is left (after asking `reclaim`). */
   take(): number | null {
+    // One eviction frees one page: the cache held its only reference.
+    if (this.freeList.length === 0) this.reclaim?.();
     const page = this.freeList.pop();
     if (page === undefined) return null;
     this.refs[page] = 1;
     return page;
+  }
+
+  /** Holders of `page` (0: free). */
+  refCount(page: number): number {
+    return this.refs[page]!;
+  }
+
+  /** Copies the first `slots` token slots of every layer's keys and values from page `src` to `dst`. */
+  copyPage(src: number, dst: number, slots: number): void {
+    const { layers, pageSize, width, dtype } = this.shape;
+    const rowBytes = width * DTYPE_BYTES[dtype];
+    const bytes = slots * rowBytes;
+    for (let l = 0; l < layers; l++) {
+      for (const base of [this.keys(l), this.values(l)]) {
+        this.backend.copy(base + dst * pageSize * rowBytes, base + src * pageSize * rowBytes, bytes);
+      }
+    }
   }
 
   /** Another holder of `page` (a shared prefix). */
