@@ -117,6 +117,8 @@ interface Level {
   tokens: number;
   wallS: number;
   aggregateTokS: number;
+  /** Sum over requests of (tokens - 1) / (end - first token): the decode phase alone. */
+  decodeTokS: number;
   ttftMedianMs: number;
   ttftMaxMs: number;
   passMsMean: number | null;
@@ -148,6 +150,7 @@ async function level(server: Server, n: number, isAirllm: boolean): Promise<Leve
     tokens: total,
     wallS: round(wall),
     aggregateTokS: round(total / wall),
+    decodeTokS: round(runs.reduce((a, r) => a + (r.tokens > 1 ? (r.tokens - 1) / ((r.endMs - r.ttftMs) / 1000) : 0), 0)),
     ttftMedianMs: Math.round(ttfts[Math.floor(ttfts.length / 2)]!),
     ttftMaxMs: Math.round(ttfts.at(-1)!),
     passMsMean: passMs === null ? null : Math.round(passMs),
@@ -159,10 +162,15 @@ const round = (v: number) => Math.round(v * 100) / 100;
 function report(name: string, rows: Level[]): void {
   const single = rows.find((r) => r.concurrency === 1)?.aggregateTokS ?? null;
   console.log(`\n${name}`);
-  console.log("  N   tokens  wall s   agg tok/s  vs N×single  TTFT median/max ms  pass ms");
+  const singleDecode = rows.find((r) => r.concurrency === 1)?.decodeTokS ?? null;
+  console.log("  N   tokens  wall s   agg tok/s  vs N×single  decode tok/s  vs N×single  TTFT median/max ms  pass ms");
   for (const r of rows) {
     const eff = single === null ? "" : (r.aggregateTokS / (r.concurrency * single)).toFixed(2);
-    console.log(`  ${String(r.concurrency).padEnd(3)} ${String(r.tokens).padStart(6)}  ${r.wallS.toFixed(1).padStart(6)}  ${r.aggregateTokS.toFixed(2).padStart(9)}  ${eff.padStart(11)}  ${`${r.ttftMedianMs}/${r.ttftMaxMs}`.padStart(18)}  ${r.passMsMean ?? "-"}`);
+    const deff = singleDecode === null ? "" : (r.decodeTokS / (r.concurrency * singleDecode)).toFixed(2);
+    console.log(
+      `  ${String(r.concurrency).padEnd(3)} ${String(r.tokens).padStart(6)}  ${r.wallS.toFixed(1).padStart(6)}  ${r.aggregateTokS.toFixed(2).padStart(9)}  ${eff.padStart(11)}  ` +
+        `${r.decodeTokS.toFixed(2).padStart(12)}  ${deff.padStart(11)}  ${`${r.ttftMedianMs}/${r.ttftMaxMs}`.padStart(18)}  ${r.passMsMean ?? "-"}`,
+    );
   }
 }
 

@@ -348,4 +348,13 @@ describe("shutdown", () => {
     expect(await s.proc.exited).toBe(0);
     expect(s.stderr()).toMatch(/SIGTERM: no new requests/);
   });
+
+  test("a model that cannot load under its budget: the error and its hint on stderr, exit 1", async () => {
+    const p = Bun.spawn([binary, "serve", STORIES_HF, "--device", "cpu", "--port", "0", "--max-memory", "1KiB"], { stdout: "ignore", stderr: "pipe" });
+    expect(await p.exited).toBe(1);
+    const err = await new Response(p.stderr).text();
+    expect(err).toMatch(/^airllm: listening on http:\/\/127\.0\.0\.1:\d+/m);
+    expect(err).toMatch(/^airllm: error: the memory budget of 1\.0 KiB cannot hold/m);
+    expect(err).toMatch(/^hint: /m);
+  });
 });

@@ -60,6 +60,8 @@ export interface MemoryPlan {
   readonly contextShrunk: boolean;
   readonly kvPages: number;
   readonly kvBytes: number;
+  /** Tokens one pass may carry: what the activations are sized for (the scheduler keeps to it). */
+  readonly passRows: number;
   readonly activationBytes: number;
   readonly pinnedBytes: number;
   readonly backendBytes: number;
@@ -203,7 +205,7 @@ function finish(
   const residentAllocBytes = resident.reduce((a, u) => a + g(u.bytes), 0);
   const usedBytes = o.backendBytes + activationBytes + pinnedBytes + kvBytes + ringBytes + residentAllocBytes;
   return {
-    budget: o.budget, context, maxContext, contextShrunk: context < o.context.wanted, kvPages, kvBytes, activationBytes, pinnedBytes,
+    budget: o.budget, context, maxContext, contextShrunk: context < o.context.wanted, kvPages, kvBytes, passRows: rowCount, activationBytes, pinnedBytes,
     backendBytes: o.backendBytes, slots, slotBytes, ringBytes, expertSlots, expertSlotBytes,
     resident, hostCached, disk, residentBytes, residentAllocBytes, hostCachedBytes: sum(hostCached), diskBytes: sum(disk), usedBytes,
   };

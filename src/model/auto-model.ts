@@ -82,7 +82,11 @@ export interface FromPretrainedOptions {
   readonly tokenizer?: TextTokenizer;
   /** A Jinja chat template file to use instead of the model's own. */
   readonly chat_template?: string;
-  /** Requests that run at once; the KV pool is sized for this many contexts (default 1). */
+  /**
+   * Requests that run at once, and the KV pool is sized for this many full contexts. Default: a
+   * pool of one context, with up to 16 requests running while their pages last (the latest is
+   * preempted and recomputed when they run out).
+   */
   readonly parallel?: number;
   /** Reuse the KV pages of prompts that share a prefix (default true). */
   readonly prefix_cache?: boolean;
@@ -188,7 +192,8 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
       engine,
       backend: be,
       closeFiles: () => source.close(),
-      scheduler: { maxRunning: o.parallel, prefixCache: o.prefix_cache },
+      // Under a budget a pass carries no more tokens than its activations were planned for.
+      scheduler: { maxRunning: o.parallel, prefixCache: o.prefix_cache, maxPassTokens: plan?.passRows ?? PREFILL_CHUNK },
     });
     if (!onHost) model.deviceFreeAtLoad = freeAtLoad;
     model.memoryPlan = plan;
