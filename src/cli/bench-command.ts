@@ -4,6 +4,7 @@ import { UsageError } from "../errors.ts";
 import { PREFILL_CHUNK } from "../engine/generate.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
 const FLAGS: readonly FlagSpec[] = [
@@ -33,8 +34,9 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
   if (parsed.positionals.length !== 1) throw new UsageError("expected one model folder", "airllm bench MODEL --device cuda");
   const P = f.number("prompt-tokens", { integer: true }) ?? 512;
   const D = f.number("decode-tokens", { integer: true }) ?? 32;
+  const modelPath = await resolveModelArg(parsed.positionals[0], f, err, { mustRun: true });
   const t0 = performance.now();
-  const model = await AutoModel.from_pretrained(parsed.positionals[0], {
+  const model = await AutoModel.from_pretrained(modelPath, {
     ...modelOptions(f, err),
     max_seq_len: P + D + 8,
   });

@@ -9,6 +9,7 @@ import { AutoModel } from "../model/auto-model.ts";
 import { inspectModelSource } from "../model/model-source.ts";
 import { noChatTemplate } from "../tokenizer/chat-template.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
 
@@ -45,7 +46,7 @@ export async function chatCommand(argv: readonly string[], out: (s: string) => v
   if (parsed.positionals.length !== 1) {
     throw new UsageError(parsed.positionals.length === 0 ? "no model given" : `expected one model, got ${parsed.positionals.length}`, "airllm chat MODEL_DIR");
   }
-  const modelPath = parsed.positionals[0]!;
+  const modelPath = await resolveModelArg(parsed.positionals[0]!, f, err, { mustRun: true });
   const headers = inspectModelSource(modelPath);
   const maxPos = headers.config.maxPositionEmbeddings;
   headers.close();

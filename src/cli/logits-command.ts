@@ -5,6 +5,7 @@ import { writeFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
 const FLAGS: readonly FlagSpec[] = [
@@ -40,7 +41,7 @@ export async function logitsCommand(argv: readonly string[], out: (s: string) =>
         return v;
       })
     : null;
-  const model = await AutoModel.from_pretrained(parsed.positionals[0], {
+  const model = await AutoModel.from_pretrained(await resolveModelArg(parsed.positionals[0], f, err, { mustRun: true }), {
     ...modelOptions(f, err),
     // One pass needs a cache only as long as the prompt.
     max_seq_len: ids ? Math.max(1, ids.length) : undefined,

@@ -5,8 +5,11 @@
 import { AirLLMError } from "../errors.ts";
 import { benchCommand } from "./bench-command.ts";
 import { chatCommand } from "./chat-command.ts";
+import { listCommand } from "./list-command.ts";
 import { logitsCommand } from "./logits-command.ts";
 import { planCommand } from "./plan-command.ts";
+import { pullCommand } from "./pull-command.ts";
+import { rmCommand } from "./rm-command.ts";
 import { runCommand } from "./run-command.ts";
 import { selftestCommand } from "./selftest-command.ts";
 import { serveCommand } from "./serve-command.ts";
@@ -23,13 +26,18 @@ usage:
   airllm plan MODEL [options]    the memory plan for a budget, from the headers alone (no GPU needed)
   airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
   airllm split MODEL [--out DIR] write AirLLM's per-layer split (splitted_model/), resumable
+  airllm pull ID                 download a model from the Hugging Face hub into its shared cache
+  airllm list                    the models in that cache, with sizes and revisions
+  airllm rm ORG/NAME             remove a model from the cache
   airllm selftest                check the CUDA backend against the CPU on this machine
   airllm --version               print the version
   airllm --help                  this help
 
 MODEL is a Hugging Face model folder (config.json, model.safetensors or sharded
 model-*.safetensors with model.safetensors.index.json, tokenizer.json), an AirLLM
-split folder (splitted_model/, made by airllm split), or a llama.cpp .gguf file.
+split folder (splitted_model/, made by airllm split), a llama.cpp .gguf file, or a hub id
+ORG/NAME[@REVISION][:QUANT]: found in the Hugging Face cache, else downloaded there first
+(HF_HUB_OFFLINE=1 or --offline: the cache only; --token or HF_TOKEN for gated models).
 `;
 
 type Command = (argv: readonly string[], out: (s: string) => void, err: (s: string) => void) => Promise<number>;
@@ -43,6 +51,9 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
   selftest: selftestCommand,
   split: splitCommand,
+  pull: pullCommand,
+  list: listCommand,
+  rm: rmCommand,
 };
 
 const out = (s: string) => void process.stdout.write(s);

@@ -7,6 +7,7 @@ import type { MoeStreaming } from "../model/load-plan.ts";
 import { parseCompression } from "../split/split-model.ts";
 import { formatBytes } from "../util/size.ts";
 import type { FlagSpec, Flags } from "./args.ts";
+import { HUB_FLAGS } from "./hub-flags.ts";
 
 export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "device", value: "D", help: "cuda, cpu or auto (default auto: CUDA when available, else CPU)" },
@@ -22,6 +23,7 @@ export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "kv-dtype", value: "T", help: "KV cache element type: f16 (default), bf16 or f32" },
   { name: "moe-streaming", value: "M", help: "MoE: experts (default: fetch only routed experts) or layers (whole layers, as AirLLM)" },
   { name: "expert-guess", value: "on|off", help: "MoE: fetch the next layer's probable experts early (default: on with CUDA, off on the CPU)" },
+  ...HUB_FLAGS,
 ];
 
 export function parseKvDtype(value: string | undefined): KvDType | undefined {

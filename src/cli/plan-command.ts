@@ -8,15 +8,18 @@ import { DEFAULT_PAGE_SIZE } from "../engine/kv/kv-pool.ts";
 import { AirLLMError, UsageError } from "../errors.ts";
 import { architectureNamed } from "../model/arch/index.ts";
 import { planLoad, type DeviceKind } from "../model/load-plan.ts";
-import { inspectModelSource } from "../model/model-source.ts";
+import { inspectModelSource, type ModelSource } from "../model/model-source.ts";
 import { checkPlanShapes } from "../engine/weight-provider.ts";
 import { parseCompression } from "../split/split-model.ts";
 import { formatBytes, parseSize } from "../util/size.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { parseKvDtype } from "./model-flags.ts";
+import { HUB_FLAGS } from "./hub-flags.ts";
+import { hubPlanSource, resolveModelArg } from "./hub-resolve.ts";
 import { planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
 
-const FLAGS: readonly FlagSpec[] = [
+/** How to plan: device, budgets, context, compression (also the fit check's, in airllm pull). */
+export const PLAN_BUDGET_FLAGS: readonly FlagSpec[] = [
   { name: "device", value: "D", help: "plan for cuda or cpu (default: cuda with --max-gpu-memory or a GPU here, else cpu)" },
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget (default: the GPU's total memory less 256 MiB)" },
   { name: "max-memory", value: "SIZE", help: "CPU: RAM budget (default: the available RAM)" },
@@ -28,7 +31,12 @@ const FLAGS: readonly FlagSpec[] = [
   { name: "no-prefetch", help: "no read-ahead" },
   { name: "chunk-size", value: "SIZE", help: "streaming slot size instead of the planner's choice" },
   { name: "expert-cache", value: "SIZE", help: "memory for the MoE expert cache instead of the default" },
+];
+
+const FLAGS: readonly FlagSpec[] = [
+  ...PLAN_BUDGET_FLAGS,
   { name: "json", help: "print one JSON object on stdout" },
+  ...HUB_FLAGS,
   { name: "help", short: "h", help: "show this help" },
 ];
 
@@ -36,7 +44,9 @@ export const PLAN_HELP = `usage: airllm plan MODEL [options]
 
 Prints how MODEL would be placed in memory under a budget: bytes resident, cached in pinned host
 RAM and read from disk per pass, the streaming ring, the KV pool, the largest context that fits and
-the predicted time per token. Reads only config.json and the tensor headers; writes nothing.
+the predicted time per token. Reads only config.json and the tensor headers; writes nothing. A hub
+id (ORG/NAME) not in the cache is planned from its headers read remotely: only its config and
+tokenizer files are downloaded.
 
 options:
 ${flagHelp(FLAGS)}
@@ -45,7 +55,7 @@ ${flagHelp(FLAGS)}
 const DEVICE_MARGIN = 256 * 2 ** 20;
 const DEFAULT_MAX_SEQ = 4096;
 
-export async function planCommand(argv: readonly string[], out: (s: string) => void, _err: (s: string) => void): Promise<number> {
+export async function planCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const parsed = parseArgs(argv, FLAGS, "plan");
   const f = new Flags(parsed);
   if (f.has("help")) {
@@ -53,53 +63,70 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
     return 0;
   }
   if (parsed.positionals.length !== 1) throw new UsageError("expected one model", "airllm plan MODEL --device cuda --max-gpu-memory 4GiB");
-  const device = chooseDevice(f);
   const compression = parseCompression(f.string("compression"));
-  const kvDtype = parseKvDtype(f.string("kv-dtype")) ?? "f16";
-  const source = inspectModelSource(parsed.positionals[0]!, compression);
+  const source = (await hubPlanSource(parsed.positionals[0]!, f, err, compression)) ?? inspectModelSource(await resolveModelArg(parsed.positionals[0]!, f, err), compression);
   try {
-    const config = source.config;
-    const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
-    checkPlanShapes(arch.plan, source.tensors);
-    const budget = device === "cuda" ? gpuBudget(f) : f.has("max-memory") ? parseSize(f.string("max-memory")!, "--max-memory") : freemem();
-    const ctx = f.number("ctx", { integer: true });
-    const wanted = ctx ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
-    const depth = f.has("no-prefetch") ? 0 : (f.number("prefetch", { integer: true }) ?? 1);
-    let plan;
-    try {
-      plan = planLoad(arch, source.tensors, {
-        device,
-        budget,
-        hostCacheBudget: f.has("max-host-cache") ? parseSize(f.string("max-host-cache")!, "--max-host-cache") : freemem() / 2,
-        prefetchDepth: depth,
-        // An explicit --ctx is what the user asked for: it does not shrink.
-        context: { wanted, min: ctx ?? 1, max: config.maxPositionEmbeddings },
-        kvDtype,
-        pageSize: DEFAULT_PAGE_SIZE,
-        sequences: 1,
-        chunkBytes: f.has("chunk-size") ? parseSize(f.string("chunk-size")!, "--chunk-size") : undefined,
-        expertCacheBytes: f.has("expert-cache") ? parseSize(f.string("expert-cache")!, "--expert-cache") : undefined,
-        budgetFlag: device === "cuda" ? "--max-gpu-memory" : "--max-memory",
-      }).memory;
-    } catch (e) {
-      if (!(e instanceof AirLLMError)) throw e;
-      const reason = e.hint ? `${e.message}; ${e.hint}` : e.message;
-      if (f.has("json")) out(JSON.stringify({ fits: false, device, budget_bytes: budget, context: wanted, reason }) + "\n");
-      else out(`does not fit: ${reason}\n`);
-      return 1;
-    }
-    if (f.has("json")) {
-      out(JSON.stringify({ ...planJson(plan, config, device === "cpu"), device, model_type: config.modelType, kv_dtype: kvDtype, compression: compression ?? null }) + "\n");
-    } else {
-      out(`${config.modelType} · ${config.numLayers} layer${config.numLayers === 1 ? "" : "s"} · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}\n`);
-      for (const l of planLines(plan, device, kvDtype, DEFAULT_PAGE_SIZE)) out(`${l}\n`);
-      out(`  predicted ≥ ${predictedMsPerToken(plan, config, device === "cpu").toFixed(1)} ms per token (cost model, nominal bandwidths: not a measurement)\n`);
-      if (device === "cpu" && !f.has("max-memory")) out(`  (no --max-memory: planned for the available RAM, ${formatBytes(budget)})\n`);
-    }
-    return 0;
+    const plan = describePlan(source, f);
+    out(f.has("json") ? JSON.stringify(plan.json) + "\n" : plan.lines.map((l) => `${l}\n`).join(""));
+    return plan.fits ? 0 : 1;
   } finally {
     source.close();
   }
+}
+
+/** What planning needs of a model: its config and tensor headers (a local folder or remote headers). */
+export type PlanSource = Pick<ModelSource, "config" | "tensors" | "ropeInterleaved" | "ropeFreqFactors">;
+
+export interface PlanDescription {
+  /** False when the budget cannot hold the model (the reason is in the lines). */
+  readonly fits: boolean;
+  readonly lines: string[];
+  readonly json: Record<string, unknown>;
+}
+
+/**
+ * The plan for `source` under the device, budget and context the flags give (defaults: this
+ * machine). A model the architecture cannot read throws; one the budget cannot hold gives fits: false.
+ */
+export function describePlan(source: PlanSource, f: Flags): PlanDescription {
+  const device = chooseDevice(f);
+  const compression = parseCompression(f.string("compression"));
+  const kvDtype = parseKvDtype(f.string("kv-dtype")) ?? "f16";
+  const config = source.config;
+  const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
+  checkPlanShapes(arch.plan, source.tensors);
+  const budget = device === "cuda" ? gpuBudget(f) : f.has("max-memory") ? parseSize(f.string("max-memory")!, "--max-memory") : freemem();
+  const ctx = f.number("ctx", { integer: true });
+  const wanted = ctx ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
+  const depth = f.has("no-prefetch") ? 0 : (f.number("prefetch", { integer: true }) ?? 1);
+  let plan;
+  try {
+    plan = planLoad(arch, source.tensors, {
+      device,
+      budget,
+      hostCacheBudget: f.has("max-host-cache") ? parseSize(f.string("max-host-cache")!, "--max-host-cache") : freemem() / 2,
+      prefetchDepth: depth,
+      // An explicit --ctx is what the user asked for: it does not shrink.
+      context: { wanted, min: ctx ?? 1, max: config.maxPositionEmbeddings },
+      kvDtype,
+      pageSize: DEFAULT_PAGE_SIZE,
+      sequences: 1,
+      chunkBytes: f.has("chunk-size") ? parseSize(f.string("chunk-size")!, "--chunk-size") : undefined,
+      expertCacheBytes: f.has("expert-cache") ? parseSize(f.string("expert-cache")!, "--expert-cache") : undefined,
+      budgetFlag: device === "cuda" ? "--max-gpu-memory" : "--max-memory",
+    }).memory;
+  } catch (e) {
+    if (!(e instanceof AirLLMError)) throw e;
+    const reason = e.hint ? `${e.message}; ${e.hint}` : e.message;
+    return { fits: false, lines: [`does not fit: ${reason}`], json: { fits: false, device, budget_bytes: budget, context: wanted, reason } };
+  }
+  const lines = [
+    `${config.modelType} · ${config.numLayers} layer${config.numLayers === 1 ? "" : "s"} · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}`,
+    ...planLines(plan, device, kvDtype, DEFAULT_PAGE_SIZE),
+    `  predicted ≥ ${predictedMsPerToken(plan, config, device === "cpu").toFixed(1)} ms per token (cost model, nominal bandwidths: not a measurement)`,
+  ];
+  if (device === "cpu" && !f.has("max-memory")) lines.push(`  (no --max-memory: planned for the available RAM, ${formatBytes(budget)})`);
+  return { fits: true, lines, json: { ...planJson(plan, config, device === "cpu"), device, model_type: config.modelType, kv_dtype: kvDtype, compression: compression ?? null } };
 }
 
 function chooseDevice(f: Flags): DeviceKind {

@@ -10,6 +10,7 @@ import { planLines, predictedMsPerToken } from "./plan-report.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { expertSummary, Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
 
@@ -52,7 +53,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   if (parsed.positionals.length !== 1) {
     throw new UsageError(parsed.positionals.length === 0 ? "no model given" : `expected one model, got ${parsed.positionals.length}`, "airllm run MODEL_DIR -p \"Once upon a time\"");
   }
-  const modelDir = parsed.positionals[0];
+  const modelDir = await resolveModelArg(parsed.positionals[0], f, err, { mustRun: true });
   const sources = ["prompt", "file", "ids"].filter((n) => f.has(n));
   if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((s) => "--" + s).join(", ")}`);
   const verbose = f.has("verbose");

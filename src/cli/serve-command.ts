@@ -7,6 +7,7 @@ import { inspectModelSource } from "../model/model-source.ts";
 import { OpenAIServer } from "../serve/server.ts";
 import { WorkerModel } from "../worker/worker-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
 const DEFAULT_PARALLEL = 4;
@@ -46,7 +47,8 @@ export async function serveCommand(argv: readonly string[], out: (s: string) => 
   if (parsed.positionals.length !== 1) {
     throw new UsageError(parsed.positionals.length === 0 ? "no model given" : `expected one model, got ${parsed.positionals.length}`, "airllm serve MODEL_DIR --port 8000");
   }
-  const modelPath = parsed.positionals[0]!;
+  const modelArg = parsed.positionals[0]!;
+  const modelPath = await resolveModelArg(modelArg, f, err, { mustRun: true });
   const port = f.number("port", { integer: true }) ?? 8000;
   if (port < 0 || port > 65535) throw new UsageError(`--port ${port} is not a port number (0 to 65535)`);
   const parallel = f.number("parallel", { integer: true }) ?? DEFAULT_PARALLEL;
@@ -75,14 +77,15 @@ export async function serveCommand(argv: readonly string[], out: (s: string) => 
     prefix_cache: !f.has("no-prefix-cache"),
     chat_template: f.string("chat-template"),
   });
-  const modelId = basename(resolve(modelPath));
+  // A hub id is the name clients know the model by; a folder is known by its name.
+  const modelId = modelArg === modelPath ? basename(resolve(modelPath)) : modelArg;
   const server = new OpenAIServer(load, {
     host: f.string("host") ?? "127.0.0.1",
     port,
     apiKey,
     maxQueue,
     modelId,
-    modelAliases: [modelPath, resolve(modelPath)],
+    modelAliases: [modelArg, modelPath, resolve(modelPath)],
     log: (line) => err(`airllm: ${line}\n`),
   });
   err(`airllm: listening on ${server.url} (loading ${modelPath}; /health answers 503 until it is ready)\n`);

@@ -4,11 +4,14 @@ import { UsageError } from "../errors.ts";
 import { parseCompression, splitModel } from "../split/split-model.ts";
 import { formatBytes } from "../util/size.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { HUB_FLAGS } from "./hub-flags.ts";
+import { resolveModelArg } from "./hub-resolve.ts";
 
 const SPLIT_FLAGS: readonly FlagSpec[] = [
   { name: "out", short: "o", value: "DIR", help: "put splitted_model/ in DIR instead of MODEL (AirLLM layer_shards_saving_path)" },
   { name: "compression", value: "4bit|8bit", help: "store 2-D weights as NF4 (4bit) or blockwise 8-bit (8bit) in splitted_model.4bit|8bit/" },
   { name: "delete-original", help: "delete MODEL's safetensors weights (and index) once the split is complete" },
+  ...HUB_FLAGS,
   { name: "help", short: "h", help: "show this help" },
 ];
 
@@ -34,8 +37,9 @@ export async function splitCommand(argv: readonly string[], out: (s: string) => 
   if (parsed.positionals.length !== 1) {
     throw new UsageError(parsed.positionals.length === 0 ? "no model given" : `expected one model, got ${parsed.positionals.length}`, "airllm split MODEL_DIR [--out DIR] [--compression 4bit|8bit]");
   }
+  const modelPath = await resolveModelArg(parsed.positionals[0], f, err);
   const t0 = performance.now();
-  const result = splitModel(parsed.positionals[0], {
+  const result = splitModel(modelPath, {
     outDir: f.string("out"),
     compression: parseCompression(f.string("compression")),
     deleteOriginal: f.has("delete-original"),

@@ -22,8 +22,8 @@ export interface TensorInfo {
   readonly fileOffset: number;
 }
 
-/** safetensors dtype names we compute with, and the DType each becomes. */
-const SUPPORTED: Record<string, FloatDType> = { F32: "f32", F16: "f16", BF16: "bf16" };
+/** safetensors dtype names we compute with, and the DType each becomes (also read by the hub's fit check). */
+export const SUPPORTED: Record<string, FloatDType> = { F32: "f32", F16: "f16", BF16: "bf16" };
 
 // The other dtypes of the safetensors spec: named "unsupported" rather than "unknown" in errors, so a
 // user can tell a quantized or integer checkpoint from a corrupt header.

@@ -19,6 +19,8 @@ import { architectureNamed } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
 import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
 import { openModelSource } from "./model-source.ts";
+import { diskLine } from "../hub/fit-check.ts";
+import { resolveModel } from "../hub/resolve-model.ts";
 
 export interface FromPretrainedOptions {
   /** "auto" (default): CUDA when a GPU and driver are present, else the CPU with a notice. */
@@ -90,6 +92,10 @@ export interface FromPretrainedOptions {
   readonly parallel?: number;
   /** Reuse the KV pages of prompts that share a prefix (default true). */
   readonly prefix_cache?: boolean;
+  /** Hugging Face token for a gated or private hub id (AirLLM's name; default: HF_TOKEN, else the token file). */
+  readonly hf_token?: string;
+  /** A hub id is looked up in the cache only, never downloaded (as HF_HUB_OFFLINE=1). */
+  readonly offline?: boolean;
 }
 
 const DEFAULT_MAX_SEQ = 4096;
@@ -98,8 +104,10 @@ const DEVICE_MARGIN = 256 * 2 ** 20;
 const KV_DTYPES: readonly KvDType[] = ["f16", "bf16", "f32"];
 
 export const AutoModel = {
+  /** `path`: a model folder, a .gguf file, or a hub id (ORG/NAME[@REVISION][:QUANT]) from the cache or downloaded. */
   async from_pretrained(path: string, options: FromPretrainedOptions = {}): Promise<CausalLM> {
-    return loadModel(path, options);
+    const local = await resolveModel(path, { token: options.hf_token, offline: options.offline, onFitCheck: (fit) => options.onNotice?.(diskLine(fit.disk)) });
+    return loadModel(local, options);
   },
 };
 

@@ -92,8 +92,12 @@ export function inspectModelSource(path: string, compression?: Compression): Mod
     source.close();
     throw new UsageError(`--compression ${compression} applies to Hugging Face folders; "${path}" is a GGUF file, quantized already`, "drop --compression");
   }
-  const files = source.tensors;
-  const sized: TensorSource = {
+  return { ...source, tensors: sizedAsCompressed(source.tensors, compression) };
+}
+
+/** `files` as a compressed split would store them: each tensor's dtype and bytes from its shape. */
+export function sizedAsCompressed(files: TensorSource, compression: Compression): TensorSource {
+  return {
     has: (name) => files.has(name),
     get: (name) => {
       const t = files.get(name);
@@ -102,5 +106,4 @@ export function inspectModelSource(path: string, compression?: Compression): Mod
     },
     close: () => files.close(),
   };
-  return { ...source, tensors: sized };
 }
