@@ -2,7 +2,7 @@
 // written and the file is extended with ftruncate, so a 140 GB model takes no disk and reads as
 // zeros (RMSNorm of zeros is zero, so a pass is well defined). For shape-only runs: memory plans,
 // peak RSS under a budget, bytes streamed per pass — never for numerics.
-import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { llamaTensorShapes } from "./random-model.ts";
 
@@ -30,23 +30,17 @@ export const LLAMA31_405B: SparseLlamaSpec = {
 
 const ELEM = { BF16: 2, F16: 2, F32: 4 } as const;
 
-/**
- * Writes `dir` (config.json, model.safetensors of holes, the tokenizer files of `tokenizerDir`),
- * reusing a complete one. Returns the weight bytes.
- */
-export function writeSparseLlama(dir: string, s: SparseLlamaSpec, tokenizerDir: string): number {
+/** A safetensors file of `tensors` whose data are holes; returns its data bytes and header bytes (8 + JSON). */
+function writeSparseSafetensors(path: string, tensors: readonly [string, number[]][], dtype: SparseLlamaSpec["dtype"]): { dataBytes: number; headerBytes: number } {
   const header: Record<string, unknown> = {};
   let off = 0;
-  for (const [name, shape] of llamaTensorShapes(s)) {
-    const bytes = shape.reduce((a, b) => a * b, 1) * ELEM[s.dtype];
-    header[name] = { dtype: s.dtype, shape, data_offsets: [off, off + bytes] };
+  for (const [name, shape] of tensors) {
+    const bytes = shape.reduce((a, b) => a * b, 1) * ELEM[dtype];
+    header[name] = { dtype, shape, data_offsets: [off, off + bytes] };
     off += bytes;
   }
-  const done = join(dir, ".complete");
-  if (existsSync(done)) return off;
-  mkdirSync(dir, { recursive: true });
   const json = new TextEncoder().encode(JSON.stringify(header));
-  const fd = openSync(join(dir, "model.safetensors"), "w");
+  const fd = openSync(path, "w");
   try {
     const len = new Uint8Array(8);
     new DataView(len.buffer).setBigUint64(0, BigInt(json.length), true);
@@ -56,6 +50,10 @@ export function writeSparseLlama(dir: string, s: SparseLlamaSpec, tokenizerDir: 
   } finally {
     closeSync(fd);
   }
+  return { dataBytes: off, headerBytes: 8 + json.length };
+}
+
+function writeLlamaConfig(dir: string, s: SparseLlamaSpec): void {
   const torchDtype = { BF16: "bfloat16", F16: "float16", F32: "float32" }[s.dtype];
   writeFileSync(
     join(dir, "config.json"),
@@ -66,7 +64,66 @@ export function writeSparseLlama(dir: string, s: SparseLlamaSpec, tokenizerDir: 
       torch_dtype: torchDtype, bos_token_id: 128000, eos_token_id: 128001,
     }, null, 1),
   );
+}
+
+/**
+ * Writes `dir` (config.json, model.safetensors of holes, the tokenizer files of `tokenizerDir`),
+ * reusing a complete one. Returns the weight bytes.
+ */
+export function writeSparseLlama(dir: string, s: SparseLlamaSpec, tokenizerDir: string): number {
+  const done = join(dir, ".complete");
+  const bytes = llamaTensorShapes(s).reduce((a, [, shape]) => a + shape.reduce((x, y) => x * y, 1) * ELEM[s.dtype], 0);
+  if (existsSync(done)) return bytes;
+  mkdirSync(dir, { recursive: true });
+  writeSparseSafetensors(join(dir, "model.safetensors"), llamaTensorShapes(s), s.dtype);
+  writeLlamaConfig(dir, s);
   for (const f of ["tokenizer.json", "tokenizer_config.json"]) copyFileSync(join(tokenizerDir, f), join(dir, f));
   writeFileSync(done, "");
-  return off;
+  return bytes;
+}
+
+export interface SparseShards {
+  /** Shard file names, in order (`model-00001-of-00030.safetensors`, ...). */
+  readonly shards: readonly string[];
+  /** Header bytes (the 8-byte length and the JSON) of each shard: what a fit check may read of it. */
+  readonly headerBytes: Readonly<Record<string, number>>;
+}
+
+/**
+ * Writes `dir` as the hub's big repos are laid out: config.json, shards of holes of about
+ * `shardBytes` each (`model-0000i-of-0000n.safetensors`, whole tensors per shard) and
+ * model.safetensors.index.json. No tokenizer. Reuses a complete one.
+ */
+export function writeSparseShardedLlama(dir: string, s: SparseLlamaSpec, shardBytes: number): SparseShards {
+  const groups: [string, number[]][][] = [[]];
+  let inGroup = 0;
+  for (const t of llamaTensorShapes(s)) {
+    const bytes = t[1].reduce((a, b) => a * b, 1) * ELEM[s.dtype];
+    if (inGroup > 0 && inGroup + bytes > shardBytes) {
+      groups.push([]);
+      inGroup = 0;
+    }
+    groups[groups.length - 1].push(t);
+    inGroup += bytes;
+  }
+  const name = (i: number) => `model-${String(i + 1).padStart(5, "0")}-of-${String(groups.length).padStart(5, "0")}.safetensors`;
+  const shards = groups.map((_, i) => name(i));
+  const done = join(dir, ".complete");
+  const sizes = join(dir, ".header-bytes.json");
+  if (existsSync(done)) return { shards, headerBytes: JSON.parse(readFileSync(sizes, "utf8")) };
+  mkdirSync(dir, { recursive: true });
+  const headerBytes: Record<string, number> = {};
+  const weightMap: Record<string, string> = {};
+  let total = 0;
+  groups.forEach((g, i) => {
+    const w = writeSparseSafetensors(join(dir, shards[i]), g, s.dtype);
+    headerBytes[shards[i]] = w.headerBytes;
+    total += w.dataBytes;
+    for (const [t] of g) weightMap[t] = shards[i];
+  });
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 1));
+  writeLlamaConfig(dir, s);
+  writeFileSync(sizes, JSON.stringify(headerBytes));
+  writeFileSync(done, "");
+  return { shards, headerBytes };
 }

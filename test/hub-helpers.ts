@@ -5,7 +5,9 @@ import { copyFileSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFile
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { expect } from "bun:test";
+import type { HubServer } from "./hub-server.ts";
 import { ROOT, SHARED, STORIES_HF } from "./paths.ts";
+import { storiesExpectedText } from "./stories-reference.ts";
 
 export const STORIES_REPO = "karpathy/stories260K";
 /** The files running stories260K needs, as the hub tests expect them downloaded. */
@@ -48,6 +50,16 @@ export async function run(command: string[], env: Record<string, string>, cwd?: 
   const p = Bun.spawn(command, { cwd, env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
   return { code, stdout, stderr };
+}
+
+/** `run ORG/NAME` of stories260K with HF_HUB_OFFLINE=1: llama2.c's text, and not one request to `server`. */
+export async function expectStoriesRunsOffline(airllm: (args: string[], vars: Record<string, string>) => Promise<Run>, server: HubServer): Promise<void> {
+  const before = server.log.length;
+  const r = await airllm(["run", STORIES_REPO, "-p", "", "-n", "200", "--device", "cpu"], { HF_HUB_OFFLINE: "1" });
+  expect(r.stderr).toMatch(/finish: length/);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toBe(storiesExpectedText() + "\n");
+  expect(server.log.length).toBe(before);
 }
 
 function walk(dir: string): string[] {

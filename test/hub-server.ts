@@ -113,6 +113,8 @@ export class HubServer {
   stall: { file: string; afterBytes: number } | null = null;
   /** The next full download of each of these files arrives with one byte flipped. */
   readonly corruptOnce = new Set<string>();
+  /** Answer every request for bytes with the whole file (200), as a server without Range support does. */
+  ignoreRange = false;
   /** Tokens that may read gated repos; any other token is refused (403). */
   readonly grantedTokens = new Set<string>(["hf_granted_test_token"]);
   /** Called for every CDN request before it is answered (the fit-check test looks at the client's stderr then). */
@@ -301,7 +303,7 @@ export class HubServer {
   }
 
   private fileResponse(req: Request, f: FileEntry, headers: Record<string, string>, repo: string, file: string): Response {
-    const range = parseRange(req.headers.get("range"), f.size);
+    const range = this.ignoreRange ? null : parseRange(req.headers.get("range"), f.size);
     if (range === "unsatisfiable") return new Response(null, { status: 416, headers: { ...headers, "content-range": `bytes */${f.size}` } });
     const [start, end] = range ?? [0, f.size - 1];
     const status = range === null ? 200 : 206;

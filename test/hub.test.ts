@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { join } from "node:path";
 import { AutoModel } from "../src/model/auto-model.ts";
 import { HubServer } from "./hub-server.ts";
-import { binaryCopy, expectConsistentSnapshot, hubEnv, run, STORIES_FILES, STORIES_REPO, storiesRepoFiles, type Run } from "./hub-helpers.ts";
+import { binaryCopy, expectConsistentSnapshot, expectStoriesRunsOffline, hubEnv, run, STORIES_FILES, STORIES_REPO, storiesRepoFiles, type Run } from "./hub-helpers.ts";
 import { SHARED, STORIES_HF } from "./paths.ts";
 import { storiesExpectedText } from "./stories-reference.ts";
 
@@ -94,12 +94,7 @@ describe("pull, then run offline", () => {
     // Never the README, never original/.
     expect(server.log.some((r) => r.file === "README.md" || r.file?.startsWith("original/"))).toBe(false);
 
-    const before = server.log.length;
-    const r = await airllm(["run", STORIES_REPO, "-p", "", "-n", "200", "--device", "cpu"], { HF_HUB_OFFLINE: "1" });
-    expect(r.stderr).toMatch(/finish: length/);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toBe(storiesExpectedText() + "\n");
-    expect(server.log.length).toBe(before);
+    await expectStoriesRunsOffline(airllm, server);
   });
 
   test("run ORG/NAME not cached downloads it first (fit check on stderr), then runs", async () => {

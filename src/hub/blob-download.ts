@@ -1,11 +1,17 @@
 // Downloads blobs into the cache, several at once: each streams into `<etag>.incomplete`, resuming
 // with an HTTP Range from what an earlier (killed) download left, is checked against its digest
-// while it arrives, and is renamed to its blob name only when complete and verified. A mismatch
+// as it lands on disk, and is renamed to its blob name only when complete and verified. A mismatch
 // is deleted and fetched again from the start; a second one is an error. Never a half-written or
 // unverified blob under the final name.
-import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from "node:fs";
+//
+// Hand-written rather than @huggingface/hub's downloadFileToCacheDir, which (2.17.5) neither resumes
+// an `.incomplete` blob with Range nor checks a digest, and names the snapshot after the file's last
+// commit instead of the repo's commit (Python's layout). The body is written by Bun natively
+// (Bun.write of the Response), not chunk by chunk in JS, and a big file's sha256 runs on a Worker
+// reading the file back as it grows, so verification keeps pace with curl (bench/hub-download.ts).
+import { closeSync, existsSync, mkdirSync, openSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { streamHasher, type HashKind } from "./blob-hash.ts";
+import { fileHasher, type HashKind } from "./blob-hash.ts";
 import { blobPath, incompletePath } from "./cache-layout.ts";
 import { HubError } from "./hub-errors.ts";
 
@@ -80,7 +86,10 @@ async function downloadBlob(repoDir: string, job: BlobJob, o: DownloadOptions): 
 
 type Outcome = { readonly kind: "complete"; readonly digest: string } | { readonly kind: "lost"; readonly reason: string };
 
-/** One request: appends to `part` from its current length, hashing it all. */
+/**
+ * One request: appends the rest of the file to `part` (Bun writes the body to the file natively)
+ * while the hasher follows it on disk; the digest covers the bytes from an earlier attempt too.
+ */
 async function fetchInto(part: string, job: BlobJob, o: DownloadOptions): Promise<Outcome> {
   let have = existsSync(part) ? statSync(part).size : 0;
   if (have > job.size) {
@@ -89,7 +98,9 @@ async function fetchInto(part: string, job: BlobJob, o: DownloadOptions): Promis
   }
   let res: Response | null = null;
   if (have < job.size) {
-    res = await o.fetch(job.url, { headers: have > 0 ? { range: `bytes=${have}-` } : {}, signal: o.signal });
+    // identity: the bytes on disk are the bytes the digest and the Range offsets count.
+    const headers: Record<string, string> = { "accept-encoding": "identity", ...(have > 0 ? { range: `bytes=${have}-` } : {}) };
+    res = await o.fetch(job.url, { headers, signal: o.signal });
     if (res.status === 200 && have > 0) have = 0; // the server ignored the range: start over
     else if (res.status === 416) {
       await res.body?.cancel();
@@ -102,36 +113,40 @@ async function fetchInto(part: string, job: BlobJob, o: DownloadOptions): Promis
       await res.body?.cancel();
       throw new HubError(`${job.path}: asked for bytes from ${have}, the server sent ${res.headers.get("content-range")}`);
     }
+    // Bun.write takes the whole body: one longer than the file would be written to disk in full
+    // before the size check below, so a length that disagrees with the listing is refused first.
+    const length = res?.headers.get("content-length");
+    if (res !== null && length != null && res.headers.get("content-encoding") === null && Number(length) !== job.size - have) {
+      await res.body?.cancel();
+      throw new HubError(
+        `${job.path}: the server sends ${length} bytes from byte ${have}, but the repo lists the file at ${job.size} bytes`,
+        "the file changed on the hub since its listing was read: run the same command again",
+      );
+    }
   }
+  // Progress counts the bytes this request adds, as the hash confirms them on disk.
+  let counted = have;
+  const count = (upTo: number) => {
+    if (upTo > counted) o.onBytes?.(upTo - counted);
+    counted = Math.max(counted, upTo);
+  };
   const fd = openSync(part, have > 0 ? "a" : "w");
-  const hasher = streamHasher(job.hash, job.size, part, have);
-  let got = have;
+  const hasher = fileHasher(job.hash, part, job.size, count);
   try {
     if (res !== null) {
-      const reader = res.body!.getReader();
       try {
-        for (;;) {
-          let step: Awaited<ReturnType<typeof reader.read>>;
-          try {
-            step = await reader.read();
-          } catch (e) {
-            if (o.signal?.aborted) throw e;
-            return { kind: "lost", reason: `connection lost at byte ${got} of ${job.size} (${(e as Error).message})` };
-          }
-          if (step.done) break;
-          const chunk = step.value;
-          for (let off = 0; off < chunk.length; ) off += writeSync(fd, chunk, off);
-          got += chunk.length;
-          o.onBytes?.(chunk.length);
-          await hasher.update(chunk);
-          if (got > job.size) return { kind: "complete", digest: "(longer than the listed size)" };
-        }
-      } finally {
-        await reader.cancel().catch(() => {});
+        await Bun.write(Bun.file(fd), res);
+      } catch (e) {
+        if (o.signal?.aborted) throw e;
+        return { kind: "lost", reason: `connection lost at byte ${statSync(part).size} of ${job.size} (${(e as Error).message})` };
       }
     }
+    const got = statSync(part).size;
     if (got < job.size) return { kind: "lost", reason: `the connection closed at byte ${got} of ${job.size}` };
-    return { kind: "complete", digest: await hasher.digest() };
+    if (got > job.size) return { kind: "complete", digest: `(${got} bytes, longer than the listed ${job.size})` };
+    const digest = await hasher.digest();
+    count(job.size);
+    return { kind: "complete", digest };
   } finally {
     hasher.close();
     closeSync(fd);

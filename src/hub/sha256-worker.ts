@@ -1,31 +1,42 @@
-// The Worker that computes a blob's sha256 while its bytes download (blob-hash.ts sends them).
-import { ACK_BYTES, hashFilePrefix, type FromHasher, type ToHasher } from "./blob-hash.ts";
+// The Worker that computes a big blob's sha256 while it downloads: it follows the partial file as
+// the writer appends to it, hashing each block once it is on disk, until the file holds `size`
+// bytes. The blocks come from the page cache, so the main thread never copies or sends them.
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+import type { FromHasher, ToHasher } from "./blob-hash.ts";
 
 declare const self: Worker;
 
-let hasher = new Bun.CryptoHasher("sha256");
-let unacked = 0;
+const BLOCK = 4 * 2 ** 20;
+/** Progress is reported every this many bytes. */
+const REPORT = 16 * 2 ** 20;
 const reply = (m: FromHasher) => self.postMessage(m);
 
-self.onmessage = (e: MessageEvent<ToHasher>) => {
-  const m = e.data;
+async function tail(path: string, size: number): Promise<void> {
+  const fd = openSync(path, "r");
   try {
-    if (m.type === "start") {
-      hasher = new Bun.CryptoHasher("sha256");
-      hashFilePrefix((b) => hasher.update(b), m.prefixPath, m.prefixBytes);
-    } else if (m.type === "chunk") {
-      hasher.update(new Uint8Array(m.buffer, m.offset, m.length));
-      unacked += m.length;
-      if (unacked >= ACK_BYTES) {
-        reply({ type: "ack", bytes: unacked });
-        unacked = 0;
+    const h = new Bun.CryptoHasher("sha256");
+    const buf = new Uint8Array(BLOCK);
+    let reported = 0;
+    for (let at = 0; at < size; ) {
+      const have = Math.min(fstatSync(fd).size, size);
+      if (have <= at) {
+        await Bun.sleep(1);
+        continue;
       }
-    } else {
-      reply({ type: "ack", bytes: unacked });
-      unacked = 0;
-      reply({ type: "digest", hex: hasher.digest("hex") });
+      const n = readSync(fd, buf, 0, Math.min(BLOCK, have - at), at);
+      h.update(buf.subarray(0, n));
+      at += n;
+      if (at - reported >= REPORT || at === size) {
+        reply({ type: "hashed", bytes: at });
+        reported = at;
+      }
     }
-  } catch (err) {
-    reply({ type: "error", message: (err as Error).message });
+    reply({ type: "digest", hex: h.digest("hex") });
+  } finally {
+    closeSync(fd);
   }
+}
+
+self.onmessage = (e: MessageEvent<ToHasher>) => {
+  tail(e.data.path, e.data.size).catch((err) => reply({ type: "error", message: (err as Error).message }));
 };
