@@ -56,6 +56,19 @@ async function waitFor(cond: () => boolean, what: string, timeoutMs = 30_000): P
   }
 }
 
+/** Runs `body` (in-process library calls) with this test's hub, cache and HF_HOME in the environment, and no HF_TOKEN. */
+async function withHubEnv(body: () => Promise<void>): Promise<void> {
+  const saved = { ...process.env };
+  delete process.env.HF_TOKEN;
+  Object.assign(process.env, { HF_ENDPOINT: server.url, HF_HUB_CACHE: cache, HF_HOME: home });
+  try {
+    await body();
+  } finally {
+    for (const k of ["HF_ENDPOINT", "HF_HUB_CACHE", "HF_HOME"]) delete process.env[k];
+    Object.assign(process.env, saved);
+  }
+}
+
 beforeAll(() => {
   ({ work, binary } = binaryCopy("airllm-hub-"));
   server = HubServer.start([
@@ -118,9 +131,7 @@ describe("pull, then run offline", () => {
   });
 
   test("AutoModel.from_pretrained takes a hub id: downloaded, then from the cache offline", async () => {
-    const saved = { ...process.env };
-    Object.assign(process.env, { HF_ENDPOINT: server.url, HF_HUB_CACHE: cache, HF_HOME: home });
-    try {
+    await withHubEnv(async () => {
       const notices: string[] = [];
       const model = await AutoModel.from_pretrained(STORIES_REPO, { device: "cpu", onNotice: (l) => notices.push(l) });
       model.dispose();
@@ -134,10 +145,7 @@ describe("pull, then run offline", () => {
       }
       expect(server.log.length).toBe(before);
       await expect(AutoModel.from_pretrained("nobody/uncached", { offline: true })).rejects.toThrow(/not in the cache .* offline/);
-    } finally {
-      for (const k of ["HF_ENDPOINT", "HF_HUB_CACHE", "HF_HOME"]) delete process.env[k];
-      Object.assign(process.env, saved);
-    }
+    });
   });
 });
 
@@ -238,6 +246,17 @@ describe("clear errors", () => {
     expect(mine.filter((q) => q.server === "hub").every((q) => q.auth === `Bearer ${TOKEN}`)).toBe(true);
     expect(mine.some((q) => q.server === "cdn")).toBe(true);
     expect(mine.filter((q) => q.server === "cdn").every((q) => q.auth === null)).toBe(true);
+  });
+
+  test("HF_TOKEN, and AutoModel's hf_token option (AirLLM's name), open it too", async () => {
+    expect((await airllm(["pull", GATED], { HF_TOKEN: TOKEN })).code).toBe(0);
+    rmSync(repoDir(GATED), { recursive: true });
+    await withHubEnv(async () => {
+      await expect(AutoModel.from_pretrained(GATED, { device: "cpu" })).rejects.toThrow(new RegExp(`model ${GATED} is gated or private`));
+      const model = await AutoModel.from_pretrained(GATED, { device: "cpu", hf_token: TOKEN });
+      model.dispose();
+    });
+    expect(expectConsistentSnapshot(snapshot(GATED), storiesRepoFiles())).toEqual(STORIES_FILES);
   });
 
   test("a model the hub does not have: the id and a hint", async () => {
