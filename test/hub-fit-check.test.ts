@@ -108,5 +108,6 @@ describe("the fit check of a 70B repo", () => {
     const forced = await watchedPull([...BUDGET, "--force"]);
     expect(forced.stderrAtWeightRequests.length).toBeGreaterThan(0);
     expect(forced.stderrAtWeightRequests[0]).toMatch(/airllm: disk: .* to download/);
+    expect(forced.stderrAtWeightRequests[0]).toMatch(/^airllm: plan for cpu, budget 4\.00 GiB/m);
   });
 });

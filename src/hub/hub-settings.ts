@@ -1,6 +1,8 @@
 // Where the hub is and who we are there, read the way Python's huggingface_hub reads it, so both
 // share one cache and one login: HF_ENDPOINT, HF_HUB_CACHE (else $HF_HOME/hub, else
 // ~/.cache/huggingface/hub), HF_TOKEN (else the token file `hf auth login` writes), HF_HUB_OFFLINE.
+// Hand-written: @huggingface/hub's getHFHubCachePath (2.17.5) reads process.env only, expands no
+// `~`, and neither it nor anything else in the package reads the token file or HF_HUB_OFFLINE.
 import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
