@@ -12,12 +12,14 @@ import { expertSummary, Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
+import { SPECULATION_FLAGS, speculationFlags, speculationSummary } from "./speculation-flags.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "prompt", short: "p", value: "TEXT", help: "prompt text (else -f, else standard input; empty: start from BOS)" },
   { name: "file", short: "f", value: "FILE", help: "read the prompt from FILE" },
   { name: "max-tokens", short: "n", value: "N", help: "generate at most N tokens (default 256)" },
   ...SAMPLING_FLAGS,
+  ...SPECULATION_FLAGS,
   { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
   { name: "ctx", value: "N", help: "context length the KV cache holds (default: prompt + max tokens, at most max_position_embeddings)" },
   ...MODEL_FLAGS,
@@ -95,11 +97,13 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   const maxNewTokens = f.number("max-tokens", { integer: true }) ?? 256;
   const ctx = f.number("ctx", { integer: true });
   const options = modelOptions(f, err);
+  const spec = speculationFlags(f);
   const model = await AutoModel.from_pretrained(modelDir, {
     ...options,
     // --max-memory bounds the whole process's peak RSS: what the tokenizer took is not the model's.
     max_memory: options.max_memory === undefined ? undefined : Math.max(0, parseSize(options.max_memory, "--max-memory") - heldBeyondRuntime()),
     tokenizer,
+    draft_model: spec.draftModel,
     max_seq_len: ctx ?? Math.min(maxPos, ids.length + maxNewTokens),
     // The prompt and one new token at least; an explicit --ctx does not shrink.
     min_seq_len: ctx ?? Math.min(maxPos, ids.length + 1),
@@ -121,7 +125,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
         err(`airllm: weights ${formatBytes(w.residentBytes)} read from the file mapping (no --max-memory)\n`);
       }
     }
-    const opts = samplingOptions(f, maxNewTokens);
+    const opts = { ...samplingOptions(f, maxNewTokens), speculate: spec.speculate, draftTokens: spec.draftTokens };
     if (f.has("profile")) model.engine.profiler = new Profiler();
     const progress = ProgressLine.attach(model.engine, process.stderr.isTTY === true, err, maxNewTokens, model.config.numLayers);
     let atLineStart = true;
@@ -161,7 +165,8 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       peak_rss_bytes: peakRssBytes(),
     };
     if (f.has("json")) {
-      out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings }) + "\n");
+      const speculation = result.speculation === null ? null : { ...result.speculation, decode_passes: result.decodePasses };
+      out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings, speculation }) + "\n");
     } else {
       out("\n");
     }
@@ -177,7 +182,9 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     }
     err(
       `airllm: load ${(loadMs / 1000).toFixed(2)} s · prompt ${result.promptTokens.length} tok at ${timings.prompt_tokens_per_s} tok/s · ` +
-        `generated ${result.tokens.length} tok at ${timings.tokens_per_s} tok/s · finish: ${result.finishReason}` +
+        `generated ${result.tokens.length} tok at ${timings.tokens_per_s} tok/s` +
+        speculationSummary(result.tokens.length, result.decodePasses, result.speculation) +
+        ` · finish: ${result.finishReason}` +
         (result.stoppedBy !== null ? ` (${typeof result.stoppedBy === "number" ? `eos id ${result.stoppedBy}` : `stop string ${JSON.stringify(result.stoppedBy)}`})` : "") +
         "\n",
     );

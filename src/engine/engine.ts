@@ -16,8 +16,11 @@ import { Sequence } from "./sequence.ts";
 import type { FetchStats, WeightProvider, WeightStats } from "./weight-provider.ts";
 
 export interface ForwardOptions {
-  /** Logits for every new token (prefill checks); default: only each sequence's last token. */
-  readonly allLogits?: boolean;
+  /**
+   * Logits for every new token (prefill checks, verifying draft tokens): true for every sequence,
+   * or one flag per sequence; default: only each sequence's last token.
+   */
+  readonly allLogits?: boolean | readonly boolean[];
 }
 
 /** Called before each plan entry runs (progress lines, profiling). */
@@ -91,10 +94,11 @@ export class Engine {
     const tableAt = this.writePageTables(batch.rows);
     // Rows whose logits are wanted: every row, or the last row of each sequence.
     const logitRows: number[] = [];
-    for (const r of batch.rows) {
-      if (opts.allLogits) for (let t = 0; t < r.T; t++) logitRows.push(r.row0 + t);
+    const all = (b: number) => (typeof opts.allLogits === "boolean" ? opts.allLogits : (opts.allLogits?.[b] ?? false));
+    batch.rows.forEach((r, b) => {
+      if (all(b)) for (let t = 0; t < r.T; t++) logitRows.push(r.row0 + t);
       else logitRows.push(r.row0 + r.T - 1);
-    }
+    });
     this.acts.ensure(batch.N, logitRows.length);
     const pool = this.kvPool;
     const kvOf = (layer: number, row: BatchRow): PagedKv => ({
@@ -117,18 +121,18 @@ export class Engine {
       this.weights.release(entry);
       if (prof) prof.recordEntry(entry, t1 - t0, performance.now() - t1);
     }
-    const all = new Float32Array(logitRows.length * V);
+    const logits = new Float32Array(logitRows.length * V);
     const tw = prof ? performance.now() : 0;
-    this.backend.download(all, this.acts.logits, all.byteLength);
+    this.backend.download(logits, this.acts.logits, logits.byteLength);
     if (prof) prof.recordPass(performance.now() - passStart, performance.now() - tw);
     for (let b = 0; b < seqs.length; b++) seqs[b]!.advance(tokens[b]!);
     const out: Float32Array[] = [];
     let row = 0;
-    for (const r of batch.rows) {
-      const n = opts.allLogits ? r.T : 1;
-      out.push(all.slice(row * V, (row + n) * V));
+    batch.rows.forEach((r, b) => {
+      const n = all(b) ? r.T : 1;
+      out.push(logits.slice(row * V, (row + n) * V));
       row += n;
-    }
+    });
     return out;
   }
 

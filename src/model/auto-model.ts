@@ -90,6 +90,11 @@ export interface FromPretrainedOptions {
   readonly parallel?: number;
   /** Reuse the KV pages of prompts that share a prefix (default true). */
   readonly prefix_cache?: boolean;
+  /**
+   * A small model with the same vocabulary that drafts tokens for speculative decoding
+   * (`speculate: "draft"`). Loaded whole on the same device, outside the memory budget.
+   */
+  readonly draft_model?: string;
 }
 
 const DEFAULT_MAX_SEQ = 4096;
@@ -184,6 +189,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     }
     const engine = new Engine(be, arch, weights, pool, context);
     const given = o.tokenizer;
+    const draft = o.draft_model === undefined ? undefined : await loadDraft(o.draft_model, o, context);
     const model = new CausalLM({
       config,
       generationConfig,
@@ -194,7 +200,9 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
       closeFiles: () => source.close(),
       // Under a budget a pass carries no more tokens than its activations were planned for.
       scheduler: { maxRunning: o.parallel, prefixCache: o.prefix_cache, maxPassTokens: plan?.passRows ?? PREFILL_CHUNK },
+      draft,
     });
+    if (draft) checkDraftVocabulary(model, draft, path, o.draft_model!);
     if (!onHost) model.deviceFreeAtLoad = freeAtLoad;
     model.memoryPlan = plan;
     return model;
@@ -202,5 +210,36 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     backend?.destroy();
     source.close();
     throw e;
+  }
+}
+
+/** The draft model: whole and resident on the same device, its KV sized like the target's. */
+async function loadDraft(path: string, o: FromPretrainedOptions, context: number): Promise<CausalLM> {
+  return loadModel(path, {
+    device: o.device,
+    threads: o.threads,
+    kv_dtype: o.kv_dtype,
+    max_seq_len: context,
+    min_seq_len: context,
+    parallel: o.parallel,
+    prefix_cache: false,
+    onNotice: o.onNotice,
+  });
+}
+
+/** Drafts are token ids: the draft must number its vocabulary exactly as the target does. */
+function checkDraftVocabulary(target: CausalLM, draft: CausalLM, targetPath: string, draftPath: string): void {
+  const a = target.tokenizer;
+  const b = draft.tokenizer;
+  const fail = (what: string) => {
+    draft.dispose();
+    throw new UsageError(
+      `the draft model "${draftPath}" does not share the vocabulary of "${targetPath}": ${what}`,
+      "speculative drafts are token ids, so the draft must use the same tokenizer: pick a smaller model of the same family, or use --speculate ngram (no draft model)",
+    );
+  };
+  if (a.vocabSize !== b.vocabSize) fail(`${b.vocabSize} tokens against ${a.vocabSize}`);
+  for (let id = 0; id < a.vocabSize; id++) {
+    if (a.idToToken(id) !== b.idToToken(id)) fail(`token ${id} is ${JSON.stringify(b.idToToken(id))} in the draft, ${JSON.stringify(a.idToToken(id))} in the target`);
   }
 }

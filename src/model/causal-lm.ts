@@ -12,6 +12,10 @@ import type { MemoryPlan } from "../engine/memory-plan.ts";
 import type { Sequence } from "../engine/sequence.ts";
 import { Scheduler, type SchedulerOptions } from "../engine/scheduler.ts";
 import type { GenerationRequest } from "../engine/job.ts";
+import type { Drafter, SpeculationMode } from "../engine/speculative/drafter.ts";
+import { ModelDrafter } from "../engine/speculative/model-drafter.ts";
+import { NgramDrafter } from "../engine/speculative/ngram-drafter.ts";
+import { UsageError } from "../errors.ts";
 import { noChatTemplate, type ChatMessage, type ChatTemplate, type ChatTemplateOptions } from "../tokenizer/chat-template.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
@@ -40,6 +44,8 @@ export interface CausalLMParts {
   readonly backend: Backend;
   readonly closeFiles: () => void;
   readonly scheduler?: SchedulerOptions;
+  /** A small model of the same vocabulary that drafts tokens for speculative decoding. */
+  readonly draft?: CausalLM;
 }
 
 export class CausalLM {
@@ -56,6 +62,8 @@ export class CausalLM {
   /** Every generate/stream/chat call of this model runs here: concurrent calls share passes. */
   readonly scheduler: Scheduler;
   chatTemplate: ChatTemplate | null;
+  /** The draft model (`draft_model`), or null. */
+  readonly draft: CausalLM | null;
   private disposed = false;
   private loadedTokenizer: TextTokenizer | null = null;
   private readonly loadTokenizer: () => TextTokenizer;
@@ -69,7 +77,17 @@ export class CausalLM {
     this.engine = parts.engine;
     this.backend = parts.backend;
     this.closeFiles = parts.closeFiles;
-    this.scheduler = new Scheduler(parts.engine, () => this.tokenizer, parts.scheduler);
+    this.draft = parts.draft ?? null;
+    this.scheduler = new Scheduler(parts.engine, () => this.tokenizer, { ...parts.scheduler, drafter: (mode, request) => this.drafter(mode, request) });
+  }
+
+  /** A request's drafter for speculative decoding. */
+  private drafter(mode: Exclude<SpeculationMode, "off">, request: GenerationRequest): Drafter {
+    if (mode === "ngram") return new NgramDrafter();
+    if (this.draft === null) {
+      throw new UsageError(`speculative decoding "${mode}" needs a draft model`, "load one with --draft-model PATH (draft_model): a small model with the same vocabulary; or use --speculate ngram, which needs none");
+    }
+    return new ModelDrafter(this.draft.engine, request.sampling ?? {}, this.tokenizer.vocabSize);
   }
 
   get tokenizer(): TextTokenizer {
@@ -109,6 +127,8 @@ export class CausalLM {
       stop: o.stop,
       eosIds: o.eosIds ?? this.eosIds,
       logprobs: o.logprobs,
+      speculate: o.speculate,
+      draftTokens: o.draftTokens,
       ...(sequence ? { sequence } : {}),
     };
   }
@@ -166,6 +186,7 @@ export class CausalLM {
     if (this.disposed) return;
     this.disposed = true;
     this.scheduler.dispose();
+    this.draft?.dispose();
     this.engine.dispose();
     this.closeFiles();
     this.backend.destroy();
