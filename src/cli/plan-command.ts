@@ -6,10 +6,9 @@ import { freemem } from "node:os";
 import { probeCuda } from "../backend/cuda/detect.ts";
 import { DEFAULT_PAGE_SIZE } from "../engine/kv/kv-pool.ts";
 import { AirLLMError, UsageError } from "../errors.ts";
-import { architectureNamed } from "../model/arch/index.ts";
+import { buildArchitecture } from "../model/arch/index.ts";
 import { planLoad, type DeviceKind } from "../model/load-plan.ts";
 import { inspectModelSource } from "../model/model-source.ts";
-import { checkPlanShapes } from "../engine/weight-provider.ts";
 import { parseCompression } from "../split/split-model.ts";
 import { formatBytes, parseSize } from "../util/size.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
@@ -59,8 +58,7 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
   const source = inspectModelSource(parsed.positionals[0]!, compression);
   try {
     const config = source.config;
-    const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
-    checkPlanShapes(arch.plan, source.tensors);
+    const arch = buildArchitecture(source);
     const budget = device === "cuda" ? gpuBudget(f) : f.has("max-memory") ? parseSize(f.string("max-memory")!, "--max-memory") : freemem();
     const ctx = f.number("ctx", { integer: true });
     const wanted = ctx ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);

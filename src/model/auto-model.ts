@@ -9,12 +9,12 @@ import { PREFILL_CHUNK } from "../engine/generate.ts";
 import { DEFAULT_PAGE_SIZE, KvPool } from "../engine/kv/kv-pool.ts";
 import { LayerStreamer } from "../engine/layer-streamer.ts";
 import type { MemoryPlan } from "../engine/memory-plan.ts";
-import { checkPlanShapes, HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
+import { HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
 import { UsageError } from "../errors.ts";
 import type { Compression, SplitProgress } from "../split/split-model.ts";
 import { parseSize } from "../util/size.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
-import { architectureNamed } from "./arch/index.ts";
+import { buildArchitecture } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
 import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
 import { openModelSource } from "./model-source.ts";
@@ -118,12 +118,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const pageSize = positiveInt(o.kv_page_size, DEFAULT_PAGE_SIZE, "kv_page_size");
     const prefetchDepth = o.prefetching === false ? 0 : (o.prefetch_depth ?? 1);
     if (!(Number.isInteger(prefetchDepth) && prefetchDepth >= 0)) throw new UsageError(`prefetch_depth ${prefetchDepth} must be a non-negative integer`);
-    const arch = architectureNamed(config.arch).build(config, {
-      has: (n) => files.has(n),
-      ropeInterleaved: source.ropeInterleaved,
-      ropeFreqFactors: source.ropeFreqFactors,
-    });
-    checkPlanShapes(arch.plan, files);
+    const arch = buildArchitecture(source);
 
     const selected = selectBackend(o.device ?? "auto", { threads: o.threads });
     const be = selected.backend;
