@@ -63,6 +63,13 @@ export async function* generateStream(
   opts: GenerateOptions = {},
 ): AsyncGenerator<GenerationChunk, GenerationResult> {
   if (promptTokens.length === 0) throw new UsageError("the prompt is empty", "pass at least one token (most models start with BOS)");
+  if (promptTokens.length > deps.engine.context) {
+    // Refused before the first pass: prefill would fail only at the chunk that overflows, counting that chunk alone.
+    throw new UsageError(
+      `the prompt's ${promptTokens.length} tokens do not fit in the context of ${deps.engine.context}`,
+      "shorten the prompt, or load the model with a larger max_seq_len (--ctx)",
+    );
+  }
   const maxNew = opts.maxNewTokens ?? 256;
   if (!(Number.isInteger(maxNew) && maxNew >= 0)) throw new UsageError(`max new tokens ${maxNew} must be a non-negative integer`);
   const sampler = new Sampler(opts);

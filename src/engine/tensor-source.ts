@@ -24,5 +24,7 @@ export interface TensorSource {
    * leaves out what it consumes itself, such as GGUF's rope_freqs.weight).
    */
   unused(used: ReadonlySet<string>): string[];
+  /** Throws a ModelFormatError if a file was truncated or rewritten since it was mapped. */
+  checkUnchanged(): void;
   close(): void;
 }

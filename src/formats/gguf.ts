@@ -207,6 +207,11 @@ export class GgufFile {
     return new Uint8Array(this.#map.view(t.offset, t.bytes));
   }
 
+  /** Throws a ModelFormatError if the file was truncated or rewritten since it was mapped. */
+  checkUnchanged(): void {
+    this.#map.checkUnchanged();
+  }
+
   close(): void {
     this.#map.close();
   }

@@ -19,6 +19,7 @@ export interface TensorStore {
   names(): string[];
   /** Tensors not in `used`. */
   unused(used: ReadonlySet<string>): string[];
+  checkUnchanged(): void;
   /** Unmap everything; addresses handed out become invalid. Idempotent. */
   close(): void;
 }
@@ -185,6 +186,10 @@ export class WeightFiles implements TensorStore {
 
   unused(used: ReadonlySet<string>): string[] {
     return this.names().filter((n) => !used.has(n));
+  }
+
+  checkUnchanged(): void {
+    for (const f of this.files) f.mapping.checkUnchanged();
   }
 
   close(): void {

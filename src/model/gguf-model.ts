@@ -190,6 +190,10 @@ export class GgufTensorSource implements TensorSource {
     return this.#find(name) !== undefined;
   }
 
+  checkUnchanged(): void {
+    this.#file.checkUnchanged();
+  }
+
   unused(used: ReadonlySet<string>): string[] {
     const read = new Set([ROPE_FREQS]);
     for (const name of used) {

@@ -100,6 +100,7 @@ export function inspectModelSource(path: string, compression?: Compression): Mod
   const sized: TensorSource = {
     has: (name) => files.has(name),
     unused: (used) => files.unused(used),
+    checkUnchanged: () => files.checkUnchanged(),
     get: (name) => {
       const t = files.get(name);
       const dtype = storedDtype(t, compression);
