@@ -59,7 +59,7 @@ export function modelOptions(f: Flags, err: (s: string) => void): FromPretrained
   if (f.has("no-prefetch") && f.has("prefetch")) throw new UsageError("give only one of --prefetch, --no-prefetch", "--no-prefetch is --prefetch 0");
   return {
     device: parseDevice(f),
-    threads: f.number("threads", { integer: true, min: 1, max: 4096 }),
+    threads: f.number("threads", { integer: true, min: 1, max: 256 }),
     max_gpu_memory: f.size("max-gpu-memory"),
     max_memory: f.size("max-memory"),
     // 0 is meaningful: no pinned cache, every streamed layer read from disk.

@@ -186,8 +186,7 @@ function checkModel(model: unknown, fail: Fail, pieces: Map<string, number>): Mo
 }
 
 function checkMerges(merges: unknown, fail: Fail): void {
-  if (merges === undefined) return;
-  if (!Array.isArray(merges)) fail(`model.merges must be a list, got ${show(merges)}`);
+  if (!Array.isArray(merges)) fail(`model.merges must be a list (empty for none), got ${show(merges)}`);
   const list = merges as unknown[];
   // The library decides the format from the first merge and applies it to all.
   const pairs = Array.isArray(list[0]);
