@@ -16,7 +16,7 @@ const VIEW = 1 << 26;
 /** The exponent mask of each float format: all ones means NaN or ±Infinity. */
 const EXPONENT = { f32: [0x7f800000, 4], f16: [0x7c00, 2], bf16: [0x7f80, 2] } as const;
 
-/** Element index of the first NaN/Inf of a tensor, or -1; `max` receives its largest magnitude when finite. */
+/** Element index of the first NaN or Inf of a float tensor, or -1. */
 function scanTensor(addr: number, bytes: number, dtype: keyof typeof EXPONENT): number {
   const [mask, size] = EXPONENT[dtype];
   const n = bytes / size;

@@ -50,6 +50,23 @@ function u32Kv(p: GgufParts, key: string): number {
 /** head_dim of a llama GGUF: embedding_length / head_count. */
 const headDim = (p: GgufParts) => u32Kv(p, "llama.embedding_length") / u32Kv(p, "llama.attention.head_count");
 
+/**
+ * Whether the tensors no longer lay out the data section as GGUF writers do (in range, no
+ * overlaps, no gap or tail of a whole alignment unit). A retyped tensor whose new size still fits
+ * its padded slot leaves a valid file with other values: that must be accepted or refused, either.
+ */
+function layoutBroken(p: GgufParts): boolean {
+  const spans = p.tensors.map((t) => ({ begin: Number(t.offset), bytes: tensorBytes(t) }));
+  if (spans.some((s) => s.bytes === null)) return true;
+  spans.sort((a, b) => a.begin - b.begin);
+  let end = 0;
+  for (const s of spans) {
+    if (s.begin < end || s.begin - end >= p.alignment || s.begin % p.alignment !== 0) return true;
+    end = s.begin + s.bytes!;
+  }
+  return end > p.data.length || p.data.length - end >= p.alignment;
+}
+
 /** The data section rebuilt from the tensors left, each at the next aligned offset. */
 function repack(p: GgufParts): void {
   const kept = [...p.tensors].sort((a, b) => Number(a.offset - b.offset));
@@ -198,13 +215,11 @@ function mutate(rng: Rng, base: Base): Mutation {
       case "type 99": t.type = 99; break;
       case "type IQ2_XXS": t.type = 16; break;
       case "type Q8_0":
-        if (t.type === 8) expect = "ok";
-        t.type = 8;
-        break;
       case "type F16": {
-        const was = t.type;
-        t.type = 1;
-        if (was === 1) expect = "ok";
+        const type = choice === "type F16" ? 1 : 8;
+        const blocks = type === 1 || Number(t.dims[0]) % 32 === 0;
+        expect = t.type === type ? "ok" : blocks && !layoutBroken({ ...p, tensors: p.tensors.map((x) => (x === t ? { ...x, type } : x)) }) ? "either" : "error";
+        t.type = type;
         break;
       }
       case "offset +32": t.offset += 32n; break;

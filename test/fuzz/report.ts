@@ -11,6 +11,12 @@ export function report(outcomes: readonly Outcome[], seed: number, seconds: numb
   lines.push("");
   lines.push("| class | cases |", "|---|---:|");
   for (const c of CLASSES) lines.push(`| ${c} | ${outcomes.filter((o) => o.cls === c).length} |`);
+  // What the case asked for beside what it got: "either" is a mutation that may leave a valid input.
+  lines.push("", "| expected | clear error | accepted | other |", "|---|---:|---:|---:|");
+  for (const e of ["error", "ok", "either"] as const) {
+    const of = outcomes.filter((o) => o.expect === e);
+    lines.push(`| ${e} | ${of.filter((o) => o.cls === "clear-error").length} | ${of.filter((o) => o.cls === "accepted").length} | ${of.filter((o) => !GOOD.has(o.cls)).length} |`);
+  }
   const families = [...new Set(outcomes.map((o) => o.family))].sort();
   lines.push("", "| family | cases | clear error | accepted | other |", "|---|---:|---:|---:|---:|");
   for (const f of families) {
