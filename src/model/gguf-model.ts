@@ -296,6 +296,15 @@ export function ggufConfig(file: GgufFile): ModelConfig {
   const ffn = int("feed_forward_length");
   // A layer is sparse where it has a router (Qwen-MoE checkpoints may keep dense layers).
   const sparseLayers = Array.from({ length: numLayers }, (_, i) => experts > 0 && file.has(`blk.${i}.ffn_gate_inp.weight`));
+  // The plan lists every expert of every sparse layer: the count must be the experts the file holds.
+  const first = sparseLayers.indexOf(true);
+  if (first >= 0) {
+    const merged = `blk.${first}.ffn_gate_exps.weight`;
+    const held = file.has(merged) ? (file.tensor(merged).dims[2] ?? 1) : file.has(`blk.${first}.ffn_gate.${experts - 1}.weight`) && !file.has(`blk.${first}.ffn_gate.${experts}.weight`) ? experts : -1;
+    if (held !== experts) {
+      bad(`${arch}.expert_count is ${experts}, but ${held >= 0 ? `${quote(merged)} holds ${held}` : `blk.${first} does not hold experts 0 … ${experts - 1}`}`, "The metadata and the tensors disagree; convert the model again.");
+    }
+  }
   const moe = experts > 0
     ? {
         numExperts: experts,

@@ -43,6 +43,8 @@ export const BASES = {
   ggufV3: join(SHARED, "models/tiny-random-gguf/llama-2-tiny-random.gguf"),
   /** GGUF v3 with Q8_0 matrices (llama.cpp's quantizer). */
   ggufQ8: join(ROOT, "test/fixtures/gguf-models/llama-q8_0.gguf"),
+  /** GGUF v3 Mixtral (6 experts merged per layer), F32, a 128-piece vocabulary: driven by ids. */
+  ggufMixtral: join(ROOT, "test/fixtures/gguf-arch/mixtral-f32.gguf"),
   /** Mixtral and Qwen2 fixtures without a tokenizer: driven by ids through `logits`. */
   mixtral: join(ROOT, "test/fixtures/hf-moe/mixtral"),
   qwen2: join(ROOT, "test/fixtures/hf/qwen2"),

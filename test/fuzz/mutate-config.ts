@@ -157,12 +157,14 @@ export const configFamily: Family = (rng) => {
     const key = rng.pick(Object.keys(base.keys));
     const kind = base.keys[key]!;
     const numeric = kind === "dim" || kind === "positions" || kind === "experts";
-    const h = rng.chance(0.3) && numeric ? { value: (raw[key] as number) + rng.pick([-1, 1, 2]), what: "a neighbouring value" } : rng.pick(hostileValues());
+    // Near the file's value, or large but inside every bound (a plan sized from it must still be refused in time).
+    const near = () => (rng.chance(0.25) ? { value: 60_000, what: "60000" } : { value: (raw[key] as number) + rng.pick([-1, 1, 2]), what: "a neighbouring value" });
+    const h = rng.chance(0.3) && numeric ? near() : rng.pick(hostileValues());
     const v = parsed(h);
     text = jsonText({ ...raw, [key]: h.value });
     what = `"${key}" set to ${h.what}`;
     expect = expectValue(base, raw, key, kind, v);
-    hugeCount = numeric && typeof v === "number" && Math.abs(v) >= 1e9;
+    hugeCount = numeric && typeof v === "number" && Math.abs(v) >= 60_000;
   }
   return {
     what: `${command} ${base.dir.split("/").pop()}: config.json ${what}`,

@@ -14,12 +14,17 @@ interface Base {
   readonly path: string;
   /** Blocks in the file. */
   readonly layers: number;
+  /** Experts per layer (0: dense). */
+  readonly experts: number;
+  /** Its vocabulary encodes text (the Mixtral fixture's 128 pieces do not: it runs by ids). */
+  readonly text: boolean;
 }
 
 const GGUF_BASES: readonly Base[] = [
-  { path: BASES.ggufV1, layers: 5 },
-  { path: BASES.ggufV3, layers: 1 },
-  { path: BASES.ggufQ8, layers: 2 },
+  { path: BASES.ggufV1, layers: 5, experts: 0, text: true },
+  { path: BASES.ggufV3, layers: 1, experts: 0, text: true },
+  { path: BASES.ggufQ8, layers: 2, experts: 0, text: true },
+  { path: BASES.ggufMixtral, layers: 2, experts: 6, text: false },
 ];
 
 const cache = new Map<string, Uint8Array>();
@@ -147,6 +152,17 @@ function kvChanges(p: GgufParts, base: Base): KvChange[] {
     ["tokenizer.chat_template", encode.string("\u001b]52;c;aGk=\u0007{{ x }}", w), "an OSC 52 sequence", "ok"],
     ["general.name", encode.string("\u001b[31mred", w), "an ESC sequence", "ok"],
     ["\u001b[2Jnew.key", encode.u32(1), "a new key named by an ESC sequence", "ok"],
+    ...(base.experts > 0
+      ? ([
+          [`${L}expert_count`, encode.u32(base.experts - 1), `${base.experts - 1}`, "error"],
+          [`${L}expert_count`, encode.u32(base.experts + 1), `${base.experts + 1}`, "error"],
+          [`${L}expert_count`, encode.u32(60_000), "60000", "error", true],
+          [`${L}expert_count`, encode.u32(2 ** 32 - 1), "2^32-1", "error", true],
+          [`${L}expert_used_count`, encode.u32(0), "0", "error"],
+          [`${L}expert_used_count`, encode.u32(base.experts + 1), `${base.experts + 1}`, "error"],
+          [`${L}expert_used_count`, encode.u32(1), "1", "ok"],
+        ] satisfies KvChange[])
+      : []),
   ];
 }
 
@@ -295,7 +311,7 @@ function mutate(rng: Rng, base: Base): Mutation {
 export const ggufFamily: Family = (rng) => {
   const base = rng.pick(GGUF_BASES);
   const m = mutate(rng, base);
-  const command: Command = pickCommand(rng);
+  const command: Command = pickCommand(rng, { tokenizer: base.text });
   return {
     what: `${command} ${base.path.split("/").pop()}: ${m.what}`,
     expect: (m.inRow && command === "bench") || (m.inTokenizer && command !== "run") ? "either" : m.expect,
