@@ -18,7 +18,7 @@ import { readCapped, requireOpen } from "./std-streams.ts";
 const NORMALIZATION_SLACK = 4;
 
 /** The most bytes a prompt of `room` tokens can have. */
-export function promptByteLimit(tokenizer: TextTokenizer, room: number): number {
+function promptByteLimit(tokenizer: TextTokenizer, room: number): number {
   return room * tokenizer.maxTokenBytes * NORMALIZATION_SLACK;
 }
 

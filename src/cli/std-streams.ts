@@ -21,7 +21,7 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * Whether standard stream `fd` was closed when the process started. An inherited stream cannot be
  * close-on-exec (it came through exec); the runtime's /dev/null stand-in for a closed one is.
  */
-export function closedAtStart(fd: 0 | 1 | 2): boolean {
+function closedAtStart(fd: 0 | 1 | 2): boolean {
   try {
     const m = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"));
     return m !== null && (parseInt(m[1]!, 8) & O_CLOEXEC) !== 0;

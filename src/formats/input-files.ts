@@ -59,7 +59,7 @@ export function requireFile(path: string, hint: string, optional = false): boole
  * The parsed JSON of the regular file `path`, any JSON value. `kind` names what the file should
  * be in the message ("a valid shard index"); by default the message says it is not valid JSON.
  */
-export function readJsonFile(path: string, hint: string, kind?: string): unknown {
+function readJsonFile(path: string, hint: string, kind?: string): unknown {
   requireFile(path, hint);
   let text: string;
   try {

@@ -8,7 +8,7 @@
 export type Fail = (problem: string) => never;
 
 /** Longest name or value quoted into a message; a binary "tensor name" must not flood a terminal. */
-export const QUOTE_LIMIT = 80;
+const QUOTE_LIMIT = 80;
 
 /**
  * `s` with every character a terminal could act on made visible: C0/C1 controls, DEL, the

@@ -4,6 +4,8 @@ import { CLASSES, GOOD } from "./classify.ts";
 import type { Outcome } from "./run-case.ts";
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
+/** Text from the binary, escaped: a failing build may print raw bytes from its input. */
+const shown = (s: string, max: number) => JSON.stringify(s.slice(0, max)).slice(1, -1);
 
 export function report(outcomes: readonly Outcome[], seed: number, seconds: number): string {
   const lines: string[] = [];
@@ -30,6 +32,6 @@ export function report(outcomes: readonly Outcome[], seed: number, seconds: numb
   }
   const bad = outcomes.filter((o) => !GOOD.has(o.cls));
   lines.push("", bad.length === 0 ? "no case outside clear-error and accepted" : `${bad.length} cases outside clear-error and accepted:`);
-  for (const o of bad) lines.push(`- ${o.cls} ${o.id} (${o.what}): ${o.reason}${o.errorLine ? ` — ${o.errorLine.slice(0, 160)}` : ""}`);
+  for (const o of bad) lines.push(`- ${o.cls} ${o.id} (${o.what}): ${shown(o.reason, 200)}${o.errorLine ? ` — ${shown(o.errorLine, 160)}` : ""}`);
   return lines.join("\n");
 }

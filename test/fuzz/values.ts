@@ -54,9 +54,6 @@ export function hostileValues(): HostileValue[] {
   ];
 }
 
-/** Numbers a count field may claim, from none to past any file. */
-export const HUGE_COUNTS = [1e9, 2 ** 31, 2 ** 32 - 1, 2 ** 53 - 1] as const;
-
 /** JSON text of `v` with the RAW-marked strings written as the raw tokens they stand for. */
 export function jsonText(v: unknown): string {
   return JSON.stringify(v, null, 1).replace(/"\\u0000raw:([^"]*)"/g, "$1");
