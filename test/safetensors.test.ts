@@ -115,7 +115,7 @@ describe("dtypes", () => {
     const path = writeSafetensors({ "model.ids": { dtype: "I64", shape: [2], data_offsets: [0, 16] } }, 16);
     expectFormatError(() => SafetensorsFile.open(path), path, "model.ids", "I64", "F32, F16, BF16");
     const weird = writeSafetensors({ q: { dtype: "Q4_K", shape: [2], data_offsets: [0, 2] } }, 2);
-    expectFormatError(() => SafetensorsFile.open(weird), weird, `"q"`, "unknown dtype Q4_K");
+    expectFormatError(() => SafetensorsFile.open(weird), weird, `"q"`, `unknown dtype "Q4_K"`);
   });
 });
 

@@ -23,6 +23,7 @@ function idTokenizer(vocabSize: number): TextTokenizer {
     bosId: 1,
     eosIds: [2],
     vocabSize,
+    maxTokenBytes: 8,
     addsBos: false,
     encode: () => {
       throw new Error("this test drives the model by ids");

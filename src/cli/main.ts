@@ -1,16 +1,19 @@
 #!/usr/bin/env bun
 // The `airllm` executable. The only place that turns errors into exit codes: library code throws,
-// this prints one line (plus a hint) on stderr and exits non-zero, never a stack trace for a
-// user error.
-import { AirLLMError } from "../errors.ts";
+// reportError makes one line (plus a hint) on stderr and the exit status, never a stack trace for a
+// user error — whether the error comes from a command, a stray callback or a failed write.
 import { benchCommand } from "./bench-command.ts";
 import { chatCommand } from "./chat-command.ts";
 import { logitsCommand } from "./logits-command.ts";
 import { planCommand } from "./plan-command.ts";
+import { reportError } from "./report-error.ts";
 import { runCommand } from "./run-command.ts";
 import { selftestCommand } from "./selftest-command.ts";
 import { serveCommand } from "./serve-command.ts";
 import { splitCommand } from "./split-command.ts";
+import { OutputClosed, writeStderr, writeStdout } from "./std-streams.ts";
+import { UsageError } from "../errors.ts";
+import { quote } from "../util/validate.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const HELP = `airllm ${pkg.version}: run large language models layer by layer, on a GPU smaller than the model or on the CPU
@@ -34,7 +37,7 @@ split folder (splitted_model/, made by airllm split), or a llama.cpp .gguf file.
 
 type Command = (argv: readonly string[], out: (s: string) => void, err: (s: string) => void) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
+const COMMANDS: Readonly<Record<string, Command>> = {
   run: runCommand,
   chat: chatCommand,
   serve: serveCommand,
@@ -45,39 +48,45 @@ const COMMANDS: Record<string, Command> = {
   split: splitCommand,
 };
 
-const out = (s: string) => void process.stdout.write(s);
-const err = (s: string) => void process.stderr.write(s);
+const debug = Boolean(process.env.AIRLLM_DEBUG);
+
+/** The exit status for `e`: 0 when stdout's reader left (as `head` expects), else the report's. */
+function fail(e: unknown, command: string): number {
+  if (e instanceof OutputClosed) return 0;
+  const r = reportError(e, command, debug);
+  writeStderr(r.text);
+  return r.code;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-    out(HELP);
-    return command === undefined ? 2 : 0;
+  try {
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      writeStdout(HELP);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === "--version" || command === "-V") {
+      writeStdout(`airllm ${pkg.version}\n`);
+      return 0;
+    }
+  } catch (e) {
+    return fail(e, "");
   }
-  if (command === "--version" || command === "-V") {
-    out(`airllm ${pkg.version}\n`);
-    return 0;
-  }
-  const run = COMMANDS[command];
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) {
-    err(`airllm: unknown command "${command}"\nhint: commands are ${Object.keys(COMMANDS).join(", ")}; see airllm --help\n`);
+    writeStderr(reportError(new UsageError(`unknown command ${quote(command)}`, `commands are ${Object.keys(COMMANDS).join(", ")}; see airllm --help`), "", debug).text);
     return 2;
   }
+  // Errors that escape the command's promise (a callback, a stream event) end the same way.
+  const escaped = (e: unknown) => process.exit(fail(e, command));
+  process.on("uncaughtException", escaped);
+  process.on("unhandledRejection", escaped);
   try {
-    return await run(rest, out, err);
+    return await run(rest, writeStdout, writeStderr);
   } catch (e) {
-    if (e instanceof AirLLMError) {
-      err(`airllm: error: ${e.message}\n`);
-      if (e.hint) err(`hint: ${e.hint}\n`);
-      return 1;
-    }
-    const message = e instanceof Error ? e.message : String(e);
-    err(`airllm: internal error: ${message}\nhint: this is a bug in airllm; rerun with AIRLLM_DEBUG=1 for the stack trace and report it\n`);
-    if (process.env.AIRLLM_DEBUG) err(`${(e as Error).stack}\n`);
-    return 3;
+    return fail(e, command);
   }
 }
 
-const code = await main(process.argv.slice(2));
-// Flush stdout before exiting: a pipe may still hold streamed text.
-process.stdout.write("", () => process.exit(code));
+// Writes are synchronous (std-streams.ts): nothing is left to flush.
+process.exit(await main(process.argv.slice(2)));

@@ -36,7 +36,7 @@ export async function splitCommand(argv: readonly string[], out: (s: string) => 
   }
   const t0 = performance.now();
   const result = splitModel(parsed.positionals[0], {
-    outDir: f.string("out"),
+    outDir: f.path("out"),
     compression: parseCompression(f.string("compression")),
     deleteOriginal: f.has("delete-original"),
     onProgress: (p) => err(`split ${p.done}/${p.total} ${p.name} (${p.kept ? "done earlier" : formatBytes(p.bytes)})\n`),

@@ -11,6 +11,7 @@ import type { ModelArch, Pass, PlanEntry } from "../model/architecture.ts";
 import { Activations } from "./activations.ts";
 import { makeBatch, type BatchRow } from "./batch.ts";
 import type { KvPool } from "./kv/kv-pool.ts";
+import { firstNonFinite, nonFiniteLogits, type PassGuards } from "./pass-guards.ts";
 import type { Profiler } from "./profiler.ts";
 import { Sequence } from "./sequence.ts";
 import type { FetchStats, WeightProvider, WeightStats } from "./weight-provider.ts";
@@ -36,6 +37,8 @@ export class Engine {
   onEntry: EntryHook | null = null;
   /** Set to collect per-entry timings (--profile); costs two clock reads per entry. */
   profiler: Profiler | null = null;
+  /** Checks of the weight files before each pass and of its logits after (set by the loader). */
+  guards: PassGuards | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -81,6 +84,7 @@ export class Engine {
    * of its last new token ([vocab]) or of all its new tokens ([T * vocab]) with allLogits.
    */
   forward(seqs: readonly Sequence[], tokens: readonly (readonly number[])[], opts: ForwardOptions = {}): Float32Array[] {
+    this.guards?.beforePass();
     const batch = makeBatch(seqs, tokens);
     if (new Set(seqs).size !== seqs.length) throw new UsageError("forward: the same sequence appears twice in one batch");
     const V = this.arch.vocab;
@@ -125,6 +129,8 @@ export class Engine {
     const tw = prof ? performance.now() : 0;
     this.backend.download(logits, this.acts.logits, logits.byteLength);
     if (prof) prof.recordPass(performance.now() - passStart, performance.now() - tw);
+    const bad = firstNonFinite(logits);
+    if (bad >= 0) throw nonFiniteLogits(logits, bad, V, pass, this.guards);
     for (let b = 0; b < seqs.length; b++) seqs[b]!.advance(tokens[b]!);
     const out: Float32Array[] = [];
     let row = 0;

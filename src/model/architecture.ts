@@ -132,6 +132,8 @@ export function entryTensorNames(entry: PlanEntry): string[] {
 /** What an architecture may ask of the weight files while it builds its plan. */
 export interface ArchFiles {
   has(name: string): boolean;
+  /** Where the config came from, for messages (a config.json path, or a GGUF file's metadata). */
+  readonly configName: string;
   /** q/k rows hold rotary pairs side by side (llama.cpp's GGUF layout), not rotate-half halves. */
   readonly ropeInterleaved: boolean;
   /** Divisors of the rotary frequencies (GGUF rope_freqs.weight), or null. */

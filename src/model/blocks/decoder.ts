@@ -2,6 +2,8 @@
 // [model.embed_tokens] + model.layers.0..N-1 + [model.norm, lm_head] (AirLLM's module names, one
 // split file each), the embedding by rows, the final norm of the rows whose logits are wanted, and
 // the head. An architecture file supplies its layers: their tensors and their forward.
+import { ModelFormatError } from "../../errors.ts";
+import { quote } from "../../util/validate.ts";
 import type { ActivationWidths, ArchFiles, ModelArch, Pass, PlanEntry, TensorSpec } from "../architecture.ts";
 import type { DecoderConfig } from "../config.ts";
 import { computeRope } from "../rope.ts";
@@ -30,6 +32,15 @@ export function buildDecoder(c: DecoderConfig, files: ArchFiles, layers: Decoder
   const V = c.vocabSize;
   // Tied models (or checkpoints without lm_head.weight) multiply by the embedding table.
   const tied = c.tieWordEmbeddings || !files.has(LM_HEAD);
+  // The plan is sized from the layer count: a count beyond the layers the files hold is refused
+  // before a plan entry is made for each (the tensors of every entry are checked after).
+  const last = layers.tensors(c.numLayers - 1)[0]!;
+  if (!files.has(last.name)) {
+    throw new ModelFormatError(
+      `${files.configName} gives the model ${c.numLayers} layers, but the weights have no ${quote(last.name)} (layer ${c.numLayers - 1})`,
+      "the layer count (num_hidden_layers) and the weights disagree: check that they come from the same model",
+    );
+  }
   const plan: PlanEntry[] = [];
   const push = (name: string, layer: number, tensors: TensorSpec[], experts = 0, splitNames?: ReadonlyMap<string, string>) =>
     plan.push({ index: plan.length, name, layer, tensors, experts, ...(splitNames ? { splitNames } : {}) });
@@ -46,7 +57,14 @@ export function buildDecoder(c: DecoderConfig, files: ArchFiles, layers: Decoder
     // GGUF's rope_freqs.weight divides each rotary frequency (llama.cpp's Llama-3.1 scaling).
     for (let i = 0; i < rope.invFreq.length; i++) rope.invFreq[i]! /= files.ropeFreqFactors[i]!;
   }
-  const last = plan.length - 1;
+  // Finite settings can still overflow float32 (rope_theta 1e-300): every rotation would be NaN.
+  if (!rope.invFreq.every((f) => Number.isFinite(f) && f > 0)) {
+    throw new ModelFormatError(
+      `${files.configName}: rope_theta ${c.ropeTheta}${c.ropeScaling ? ` with ${c.ropeScaling.type} scaling (factor ${c.ropeScaling.factor})` : ""} gives rotary frequencies that are not finite positive float32 numbers`,
+      "the RoPE settings are corrupt; models use rope_theta of 10000 or more",
+    );
+  }
+  const lastEntry = plan.length - 1;
   return {
     plan,
     kv: { layers: c.numLayers, width: c.numKvHeads * c.headDim },
@@ -59,9 +77,9 @@ export function buildDecoder(c: DecoderConfig, files: ArchFiles, layers: Decoder
         // x[N, hidden] = embed_tokens[ids]
         const { table, ids } = p.weights.rows(EMBED, p.batch.ids);
         p.backend.embedding(p.buf.x!, table, ids);
-      } else if (entry.index === last - 1) {
+      } else if (entry.index === lastEntry - 1) {
         finalNorm(p, c.rmsNormEps, h);
-      } else if (entry.index === last) {
+      } else if (entry.index === lastEntry) {
         // logits[rows, vocab] = xb · W_lmᵀ
         linear(p, p.logits, p.buf.xb!, head, p.logitRows.length);
       } else {
