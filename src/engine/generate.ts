@@ -25,6 +25,8 @@ export interface GenerateOptions extends SamplingOptions {
   readonly speculate?: SpeculationMode;
   /** The most draft tokens per pass (default 8). */
   readonly draftTokens?: number;
+  /** Adapt the draft length to acceptance and pass cost (default true); false always drafts draftTokens. */
+  readonly adaptiveDraft?: boolean;
 }
 
 /**

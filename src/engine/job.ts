@@ -34,6 +34,8 @@ export interface GenerationRequest {
   readonly speculate?: SpeculationMode;
   /** The most draft tokens per pass (default 8); the scheduler adapts below it. */
   readonly draftTokens?: number;
+  /** Choose each pass's draft length from acceptance and pass cost (default true); false: always draftTokens. */
+  readonly adaptiveDraft?: boolean;
 }
 
 /** What speculation did for one request. */

@@ -339,7 +339,7 @@ export class Scheduler {
     const seq = job.seq!;
     // Within the pass budget, the KV context (the last token and the drafts) and max tokens.
     const limit = Math.min(job.request.draftTokens ?? DEFAULT_DRAFT_TOKENS, room, this.engine.context - seq.length - 1, job.maxNew - job.generated.length - 1);
-    let k = limit <= 0 ? 0 : chooseDraftLength(job.acceptance.rate, limit, otherRows, this.passCost);
+    let k = limit <= 0 ? 0 : job.request.adaptiveDraft === false ? limit : chooseDraftLength(job.acceptance.rate, limit, otherRows, this.passCost);
     // A length of 0 learns nothing: every few passes, draft a little anyway to measure acceptance.
     if (k <= 0 && limit > 0 && ++job.passesWithoutDrafts >= PROBE_EVERY) k = Math.min(PROBE_TOKENS, limit);
     if (k <= 0) {

@@ -129,6 +129,7 @@ export class CausalLM {
       logprobs: o.logprobs,
       speculate: o.speculate,
       draftTokens: o.draftTokens,
+      adaptiveDraft: o.adaptiveDraft,
       ...(sequence ? { sequence } : {}),
     };
   }
