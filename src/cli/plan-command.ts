@@ -7,6 +7,7 @@ import { probeCuda } from "../backend/cuda/detect.ts";
 import { DEFAULT_PAGE_SIZE } from "../engine/kv/kv-pool.ts";
 import { AirLLMError, UsageError } from "../errors.ts";
 import { architectureNamed } from "../model/arch/index.ts";
+import { noRowReads } from "../model/architecture.ts";
 import { planLoad, type DeviceKind } from "../model/load-plan.ts";
 import { inspectModelSource } from "../model/model-source.ts";
 import { checkPlanShapes } from "../engine/weight-provider.ts";
@@ -59,7 +60,7 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
   const source = inspectModelSource(parsed.positionals[0]!, compression);
   try {
     const config = source.config;
-    const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
+    const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), rowNorms: noRowReads, ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
     checkPlanShapes(arch.plan, source.tensors);
     const budget = device === "cuda" ? gpuBudget(f) : f.has("max-memory") ? parseSize(f.string("max-memory")!, "--max-memory") : freemem();
     const ctx = f.number("ctx", { integer: true });

@@ -19,6 +19,7 @@ import { architectureNamed } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
 import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
 import { openModelSource } from "./model-source.ts";
+import { rowNorms } from "./row-norms.ts";
 
 export interface FromPretrainedOptions {
   /** "auto" (default): CUDA when a GPU and driver are present, else the CPU with a notice. */
@@ -132,6 +133,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     if (!(Number.isInteger(prefetchDepth) && prefetchDepth >= 0)) throw new UsageError(`prefetch_depth ${prefetchDepth} must be a non-negative integer`);
     const arch = architectureNamed(config.arch).build(config, {
       has: (n) => files.has(n),
+      rowNorms: (n) => rowNorms(files.get(n)),
       ropeInterleaved: source.ropeInterleaved,
       ropeFreqFactors: source.ropeFreqFactors,
     });

@@ -13,6 +13,7 @@ import { dirname, join, resolve } from "node:path";
 import { ModelFormatError, UsageError } from "../errors.ts";
 import { DONE_SUFFIX, hasOwnWeights, INDEX_FILE, SPLIT_DIR, WeightFiles } from "../formats/model-files.ts";
 import { architectureNamed } from "../model/arch/index.ts";
+import { noRowReads } from "../model/architecture.ts";
 import { loadModelConfig } from "../model/config.ts";
 import { formatBytes } from "../util/size.ts";
 import { fsyncDir, safetensorsFileBytes, writeSafetensors, type TensorSource } from "./safetensors-writer.ts";
@@ -124,7 +125,7 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
   const source = WeightFiles.open(modelDir);
   let result: Omit<SplitResult, "deleted">;
   try {
-    const { plan } = architectureNamed(config.arch).build(config, { has: (n) => source.has(n), ropeInterleaved: false, ropeFreqFactors: null });
+    const { plan } = architectureNamed(config.arch).build(config, { has: (n) => source.has(n), rowNorms: noRowReads, ropeInterleaved: false, ropeFreqFactors: null });
     const files: PlannedFile[] = plan.map((entry) => {
       const tensors = entry.tensors.map(({ name: n }): TensorSource => {
         // A tied model's lm_head entry reads the embedding; its file gets a copy under the name the
