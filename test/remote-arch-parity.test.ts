@@ -23,16 +23,10 @@
 // 0.02–1.2 (max_abs_diff_vs_f32_model in each expected.json), four orders of magnitude more.
 import { expect, test } from "bun:test";
 import { readdirSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { AutoModel } from "../src/index.ts";
 import { describeParity, readExpected } from "./parity.ts";
-import { ROOT } from "./paths.ts";
-
-export const REMOTE_FIXTURES = resolve(ROOT, "test/fixtures/remote");
-const GENERATOR = "test/fixtures/gen_remote_fixtures.py";
-export const REMOTE_FAMILIES = [
-  "chatglm2", "chatglm3", "baichuan", "baichuan2-7b", "baichuan2-13b", "internlm", "internlm2", "internlm2_5-dynamic", "qwen", "qwen-ntk-logn",
-];
+import { REMOTE_FAMILIES, REMOTE_FIXTURES, REMOTE_GENERATOR as GENERATOR } from "./remote-fixtures.ts";
 const NAMES = REMOTE_FAMILIES.flatMap((f) => [f, `${f}-bf16`]);
 // Room for the prefill test's sequence and the decode test's (48 positions) in one KV pool; past
 // InternLM2.5's trained context of 16 (dynamic NTK scaling is what runs it there).
