@@ -120,6 +120,11 @@ export interface AttentionShape {
   readonly window: number;
   /** Softmax scale, usually 1/sqrt(headDim). */
   readonly scale: number;
+  /**
+   * ALiBi (Baichuan2-13B): device address of f32 slopes [nHeads]; query head h at position p adds
+   * slopes[h] · (j - p) to its score of key j. 0 or absent: none.
+   */
+  readonly alibiSlopes?: number;
 }
 
 /** Element types a KV cache can be stored in (f16 by default, as llama.cpp). */
@@ -211,12 +216,14 @@ export interface Backend {
   /** out[t, :] = x[t, :] / rms(x[t, :]) * w. out may alias x. */
   rmsnorm(out: number, x: number, w: Weight, T: number, eps: number): void;
   /**
-   * Rotary embedding in place, Hugging Face rotate-half layout: for each of nHeads heads of
-   * headDim, pair i with i + headDim/2, angle = (pos0 + t) * invFreq[i] (invFreq: device f32
-   * [headDim/2], scaling already folded in), then both halves are multiplied by attnFactor.
-   * `interleaved`: pair 2i with 2i + 1 instead (llama.cpp's GGUF files store q/k rows that way).
+   * Rotary embedding in place on the first `rotaryDim` elements of each head (default: all
+   * headDim; ChatGLM rotates half), the rest untouched. Hugging Face rotate-half layout: pair i
+   * with i + rotaryDim/2, angle = (pos0 + t) * invFreq[i] (invFreq: device f32 [rotaryDim/2],
+   * scaling already folded in), then both elements are multiplied by attnFactor.
+   * `interleaved`: pair 2i with 2i + 1 instead (llama.cpp's GGUF files store q/k rows that way,
+   * and ChatGLM computes its rotary that way).
    */
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved?: boolean): void;
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved?: boolean, rotaryDim?: number): void;
   /**
    * Stores k[T, width] and v[T, width] (f32 rows) at positions pos0 .. pos0+T-1 of the paged cache,
    * converted to kv.dtype (round to nearest even). The pages must already be in the page table.
@@ -234,6 +241,10 @@ export interface Backend {
   add(out: number, a: number, b: number, n: number): void;
   /** Row-wise softmax in place over rows × n. */
   softmax(x: number, rows: number, n: number): void;
+  /** x[t, :] *= scales[t] for t < T, rows of n floats; scales: device f32 [T] (Qwen's logn query scaling). */
+  scaleRows(x: number, scales: number, T: number, n: number): void;
+  /** x[t, :] *= scales (one factor per column) for t < T (Baichuan2's row-normalized head). */
+  scaleColumns(x: number, scales: Weight, T: number): void;
 
   // --- mixture of experts ---
   /**

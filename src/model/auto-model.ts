@@ -20,6 +20,7 @@ import { buildArchitecture } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
 import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
 import { openModelSource } from "./model-source.ts";
+import { rowNorms } from "./row-norms.ts";
 import { explainNonFinite } from "./weight-scan.ts";
 
 export interface FromPretrainedOptions {
@@ -168,7 +169,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const pageSize = positiveInt(o.kv_page_size, DEFAULT_PAGE_SIZE, "kv_page_size");
     const parallel = positiveInt(o.parallel, 1, "parallel");
     const prefetchDepth = o.prefetching === false ? 0 : (o.prefetch_depth ?? 1);
-    const arch = buildArchitecture(source);
+    const arch = buildArchitecture(source, (n) => rowNorms(files.get(n)));
 
     const selected = selectBackend(o.device ?? "auto", { threads: o.threads });
     const be = selected.backend;

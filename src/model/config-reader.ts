@@ -93,6 +93,25 @@ export class ConfigReader {
     return own(TORCH_DTYPES, name) ?? this.bad(`torch_dtype ${show(name)} is not supported; supported: ${Object.keys(TORCH_DTYPES).join(", ")}`);
   }
 
+  /** hidden / heads, the head size of configs that have no head_dim; even where RoPE rotates pairs. */
+  headSize(hidden: number, heads: number, rotary: boolean): number {
+    if (hidden % heads !== 0) this.bad(`hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}`);
+    const size = hidden / heads;
+    if (rotary && size % 2 !== 0) this.bad(`the head size ${size} (hidden_size / num_attention_heads) must be even (rotary pairs)`);
+    return size;
+  }
+
+  /**
+   * The model classes the config names: auto_map's values ("module.Class" → "Class") and
+   * `architectures`. Only matched against known names; the code they point to is never read.
+   */
+  classNames(): string[] {
+    const auto = this.raw.auto_map;
+    const mapped = auto !== null && typeof auto === "object" && !Array.isArray(auto) ? Object.values(auto) : [];
+    const listed = Array.isArray(this.raw.architectures) ? this.raw.architectures : [];
+    return [...mapped, ...listed].filter((n): n is string => typeof n === "string").map((n) => n.slice(n.lastIndexOf(".") + 1));
+  }
+
   /** The activation of a gated MLP: only SiLU (SwiGLU) is implemented. */
   requireSilu(key = "hidden_act"): void {
     const act = this.get(key) ?? "silu";

@@ -7,7 +7,7 @@ import type { DType } from "../backend/backend.ts";
 import { ModelFormatError } from "../errors.ts";
 import { pathKind, notAFile, readJsonObject } from "../formats/input-files.ts";
 import { show } from "../util/validate.ts";
-import { architectureFor, SUPPORTED_MODEL_TYPES } from "./arch/index.ts";
+import { architectureFor, modelTypeOf, SUPPORTED_MODEL_TYPES } from "./arch/index.ts";
 import { CONFIG_LIMITS, ConfigReader } from "./config-reader.ts";
 import { parseRope, type RopeScaling } from "./rope.ts";
 
@@ -89,15 +89,15 @@ export function loadModelConfig(dir: string): ModelConfig {
 /** Normalize an already-parsed config.json object; `path` only names the source in errors. */
 export function parseModelConfig(c: Record<string, unknown>, path = CONFIG_FILE): ModelConfig {
   const r = new ConfigReader(c, path);
-  const type = r.get("model_type");
-  const arch = typeof type === "string" ? architectureFor(type) : undefined;
+  const type = modelTypeOf(r);
+  const arch = type === undefined ? undefined : architectureFor(type);
   if (arch === undefined) {
     return r.bad(
-      `unsupported model_type ${show(type)}; supported: ${SUPPORTED_MODEL_TYPES.join(", ")}`,
+      `unsupported model_type ${show(r.get("model_type"))}; supported: ${SUPPORTED_MODEL_TYPES.join(", ")}`,
       "This model's architecture is not implemented yet; check model_type in config.json.",
     );
   }
-  return arch.parseConfig(r, type as string);
+  return arch.parseConfig(r, type!);
 }
 
 /** Defaults of one model type's transformers config class, for the fields parsed here. */
@@ -202,6 +202,29 @@ function parseWindows(r: ConfigReader, d: DecoderDefaults, numLayers: number): {
   }
   const layerWindows = sliding.map((s) => (s ? w : 0));
   return { slidingWindow: layerWindows.some((x) => x > 0) ? w : null, layerWindows };
+}
+
+/**
+ * The fields every config has beyond its dimensions (dtype, tied embeddings, special ids), for the
+ * architectures whose config.json does not follow Llama's keys (the remote-code families).
+ */
+export function parseCommon(
+  r: ConfigReader,
+  vocabSize: number,
+  d: { readonly bosTokenId: number | null; readonly eosTokenId: number | null; readonly padTokenId?: number | null; readonly tieWordEmbeddings?: boolean },
+): Pick<BaseConfig, "tieWordEmbeddings" | "torchDtype" | "bosTokenId" | "eosTokenIds" | "padTokenId"> {
+  return {
+    tieWordEmbeddings: r.bool("tie_word_embeddings", d.tieWordEmbeddings ?? false),
+    torchDtype: r.torchDtype(),
+    bosTokenId: r.tokenId("bos_token_id", d.bosTokenId, vocabSize),
+    eosTokenIds: r.tokenIds("eos_token_id", d.eosTokenId, vocabSize),
+    padTokenId: r.tokenId("pad_token_id", d.padTokenId ?? null, vocabSize),
+  };
+}
+
+/** Every layer attends to every earlier position: no sliding windows. */
+export function fullAttention(numLayers: number): Pick<DecoderConfig, "slidingWindow" | "layerWindows"> {
+  return { slidingWindow: null, layerWindows: new Array<number>(numLayers).fill(0) };
 }
 
 /** Where a model type keeps its MoE fields, and their transformers defaults. */

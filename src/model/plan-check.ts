@@ -10,10 +10,10 @@ import type { PlanEntry } from "./architecture.ts";
 
 /**
  * Tensors a checkpoint may hold beside the plan without meaning another model: a tied model's
- * saved copy of the embedding (AirLLM's split writes one) and old Llama checkpoints' rotary tables,
+ * saved copy of the embedding (AirLLM's split writes one) and old Llama and ChatGLM checkpoints' rotary tables,
  * which are recomputed.
  */
-const REDUNDANT = [/^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/];
+const REDUNDANT = [/^lm_head\.weight$/, /\.rotary_emb\.inv_freq$/, /\.rotary_pos_emb\.inv_freq$/];
 
 /** Names shown when listing tensors in a message; the count says how many more there are. */
 const LISTED = 3;

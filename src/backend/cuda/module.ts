@@ -24,10 +24,10 @@ const MATMUL = [P, P, P, U, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
-// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
-const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U] as const;
-// out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize
-const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U] as const;
+// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi
+const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U, P, U] as const;
+// out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize, alibi, useAlibi
+const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U, P, U] as const;
 const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable, k, v, pos0, width, pageSize
 // ids, weights, logits, bias, N, E, k, sigmoid, normalize, scale, hasBias, groups, groupTopk, top2sum
 const MOE_ROUTE = [P, P, P, P, U, U, U, U, U, F, U, U, U, U] as const;
@@ -83,11 +83,15 @@ export const KERNELS = {
   add_bias_f32: ADD_BIAS,
   add_bias_f16: ADD_BIAS,
   add_bias_bf16: ADD_BIAS,
+  scale_columns_f32: ADD_BIAS, // x, scales, n, count
+  scale_columns_f16: ADD_BIAS,
+  scale_columns_bf16: ADD_BIAS,
+  scale_rows_f32: ADD_BIAS, // x, scales, n, count
   embedding_f32: EMBEDDING,
   embedding_f16: EMBEDDING,
   embedding_bf16: EMBEDDING,
-  // x, T, nHeads, headDim, pos0, invFreq, attnFactor
-  rope_f32: [P, U, U, U, U, P, F, U],
+  // x, T, nHeads, headDim, rotaryDim, pos0, invFreq, attnFactor, interleaved
+  rope_f32: [P, U, U, U, U, U, P, F, U],
   store_kv_f32: STORE_KV,
   store_kv_f16: STORE_KV,
   store_kv_bf16: STORE_KV,

@@ -282,7 +282,7 @@ function checkStoreKv(x: Ctx): void {
  */
 function checkPagedAttention(x: Ctx): void {
   const { cpu, gpu, p, uniform, record } = x;
-  const att: (AttentionShape & { offset?: number })[] = [
+  const att: (AttentionShape & { offset?: number; alibi?: boolean })[] = [
     { T: 1, nHeads: 4, nKvHeads: 2, headDim: 64, pos0: 10, window: 0, scale: 1 / 8 },
     { T: 9, nHeads: 4, nKvHeads: 1, headDim: 32, pos0: 0, window: 0, scale: 1 / Math.sqrt(32) },
     { T: 6, nHeads: 2, nKvHeads: 2, headDim: 128, pos0: 20, window: 5, scale: 1 / Math.sqrt(128) },
@@ -303,6 +303,12 @@ function checkPagedAttention(x: Ctx): void {
     { T: 33, nHeads: 64, nKvHeads: 64, headDim: 32, pos0: 100, window: 50, scale: 1 / Math.sqrt(32) },
     // The same prefill with K and V one element off their alignment: the fallback, element by element.
     { T: 75, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 1 / Math.sqrt(128), offset: 1 },
+    // ALiBi (Baichuan2-13B: 40 heads, the non-power-of-two slope rule) on every kernel: decode,
+    // decode split across blocks, the per-query fallback and the tiled prefill.
+    { T: 1, nHeads: 40, nKvHeads: 40, headDim: 128, pos0: 30, window: 0, scale: 1 / Math.sqrt(128), alibi: true },
+    { T: 1, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 4000, window: 0, scale: 1 / 8, alibi: true },
+    { T: 6, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 20, window: 0, scale: 1 / 8, alibi: true },
+    { T: 75, nHeads: 40, nKvHeads: 40, headDim: 128, pos0: 10, window: 0, scale: 1 / Math.sqrt(128), alibi: true },
   ];
   for (const s of att) {
     const positions = s.pos0 + s.T;
@@ -311,10 +317,12 @@ function checkPagedAttention(x: Ctx): void {
         const pool = pagedPool(x, dtype, positions, s.nKvHeads * s.headDim, pageSize, s.offset ?? 0);
         const q = p.f32(uniform(s.T * s.nHeads * s.headDim, 2));
         const out = p.f32(new Float32Array(s.T * s.nHeads * s.headDim));
-        cpu.attention(out[0], q[0], pool.kv[0], s);
-        gpu.attention(out[1], q[1], pool.kv[1], s);
+        // Baichuan's slopes run from 2^-0.5 down to ~2^-8 (alibiSlopes in src/model/blocks/alibi.ts).
+        const slopes = s.alibi ? p.f32(Float32Array.from({ length: s.nHeads }, (_, h) => 2 ** (-(h + 1) * 8 / s.nHeads))) : null;
+        cpu.attention(out[0], q[0], pool.kv[0], slopes ? { ...s, alibiSlopes: slopes[0] } : s);
+        gpu.attention(out[1], q[1], pool.kv[1], slopes ? { ...s, alibiSlopes: slopes[1] } : s);
         const misaligned = s.offset ? " misaligned" : "";
-        const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window} page=${pageSize}${misaligned}`;
+        const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window} page=${pageSize}${misaligned}${s.alibi ? " alibi" : ""}`;
         record(compare("attention", dtype, shape, 1e-4, p.read(out, s.T * s.nHeads * s.headDim)));
         p.freeAll();
       }
@@ -566,15 +574,37 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       }
     }
 
-    for (const [T, nHeads, headDim, pos0, factor, il] of [[5, 4, 64, 7, 1, 0], [2, 3, 128, 30000, 1.25, 0], [1, 2, 6, 0, 1, 0], [4, 3, 64, 100, 1, 1]]) {
-      const half = headDim / 2;
-      const inv = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headDim));
+    // [T, nHeads, headDim, pos0, factor, interleaved, rotaryDim]: the last two partial (ChatGLM's
+    // interleaved half, Qwen's rotary_pct), whose unrotated elements must come back unchanged.
+    for (const [T, nHeads, headDim, pos0, factor, il, rot] of [
+      [5, 4, 64, 7, 1, 0, 64], [2, 3, 128, 30000, 1.25, 0, 128], [1, 2, 6, 0, 1, 0, 6], [4, 3, 64, 100, 1, 1, 64],
+      [6, 2, 128, 40, 1, 1, 64], [3, 4, 64, 9000, 1, 0, 32],
+    ]) {
+      const half = rot / 2;
+      const inv = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / rot));
       const freq = p.f32(inv);
       const x = p.f32(uniform(T * nHeads * headDim));
-      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor, il === 1);
-      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor, il === 1);
-      const layout = il === 1 ? " interleaved" : "";
+      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor, il === 1, rot);
+      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor, il === 1, rot);
+      const layout = (il === 1 ? " interleaved" : "") + (rot < headDim ? ` rotary ${rot}` : "");
       record(compare("rope", "f32", `T=${T} heads=${nHeads} hd=${headDim} pos0=${pos0}${layout}`, TOL_F32 * 5, p.read(x, T * nHeads * headDim)));
+      p.freeAll();
+    }
+
+    // Qwen's logn query scaling (a factor per row) and Baichuan2's normalized head (one per column).
+    for (const [T, n] of [[1, 4096], [37, 1000]]) {
+      const x = p.f32(uniform(T * n, 3));
+      const rowScales = p.f32(uniform(T, 2));
+      cpu.scaleRows(x[0], rowScales[0], T, n);
+      gpu.scaleRows(x[1], rowScales[1], T, n);
+      record(compare("scaleRows", "f32", `T=${T} n=${n}`, 0, p.read(x, T * n)));
+      for (const dtype of DTYPES) {
+        const cols = uniform(n, 2);
+        const [sr, st] = p.put(encodeWeights(cols, dtype));
+        cpu.scaleColumns(x[0], { addr: sr, dtype, shape: [n] }, T);
+        gpu.scaleColumns(x[1], { addr: st, dtype, shape: [n] }, T);
+        record(compare("scaleColumns", dtype, `T=${T} n=${n}`, 0, p.read(x, T * n)));
+      }
       p.freeAll();
     }
 
