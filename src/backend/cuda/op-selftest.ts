@@ -23,12 +23,23 @@ export interface OpCheck {
 const DTYPES: readonly FloatDType[] = ["f32", "f16", "bf16"];
 const QUANT_DTYPES = Object.keys(QUANT_BLOCKS) as QuantDType[];
 /** Byte offsets of each block's scale fields (d, and dmin/m where the type has one): f16, but
- *  the f32 absmax for nf4/q8_block. */
+ *  the f32 absmax for nf4/q8_block. iq1_m has none: its f16 d is spread over the top nibbles of
+ *  the four scale words at byte 48 (setIq1mScale). */
 const QUANT_SCALE_OFFSETS: Record<QuantDType, readonly number[]> = {
   q8_0: [0], q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2],
   q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+  iq2_xxs: [0], iq2_xs: [0], iq2_s: [0], iq3_xxs: [0], iq3_s: [0], iq1_s: [0], iq1_m: [],
+  iq4_nl: [0], iq4_xs: [0], tq1_0: [52], tq2_0: [64],
   nf4: [0], q8_block: [0],
 };
+
+/** IQ1_M's f16 d: nibble k of its bits goes to the top nibble of the u16 scale word k at byte 48. */
+function setIq1mScale(view: DataView, block: number, bits: number): void {
+  for (let k = 0; k < 4; k++) {
+    const o = block + 48 + 2 * k;
+    view.setUint16(o, (view.getUint16(o, true) & 0x0fff) | (((bits >> (4 * k)) & 0xf) << 12), true);
+  }
+}
 /** f32 arithmetic in a different order: a few ulps of the output scale. */
 const TOL_F32 = 2e-5;
 /** Prefill on tensor cores rounds the activations to the weight format (matmul_mma.zig). */
@@ -110,6 +121,10 @@ class Pair {
     const half = new Float16Array(1);
     const halfBits = new Uint16Array(half.buffer);
     for (let b = 0; b < bytes.length; b += blockBytes) {
+      if (dtype === "iq1_m") {
+        half[0] = 0.002 + rand() * 0.02;
+        setIq1mScale(view, b, halfBits[0]);
+      }
       for (const off of QUANT_SCALE_OFFSETS[dtype]) {
         half[0] = 0.002 + rand() * 0.02;
         if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
@@ -191,7 +206,7 @@ interface Ctx {
  */
 function checkStridedMatmul({ cpu, gpu, p, rand, uniform, record }: Ctx): void {
   const cases: [DType, number, number, number][] = [
-    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["nf4", 33, 30, 172],
+    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["iq2_xs", 45, 20, 512], ["nf4", 33, 30, 172],
   ];
   const gap = 5;
   for (const [dtype, rA, rB, cols] of cases) {
