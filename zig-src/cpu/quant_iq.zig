@@ -20,6 +20,8 @@
 //!
 //! Both take any byte pointer (host or CUDA global) and a runtime j, so the CPU ops and the CUDA
 //! kernels share the layouts; `dotRow` is the CPU decode (T = 1) dot product.
+const std = @import("std");
+const builtin = @import("builtin");
 const DType = @import("../dtype.zig").DType;
 const lg = @import("quant_legacy.zig");
 const tab = @import("quant_iq_tables.zig");
@@ -62,9 +64,22 @@ inline fn iq1mScale(blk: anytype) f32 {
     return @as(f16, @bitCast(bits));
 }
 
-/// Four lanes of kvalues_iq4nl per nibble of 8 bytes at `o`, the low or the high nibbles.
+/// x86 with SSSE3 looks 16 bytes up in a 16-byte table in one instruction (pshufb).
+const has_pshufb = builtin.cpu.arch == .x86_64 and std.Target.x86.featureSetHas(builtin.cpu.features, .ssse3);
+
+/// kvalues_iq4nl of the low or the high nibbles of the 8 bytes at `o`.
 inline fn nonLinear(blk: anytype, o: usize, high: bool) V8 {
     const nib = shr8(bytes8(blk, o), if (high) 4 else 0) & @as(U8x8, @splat(0x0f));
+    if (comptime has_pshufb) {
+        const table: @Vector(16, u8) = @bitCast(tab.kvalues_iq4nl);
+        const idx: @Vector(16, u8) = std.simd.join(nib, @as(U8x8, @splat(0)));
+        const v = asm ("pshufb %[idx], %[t]"
+            : [t] "=x" (-> @Vector(16, u8)),
+            : [_] "0" (table),
+              [idx] "x" (idx),
+        );
+        return toF32(@as(@Vector(8, i8), @bitCast(std.simd.extract(v, 0, 8))));
+    }
     var v: @Vector(8, i8) = undefined;
     inline for (0..8) |i| v[i] = tab.kvalues_iq4nl[nib[i]];
     return toF32(v);

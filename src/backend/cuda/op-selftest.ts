@@ -82,6 +82,33 @@ export function decodeValues(bytes: Uint8Array, dtype: FloatDType): Float32Array
   return new Float32Array(Uint32Array.from(half, (h) => h << 16).buffer);
 }
 
+/** Random blocks of `dtype` for a tensor of `shape` (every bit pattern is a valid weight) whose
+ *  scales are set to small values, so outputs stay in a sane range. */
+export function randomQuantBlocks(rand: () => number, dtype: QuantDType, shape: readonly number[]): Uint8Array {
+  const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
+  setSmallScales(bytes, dtype, rand);
+  return bytes;
+}
+
+/** Overwrites the scales of every block of `dtype` in `bytes` with values in [0.002, 0.022). */
+export function setSmallScales(bytes: Uint8Array, dtype: QuantDType, rand: () => number): void {
+  const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const half = new Float16Array(1);
+  const halfBits = new Uint16Array(half.buffer);
+  for (let b = 0; b < bytes.length; b += blockBytes) {
+    if (dtype === "iq1_m") {
+      half[0] = 0.002 + rand() * 0.02;
+      setIq1mScale(view, b, halfBits[0]);
+    }
+    for (const off of QUANT_SCALE_OFFSETS[dtype]) {
+      half[0] = 0.002 + rand() * 0.02;
+      if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
+      else view.setUint16(b + off, halfBits[0], true);
+    }
+  }
+}
+
 /** The same buffers on both backends. */
 class Pair {
   private readonly owned: [number, number][] = [];
@@ -112,26 +139,9 @@ class Pair {
     return this.put(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
 
-  /** A quantized weight of random blocks (every bit pattern is a valid weight) whose f16
-   *  scales are set to small values, so outputs stay in a sane range. */
+  /** A quantized weight of random blocks with sane scales (randomQuantBlocks). */
   quantWeight(rand: () => number, dtype: QuantDType, shape: [number, number]): [Weight, Weight] {
-    const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
-    const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
-    const view = new DataView(bytes.buffer);
-    const half = new Float16Array(1);
-    const halfBits = new Uint16Array(half.buffer);
-    for (let b = 0; b < bytes.length; b += blockBytes) {
-      if (dtype === "iq1_m") {
-        half[0] = 0.002 + rand() * 0.02;
-        setIq1mScale(view, b, halfBits[0]);
-      }
-      for (const off of QUANT_SCALE_OFFSETS[dtype]) {
-        half[0] = 0.002 + rand() * 0.02;
-        if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
-        else view.setUint16(b + off, halfBits[0], true);
-      }
-    }
-    const [a, t] = this.put(bytes);
+    const [a, t] = this.put(randomQuantBlocks(rand, dtype, shape));
     return [{ addr: a, dtype, shape }, { addr: t, dtype, shape }];
   }
 
