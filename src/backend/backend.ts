@@ -13,8 +13,10 @@
 
 /** Element types with a size per element. */
 export type FloatDType = "f32" | "f16" | "bf16";
-/** GGUF (ggml) block-quantized types: blocks of 32 (legacy) or 256 (K-quants) weights. */
-export type GgufQuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+/** GGUF (ggml) block-quantized types: blocks of 32 (legacy, iq4_nl) or 256 (K-quants, i-quants) weights. */
+export type GgufQuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k" | IQuantDType;
+/** llama.cpp's i-quants (lattice codebooks, non-linear levels) and ternary types (zig-src/cpu/quant_iq.zig). */
+export type IQuantDType = "iq2_xxs" | "iq2_xs" | "iq2_s" | "iq3_xxs" | "iq3_s" | "iq1_s" | "iq1_m" | "iq4_nl" | "iq4_xs" | "tq1_0" | "tq2_0";
 /**
  * AirLLM's compression in bitsandbytes' layouts (zig-src/cpu/quant_bnb.zig): nf4 = 64-weight
  * blocks of f32 absmax + 32 bytes of NF4 nibbles; q8_block = 64-weight blocks of f32 absmax +
@@ -30,6 +32,7 @@ export const DTYPE_CODE: Record<DType, number> = {
   f32: 0, f16: 1, bf16: 2,
   q8_0: 8, q4_0: 9, q4_1: 10, q5_0: 11, q5_1: 12, q2_k: 13, q3_k: 14, q4_k: 15, q5_k: 16, q6_k: 17,
   nf4: 20, q8_block: 21,
+  iq2_xxs: 30, iq2_xs: 31, iq2_s: 32, iq3_xxs: 33, iq3_s: 34, iq1_s: 35, iq1_m: 36, iq4_nl: 37, iq4_xs: 38, tq1_0: 39, tq2_0: 40,
 };
 
 /** Bytes per element; only float types have one (quantized ones: see `blockLayout`). */
@@ -49,6 +52,17 @@ export const QUANT_BLOCKS: Record<QuantDType, { readonly elements: number; reado
   q6_k: { elements: 256, bytes: 210 },
   nf4: { elements: 64, bytes: 36 },
   q8_block: { elements: 64, bytes: 68 },
+  iq2_xxs: { elements: 256, bytes: 66 },
+  iq2_xs: { elements: 256, bytes: 74 },
+  iq2_s: { elements: 256, bytes: 82 },
+  iq3_xxs: { elements: 256, bytes: 98 },
+  iq3_s: { elements: 256, bytes: 110 },
+  iq1_s: { elements: 256, bytes: 50 },
+  iq1_m: { elements: 256, bytes: 56 },
+  iq4_nl: { elements: 32, bytes: 18 },
+  iq4_xs: { elements: 256, bytes: 136 },
+  tq1_0: { elements: 256, bytes: 54 },
+  tq2_0: { elements: 256, bytes: 66 },
 };
 
 export function isBnb(dtype: DType): dtype is BnbDType {

@@ -43,11 +43,13 @@ const SIZED_TYPES: Record<number, readonly [string, number, number]> = {
   0: ["F32", 1, 4], 1: ["F16", 1, 2], 30: ["BF16", 1, 2],
   2: ["Q4_0", 32, 18], 3: ["Q4_1", 32, 20], 6: ["Q5_0", 32, 22], 7: ["Q5_1", 32, 24], 8: ["Q8_0", 32, 34],
   10: ["Q2_K", 256, 84], 11: ["Q3_K", 256, 110], 12: ["Q4_K", 256, 144], 13: ["Q5_K", 256, 176], 14: ["Q6_K", 256, 210],
+  16: ["IQ2_XXS", 256, 66], 17: ["IQ2_XS", 256, 74], 18: ["IQ3_XXS", 256, 98], 19: ["IQ1_S", 256, 50], 20: ["IQ4_NL", 32, 18],
+  21: ["IQ3_S", 256, 110], 22: ["IQ2_S", 256, 82], 23: ["IQ4_XS", 256, 136], 29: ["IQ1_M", 256, 56],
+  34: ["TQ1_0", 256, 54], 35: ["TQ2_0", 256, 66],
 };
 /** Types a file may hold that we cannot run: named in the error when such a tensor is asked for. */
 const OTHER_TYPE_NAMES: Record<number, string> = {
-  9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
-  23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+  9: "Q8_1", 15: "Q8_K", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 39: "MXFP4",
 };
 export const SUPPORTED_GGML_TYPES = Object.values(SIZED_TYPES).map(([n]) => n);
 

@@ -220,7 +220,7 @@ function mutate(rng: Rng, base: Base): Mutation {
   }
   if (r < 0.72) {
     const t = rng.pick(p.tensors);
-    const choice = rng.pick(["dims doubled", "dims huge", "5 dims", "type 99", "type IQ2_XXS", "type Q8_0", "type F16", "offset +32", "offset of another", "offset +1", "offset huge", "hostile name", "duplicate name", "info dropped"]);
+    const choice = rng.pick(["dims doubled", "dims huge", "5 dims", "type 99", "type Q8_K", "type Q8_0", "type F16", "offset +32", "offset of another", "offset +1", "offset huge", "hostile name", "duplicate name", "info dropped"]);
     let expect: Expect = "error";
     let hugeCount = false;
     let what: string = choice;
@@ -229,7 +229,7 @@ function mutate(rng: Rng, base: Base): Mutation {
       case "dims huge": t.dims[0] = 2n ** 40n; hugeCount = true; break;
       case "5 dims": t.dims = [...t.dims, 1n, 1n, 1n, 1n].slice(0, 5); break;
       case "type 99": t.type = 99; break;
-      case "type IQ2_XXS": t.type = 16; break;
+      case "type Q8_K": t.type = 15; break; // ggml's internal dot-product type: never runnable
       case "type Q8_0":
       case "type F16": {
         const type = choice === "type F16" ? 1 : 8;

@@ -6,6 +6,9 @@ import ptxText from "../../../zig-out/ptx/airllm.ptx" with { type: "text" };
 import { ptr } from "bun:ffi";
 import { check, OUT_A, outA, type Driver } from "./driver.ts";
 
+/** i-quants and ternary types (kernels.zig iq_types), after the K-quants in quant_types. */
+const IQ_TYPES = ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0"] as const;
+
 /** Kernel parameter kinds: a device pointer (u64), a u32, an f32. */
 export type ArgKind = "ptr" | "u32" | "f32";
 
@@ -33,7 +36,7 @@ const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable
 const MOE_ROUTE = [P, P, P, P, U, U, U, U, U, F, U, U, U, U] as const;
 
 /** Block-quantized types (zig-src/cuda/kernels.zig quant_types, then bnb_types): four kernels each. */
-const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "nf4", "q8_block"] as const;
+const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", ...IQ_TYPES, "nf4", "q8_block"] as const;
 type QuantName = (typeof QUANT_TYPES)[number];
 type QuantKernels = Record<`matvec_t1_${QuantName}`, typeof MATVEC> &
   Record<`matvec_t4_${QuantName}`, typeof MATVEC_LD> &

@@ -23,12 +23,23 @@ export interface OpCheck {
 const DTYPES: readonly FloatDType[] = ["f32", "f16", "bf16"];
 const QUANT_DTYPES = Object.keys(QUANT_BLOCKS) as QuantDType[];
 /** Byte offsets of each block's scale fields (d, and dmin/m where the type has one): f16, but
- *  the f32 absmax for nf4/q8_block. */
+ *  the f32 absmax for nf4/q8_block. iq1_m has none: its f16 d is spread over the top nibbles of
+ *  the four scale words at byte 48 (setIq1mScale). */
 const QUANT_SCALE_OFFSETS: Record<QuantDType, readonly number[]> = {
   q8_0: [0], q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2],
   q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+  iq2_xxs: [0], iq2_xs: [0], iq2_s: [0], iq3_xxs: [0], iq3_s: [0], iq1_s: [0], iq1_m: [],
+  iq4_nl: [0], iq4_xs: [0], tq1_0: [52], tq2_0: [64],
   nf4: [0], q8_block: [0],
 };
+
+/** IQ1_M's f16 d: nibble k of its bits goes to the top nibble of the u16 scale word k at byte 48. */
+function setIq1mScale(view: DataView, block: number, bits: number): void {
+  for (let k = 0; k < 4; k++) {
+    const o = block + 48 + 2 * k;
+    view.setUint16(o, (view.getUint16(o, true) & 0x0fff) | (((bits >> (4 * k)) & 0xf) << 12), true);
+  }
+}
 /** f32 arithmetic in a different order: a few ulps of the output scale. */
 const TOL_F32 = 2e-5;
 /** Prefill on tensor cores rounds the activations to the weight format (matmul_mma.zig). */
@@ -71,6 +82,33 @@ export function decodeValues(bytes: Uint8Array, dtype: FloatDType): Float32Array
   return new Float32Array(Uint32Array.from(half, (h) => h << 16).buffer);
 }
 
+/** Random blocks of `dtype` for a tensor of `shape` (every bit pattern is a valid weight) whose
+ *  scales are set to small values, so outputs stay in a sane range. */
+export function randomQuantBlocks(rand: () => number, dtype: QuantDType, shape: readonly number[]): Uint8Array {
+  const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
+  setSmallScales(bytes, dtype, rand);
+  return bytes;
+}
+
+/** Overwrites the scales of every block of `dtype` in `bytes` with values in [0.002, 0.022). */
+export function setSmallScales(bytes: Uint8Array, dtype: QuantDType, rand: () => number): void {
+  const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const half = new Float16Array(1);
+  const halfBits = new Uint16Array(half.buffer);
+  for (let b = 0; b < bytes.length; b += blockBytes) {
+    if (dtype === "iq1_m") {
+      half[0] = 0.002 + rand() * 0.02;
+      setIq1mScale(view, b, halfBits[0]);
+    }
+    for (const off of QUANT_SCALE_OFFSETS[dtype]) {
+      half[0] = 0.002 + rand() * 0.02;
+      if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
+      else view.setUint16(b + off, halfBits[0], true);
+    }
+  }
+}
+
 /** The same buffers on both backends. */
 class Pair {
   private readonly owned: [number, number][] = [];
@@ -101,22 +139,9 @@ class Pair {
     return this.put(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
 
-  /** A quantized weight of random blocks (every bit pattern is a valid weight) whose f16
-   *  scales are set to small values, so outputs stay in a sane range. */
+  /** A quantized weight of random blocks with sane scales (randomQuantBlocks). */
   quantWeight(rand: () => number, dtype: QuantDType, shape: [number, number]): [Weight, Weight] {
-    const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
-    const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
-    const view = new DataView(bytes.buffer);
-    const half = new Float16Array(1);
-    const halfBits = new Uint16Array(half.buffer);
-    for (let b = 0; b < bytes.length; b += blockBytes) {
-      for (const off of QUANT_SCALE_OFFSETS[dtype]) {
-        half[0] = 0.002 + rand() * 0.02;
-        if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
-        else view.setUint16(b + off, halfBits[0], true);
-      }
-    }
-    const [a, t] = this.put(bytes);
+    const [a, t] = this.put(randomQuantBlocks(rand, dtype, shape));
     return [{ addr: a, dtype, shape }, { addr: t, dtype, shape }];
   }
 
@@ -191,7 +216,7 @@ interface Ctx {
  */
 function checkStridedMatmul({ cpu, gpu, p, rand, uniform, record }: Ctx): void {
   const cases: [DType, number, number, number][] = [
-    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["nf4", 33, 30, 172],
+    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["iq2_xs", 45, 20, 512], ["nf4", 33, 30, 172],
   ];
   const gap = 5;
   for (const [dtype, rA, rB, cols] of cases) {
