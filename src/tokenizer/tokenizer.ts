@@ -96,16 +96,7 @@ export class AirTokenizer {
     const tokenizerJson = readJson(tokenizerPath) as object;
     const configPath = join(dir, TOKENIZER_CONFIG_FILE);
     const config = existsSync(configPath) ? (readJson(configPath) as TokenizerConfig) : {};
-    const extraEos: number[] = [];
-    for (const name of EOS_SOURCES) {
-      const path = join(dir, name);
-      if (!existsSync(path)) continue;
-      const value = (readJson(path) as { eos_token_id?: unknown }).eos_token_id;
-      for (const id of Array.isArray(value) ? value : value === undefined || value === null ? [] : [value]) {
-        if (typeof id !== "number") throw new ModelFormatError(`"${path}": eos_token_id holds ${JSON.stringify(id)}, not a token id`, "eos_token_id must be an integer or a list of integers.");
-        extraEos.push(id);
-      }
-    }
+    const extraEos = configEosIds(dir);
     return new AirTokenizer(tokenizerJson, config, extraEos);
   }
 
@@ -156,7 +147,22 @@ export class AirTokenizer {
   }
 }
 
-function readJson(path: string): unknown {
+/** `eos_token_id` values of `dir/generation_config.json` and `dir/config.json`, in that order. */
+export function configEosIds(dir: string): number[] {
+  const ids: number[] = [];
+  for (const name of EOS_SOURCES) {
+    const path = join(dir, name);
+    if (!existsSync(path)) continue;
+    const value = (readJson(path) as { eos_token_id?: unknown }).eos_token_id;
+    for (const id of Array.isArray(value) ? value : value === undefined || value === null ? [] : [value]) {
+      if (typeof id !== "number") throw new ModelFormatError(`"${path}": eos_token_id holds ${JSON.stringify(id)}, not a token id`, "eos_token_id must be an integer or a list of integers.");
+      ids.push(id);
+    }
+  }
+  return ids;
+}
+
+export function readJson(path: string): unknown {
   try {
     return JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
