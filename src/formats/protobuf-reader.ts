@@ -18,7 +18,8 @@ export interface ProtoField {
 export class ProtoError extends Error {}
 
 /** The fields of one message, in file order (a repeated field appears once per element). */
-export function* protoFields(buf: Uint8Array): Generator<ProtoField> {
+export function protoFields(buf: Uint8Array): ProtoField[] {
+  const fields: ProtoField[] = [];
   let pos = 0;
   const varint = (): number | bigint => {
     // Exact in a double up to 7 bytes (49 bits); only longer ones (negative ints) need a bigint.
@@ -58,21 +59,22 @@ export function* protoFields(buf: Uint8Array): Generator<ProtoField> {
     if (number === 0) throw new ProtoError(`field number 0 at byte ${pos}`);
     switch (wireType) {
       case WireType.varint:
-        yield { number, wireType, varint: varint(), bytes: none };
+        fields.push({ number, wireType, varint: varint(), bytes: none });
         break;
       case WireType.fixed64:
-        yield { number, wireType, varint: 0, bytes: take(8, "fixed64 field") };
+        fields.push({ number, wireType, varint: 0, bytes: take(8, "fixed64 field") });
         break;
       case WireType.lengthDelimited:
-        yield { number, wireType, varint: 0, bytes: take(length(), `field ${number}`) };
+        fields.push({ number, wireType, varint: 0, bytes: take(length(), `field ${number}`) });
         break;
       case WireType.fixed32:
-        yield { number, wireType, varint: 0, bytes: take(4, "fixed32 field") };
+        fields.push({ number, wireType, varint: 0, bytes: take(4, "fixed32 field") });
         break;
       default:
         throw new ProtoError(`field ${number} has wire type ${wireType}, which protobuf does not define (byte ${pos})`);
     }
   }
+  return fields;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -27,25 +27,39 @@ function vocabObject(entries: Iterable<readonly [string, number]>): Record<strin
   return vocab;
 }
 
-/** Build the engine and give merges with equal keys equal ranks (see the file comment). */
-function buildEngine(json: Record<string, unknown>, merges: readonly RankedMerge[]): Tokenizer {
+/**
+ * Build the engine; with `tiesShareRanks`, merges with equal keys get equal ranks (see the file
+ * comment): each takes the rank of the first merge of its key, which keeps the order and leaves
+ * merges without a tie untouched.
+ */
+function buildEngine(json: Record<string, unknown>, merges: readonly RankedMerge[], tiesShareRanks: boolean): Tokenizer {
   const tokenizer = new Tokenizer(json, {});
+  if (!tiesShareRanks) return tokenizer;
   const model = tokenizer.model;
   const rankKey = (m: RankedMerge) => JSON.stringify([m[0], m[1]]);
-  // The engine keys its ranks by JSON.stringify([left, right]); check that before relying on it.
-  if (!(model instanceof BPE) || (merges.length > 0 && model.bpe_ranks.get(rankKey(merges[0]!)) !== 0)) {
+  // The engine keys its ranks by JSON.stringify([left, right]) = index; check that before relying on it.
+  if (!(model instanceof BPE) || (merges.length > 1 && model.bpe_ranks.get(rankKey(merges[1]!)) !== 1)) {
     throw new Error("@huggingface/tokenizers no longer keeps BPE ranks as bpe_ranks[JSON.stringify([left, right])]; the tie-rank step needs updating");
   }
-  let rank = -1;
-  let lastKey = Number.NaN;
-  for (const m of merges) {
-    if (m[2] !== lastKey) {
-      rank++;
-      lastKey = m[2];
-    }
-    model.bpe_ranks.set(rankKey(m), rank);
+  let first = 0;
+  for (let i = 1; i < merges.length; i++) {
+    if (merges[i]![2] !== merges[first]![2]) first = i;
+    else model.bpe_ranks.set(rankKey(merges[i]!), first);
   }
   return tokenizer;
+}
+
+/** Whether `s` is one code point (a part that need not be a piece: sentencepiece starts from characters). */
+const isOneChar = (s: string) => s.length === 1 || (s.length === 2 && s.codePointAt(0)! > 0xffff);
+
+export interface SentencePieceEngine {
+  readonly engine: Tokenizer;
+  /**
+   * Put in front of each text before it goes to the engine: add_dummy_prefix's space. The engine
+   * cannot add it itself: its normalizer runs on every piece between added tokens, while
+   * sentencepiece adds one space to the whole text ("a<u>bc" is "▁a" "<u>" "bc").
+   */
+  readonly textPrefix: string;
 }
 
 /**
@@ -53,7 +67,7 @@ function buildEngine(json: Record<string, unknown>, merges: readonly RankedMerge
  * matches them first and never merges them with neighbours); control, unknown, byte and unused
  * pieces never come out of a merge. Ids are the model's.
  */
-export function sentencePieceEngine(model: SentencePieceModel): Tokenizer {
+export function sentencePieceEngine(model: SentencePieceModel): SentencePieceEngine {
   const where = `"${model.path}"`;
   const unsupported = (what: string): never => {
     throw new ModelFormatError(
@@ -70,15 +84,16 @@ export function sentencePieceEngine(model: SentencePieceModel): Tokenizer {
   model.pieces.forEach((p, id) => {
     if (p.type === PieceType.normal) normal.set(p.piece, id);
   });
-  const mergeable = (part: string) => normal.has(part) || (part.length <= 2 && [...part].length === 1);
+  const mergeable = (part: string) => normal.has(part) || isOneChar(part);
   const merges: RankedMerge[] = [];
   for (const [piece, id] of normal) {
-    const chars = [...piece];
-    for (let k = 1; k < chars.length; k++) {
-      const left = chars.slice(0, k).join("");
-      const right = chars.slice(k).join("");
-      // A part that is one character need not be a piece: sentencepiece starts from characters.
-      if (mergeable(left) && mergeable(right)) merges.push([left, right, -model.pieces[id]!.score]);
+    const key = -model.pieces[id]!.score;
+    for (let k = 1; k < piece.length; k++) {
+      const c = piece.charCodeAt(k);
+      if (c >= 0xdc00 && c <= 0xdfff) continue; // inside a surrogate pair
+      const left = piece.slice(0, k);
+      const right = piece.slice(k);
+      if (mergeable(left) && mergeable(right)) merges.push([left, right, key]);
     }
   }
   // Best score first; the sort is stable, so within a score the pieces keep their id order.
@@ -87,16 +102,12 @@ export function sentencePieceEngine(model: SentencePieceModel): Tokenizer {
   const addedTokens = model.pieces.flatMap((p, id) =>
     p.type === PieceType.userDefined ? [{ id, content: p.piece, special: false, normalized: false, lstrip: false, rstrip: false, single_word: false }] : [],
   );
-  const normalizers = [
-    ...(model.addDummyPrefix ? [{ type: "Prepend", prepend: SPACE }] : []),
-    ...(model.escapeWhitespaces ? [{ type: "Replace", pattern: { String: " " }, content: SPACE }] : []),
-  ];
   const unk = model.unkId >= 0 ? model.pieces[model.unkId]!.piece : null;
-  return buildEngine(
+  const engine = buildEngine(
     {
       version: "1.0",
       added_tokens: addedTokens,
-      normalizer: normalizers.length === 0 ? null : { type: "Sequence", normalizers },
+      normalizer: model.escapeWhitespaces ? { type: "Replace", pattern: { String: " " }, content: SPACE } : null,
       pre_tokenizer: null,
       post_processor: null,
       decoder: {
@@ -121,7 +132,9 @@ export function sentencePieceEngine(model: SentencePieceModel): Tokenizer {
       },
     },
     merges,
+    true,
   );
+  return { engine, textPrefix: model.addDummyPrefix ? " " : "" };
 }
 
 /** GPT-2's printable stand-in for every byte (its char code), the alphabet byte-level BPE
@@ -190,5 +203,7 @@ export function tiktokenEngine(ranks: TiktokenRanks, pattern: string): Tokenizer
       },
     },
     merges,
+    // Equal ranks come only from two splits of one token, which never compete (they overlap).
+    false,
   );
 }

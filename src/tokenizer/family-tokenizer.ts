@@ -30,6 +30,8 @@ export interface FamilyTokenizerParts {
   /** Which family and file, for errors ("ChatGLM3 tokenizer \"…/tokenizer.model\""). */
   readonly origin: string;
   readonly engine: Tokenizer;
+  /** Put in front of each piece of text the engine gets (SentencePiece's dummy-prefix space). */
+  readonly textPrefix?: string;
   readonly specials: readonly SpecialToken[];
   /** Put in front of a text when BOS is asked for ([gMASK] sop for ChatGLM, [<s>] for InternLM). */
   readonly prefixIds: readonly number[];
@@ -51,6 +53,7 @@ export class FamilyTokenizer implements TextTokenizer {
   readonly #specialIds: Map<string, number>;
   readonly #splitter: SpecialTextSplitter;
   readonly #nfc: boolean;
+  readonly #textPrefix: string;
 
   constructor(parts: FamilyTokenizerParts) {
     this.origin = parts.origin;
@@ -60,6 +63,7 @@ export class FamilyTokenizer implements TextTokenizer {
     const inText: SpecialText[] = parts.specials.filter((s) => s.inText);
     this.#splitter = new SpecialTextSplitter(inText);
     this.#nfc = parts.nfc ?? false;
+    this.#textPrefix = parts.textPrefix ?? "";
     this.prefixIds = parts.prefixIds;
     this.bosId = parts.prefixIds[0];
     this.addsBos = parts.prefixIds.length > 0;
@@ -74,7 +78,8 @@ export class FamilyTokenizer implements TextTokenizer {
     const ids: number[] = (options.addBos ?? true) ? [...this.prefixIds] : [];
     for (const part of parts) {
       if (typeof part === "number") ids.push(part);
-      else if (part !== "") ids.push(...this.#engine.encode(part, { add_special_tokens: false }).ids);
+      // Each piece between special tokens is one sp.encode() call in the family's code.
+      else if (part !== "") ids.push(...this.#engine.encode(this.#textPrefix + part, { add_special_tokens: false }).ids);
     }
     return ids;
   }

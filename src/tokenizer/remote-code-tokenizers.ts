@@ -92,7 +92,7 @@ function chatglmTokenizer(dir: string, model: SentencePieceModel, family: "chatg
   const id = (text: string) => extra.find((s) => s.text === text)!.id;
   return new FamilyTokenizer({
     origin: `${family === "chatglm3" ? "ChatGLM3" : "ChatGLM2"} tokenizer "${model.path}"`,
-    engine: sentencePieceEngine(model),
+    ...sentencePieceEngine(model),
     specials: [...controlPieces(model), ...extra],
     prefixIds: [id("[gMASK]"), id("sop")],
     eosIds: unique([model.eosId, ...configEosIds(dir)]),
@@ -158,7 +158,7 @@ function sentencePieceTokenizer(dir: string, model: SentencePieceModel): FamilyT
   const className = folderIdentity(dir).tokenizerClass ?? "SentencePiece";
   return new FamilyTokenizer({
     origin: `${className} tokenizer "${model.path}"`,
-    engine: sentencePieceEngine(model),
+    ...sentencePieceEngine(model),
     specials: [...controls, ...specials.values()],
     prefixIds: addBos ? [bosId!] : [],
     eosIds: unique([...(eos === null ? [] : [specials.get(eos.content)!.id]), ...configEosIds(dir)]),

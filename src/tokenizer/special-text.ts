@@ -2,7 +2,8 @@
 // tokenized, as transformers' slow tokenizers do (PreTrainedTokenizer.tokenize, 4.41): the
 // leftmost, longest special text wins; an AddedToken's rstrip/lstrip eat the whitespace beside
 // it; a single_word one that touches a non-space on its left (else its right) is no token at all
-// but joins that neighbour's text. tiktoken's special tokens (Qwen) are the plain case.
+// but joins that neighbour's text (so "<s>inside</s>" is all text, "<s>" joining "inside" and
+// "</s>" then joining "<s>inside"). tiktoken's special tokens (Qwen) are the plain case.
 
 export interface SpecialText {
   readonly text: string;
@@ -58,8 +59,8 @@ export class SpecialTextSplitter {
         tokens[i] = "";
         isSpecial[i - 1] = isSpecial[i] = false;
       } else if (s.singleWord && right && !right.startsWith(" ")) {
-        tokens[i] += right;
-        tokens[i + 1] = "";
+        tokens[i + 1] = tokens[i]! + tokens[i + 1]!;
+        tokens[i] = "";
         isSpecial[i] = isSpecial[i + 1] = false;
       }
     }
