@@ -5,7 +5,7 @@
 // errors; `split` and a forward pass read .bin weights as they read safetensors.
 import { afterAll, describe, expect, test } from "bun:test";
 import { toArrayBuffer } from "bun:ffi";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, cpSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { WeightFiles } from "../src/formats/model-files.ts";
@@ -51,6 +51,31 @@ describe("a torch.save'd state dict loads to the same tensors as its safetensors
         files.close();
       }
     });
+  }
+});
+
+test("ZIP64: records past 4 GiB (a sparse file: zipfile's records after a 4 GiB hole)", () => {
+  const ref = JSON.parse(readFileSync(join(FIXTURES, "zip64/zip64.json"), "utf8")) as { hole_bytes: number; tensors: Record<string, number[]> };
+  const tail = readFileSync(join(FIXTURES, "zip64/tail.bin"));
+  const path = join(tmp, "zip64.bin");
+  const fd = openSync(path, "w");
+  try {
+    ftruncateSync(fd, ref.hole_bytes);
+    writeSync(fd, tail, 0, tail.length, ref.hole_bytes);
+  } finally {
+    closeSync(fd);
+  }
+  const file = TorchCheckpointFile.open(path);
+  try {
+    const w = file.get("w");
+    const h = file.get("h");
+    expect(w.fileOffset).toBeGreaterThan(2 ** 32);
+    expect([w.dtype, w.shape, h.dtype, h.shape]).toEqual(["f32", [2, 3], "f16", [4]]);
+    expect([...new Float32Array(toArrayBuffer(w.addr, 0, w.bytes))]).toEqual(ref.tensors.w!);
+    expect([...new Uint16Array(toArrayBuffer(h.addr, 0, h.bytes))]).toEqual(ref.tensors.h!.map((x) => new Uint16Array(new Float16Array([x]).buffer)[0]!));
+  } finally {
+    file.close();
+    rmSync(path);
   }
 });
 

@@ -10,7 +10,7 @@ import { mapTensorFile, MappedTensorFile } from "./mapped-tensor-file.ts";
 import type { MappedFile } from "./mmap.ts";
 import type { TensorInfo } from "./safetensors.ts";
 import { PickleError, readStateDictPickle } from "./torch-pickle.ts";
-import { crc32, readZipEntries, ZIP_LOCAL_SIGNATURE, type ZipEntry } from "./zip-archive.ts";
+import { crc32, readZipEntries, type ZipEntry } from "./zip-archive.ts";
 
 const HINT_CORRUPT = "The file is truncated or corrupt; download it again.";
 const HINT_RESAVE = "Load it with torch and save the state dict again (torch.save(model.state_dict(), path) with PyTorch >= 1.6), or convert it to safetensors.";
@@ -39,9 +39,6 @@ function readTensors(path: string, map: MappedFile): TensorInfo[] {
   const head = new Uint8Array(map.view(0, Math.min(map.length, LEGACY_MAGIC.length)));
   if (head.length === LEGACY_MAGIC.length && LEGACY_MAGIC.every((b, i) => head[i] === b)) {
     fail(path, "is in the legacy torch.save format (before PyTorch 1.6), which is not read", HINT_RESAVE);
-  }
-  if (head.length < 4 || new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true) !== ZIP_LOCAL_SIGNATURE) {
-    fail(path, "does not start like a ZIP archive, the layout torch.save writes", HINT_CORRUPT);
   }
   const entries = readZipEntries(map, path);
   const pickles = [...entries.keys()].filter((n) => /^[^/]+\/data\.pkl$/.test(n));

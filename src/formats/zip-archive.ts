@@ -26,8 +26,6 @@ const EOCD_BYTES = 22;
 const MAX_COMMENT = 0xffff;
 const U32_MAX = 0xffffffff;
 
-export const ZIP_LOCAL_SIGNATURE = LOCAL_SIGNATURE;
-
 const HINT = "The file is truncated or corrupt; download it again.";
 
 /** Every entry of the archive `map` (named `path` in errors), by name. */
