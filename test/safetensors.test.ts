@@ -259,9 +259,10 @@ describe("sharded models", () => {
     expectFormatError(() => openWeightFiles(badShard), join(badShard, "s.safetensors"), `"x"`);
     const bare = join(tmp, "bare");
     mkdirSync(bare);
-    writeFileSync(join(bare, "pytorch_model.bin"), "x");
-    const err = expectFormatError(() => openWeightFiles(bare), bare, "model.safetensors", "pytorch_model.bin");
-    expect(err.hint).toContain("safetensors");
+    // A PyTorch file under another name than Hugging Face's (Meta's consolidated.00.pth) is listed, not read.
+    writeFileSync(join(bare, "consolidated.00.pth"), "x");
+    const err = expectFormatError(() => openWeightFiles(bare), bare, "model.safetensors", "pytorch_model.bin", 'found: "consolidated.00.pth"');
+    expect(err.hint).toContain("pytorch_model.bin");
   });
 });
 

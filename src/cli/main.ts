@@ -14,6 +14,7 @@ import { splitCommand } from "./split-command.ts";
 import { OutputClosed, writeStderr, writeStdout } from "./std-streams.ts";
 import { UsageError } from "../errors.ts";
 import { quote } from "../util/validate.ts";
+import { tokenizeCommand } from "./tokenize-command.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const HELP = `airllm ${pkg.version}: run large language models layer by layer, on a GPU smaller than the model or on the CPU
@@ -26,13 +27,15 @@ usage:
   airllm plan MODEL [options]    the memory plan for a budget, from the headers alone (no GPU needed)
   airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
   airllm split MODEL [--out DIR] write AirLLM's per-layer split (splitted_model/), resumable
+  airllm tokenize MODEL TEXT     print the token ids of TEXT (--ids: decode ids back)
   airllm selftest                check the CUDA backend against the CPU on this machine
   airllm --version               print the version
   airllm --help                  this help
 
 MODEL is a Hugging Face model folder (config.json, model.safetensors or sharded
-model-*.safetensors with model.safetensors.index.json, tokenizer.json), an AirLLM
-split folder (splitted_model/, made by airllm split), or a llama.cpp .gguf file.
+model-*.safetensors with model.safetensors.index.json, or pytorch_model*.bin; tokenizer.json,
+tokenizer.model or qwen.tiktoken), an AirLLM split folder (splitted_model/, made by
+airllm split), or a llama.cpp .gguf file.
 `;
 
 type Command = (argv: readonly string[], out: (s: string) => void, err: (s: string) => void) => Promise<number>;
@@ -46,6 +49,7 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   bench: benchCommand,
   selftest: selftestCommand,
   split: splitCommand,
+  tokenize: tokenizeCommand,
 };
 
 const debug = Boolean(process.env.AIRLLM_DEBUG);

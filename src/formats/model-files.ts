@@ -1,13 +1,17 @@
 // The weights of a Hugging Face model folder as one name → tensor table, whether they live in a
-// single `model.safetensors`, in shards listed by `model.safetensors.index.json`, or in AirLLM's
-// split layout (one `<module>.safetensors` per layer-plan entry, each with a `.done` marker).
+// single `model.safetensors`, in shards listed by `model.safetensors.index.json`, in PyTorch's
+// `pytorch_model.bin` (or shards listed by `pytorch_model.bin.index.json`; read by a restricted
+// unpickler, mapped like safetensors), or in AirLLM's split layout (one `<module>.safetensors` per
+// layer-plan entry, each with a `.done` marker).
 
 import { readdirSync } from "node:fs";
 import { basename, join } from "node:path";
 import { ModelFormatError } from "../errors.ts";
 import { quote, show } from "../util/validate.ts";
 import { notAFile, pathKind, readJsonObject, requireFile } from "./input-files.ts";
+import type { MappedFile } from "./mmap.ts";
 import { SafetensorsFile, type TensorInfo } from "./safetensors.ts";
+import { TorchCheckpointFile } from "./torch-checkpoint.ts";
 
 export type { TensorInfo } from "./safetensors.ts";
 
@@ -26,6 +30,8 @@ export interface TensorStore {
 
 export const SINGLE_FILE = "model.safetensors";
 export const INDEX_FILE = "model.safetensors.index.json";
+export const TORCH_SINGLE_FILE = "pytorch_model.bin";
+export const TORCH_INDEX_FILE = "pytorch_model.bin.index.json";
 /** AirLLM's split folder, inside the model folder (or layer_shards_saving_path). */
 export const SPLIT_DIR = "splitted_model";
 /** The file every split has; its presence is what marks a folder as a split. */
@@ -35,27 +41,42 @@ export const DONE_SUFFIX = ".done";
 
 /** Whether `dir` holds weights of its own (a single file or a shard index), not counting a split. */
 export function hasOwnWeights(dir: string): boolean {
-  return pathKind(join(dir, INDEX_FILE)) !== "missing" || pathKind(join(dir, SINGLE_FILE)) !== "missing";
+  return [INDEX_FILE, SINGLE_FILE, TORCH_INDEX_FILE, TORCH_SINGLE_FILE].some((f) => pathKind(join(dir, f)) !== "missing");
 }
 
-const HINT_DOWNLOAD = "Download the model's safetensors weights into this folder again.";
+/** One mapped weights file: safetensors or a PyTorch checkpoint. */
+export interface WeightFile {
+  readonly path: string;
+  /** The whole-file mapping (checked for changes before each pass). */
+  readonly mapping: MappedFile;
+  has(name: string): boolean;
+  get(name: string): TensorInfo;
+  names(): string[];
+  close(): void;
+}
+
+const HINT_DOWNLOAD = "Download the model's weights into this folder again.";
 
 /** Every tensor of a model folder, each mapped from the file that holds it. */
 export class WeightFiles implements TensorStore {
   readonly dir: string;
-  /** The safetensors files opened, in the order they were opened. */
-  readonly files: readonly SafetensorsFile[];
-  readonly #where: Map<string, SafetensorsFile>;
+  /** The weight files opened, in the order they were opened. */
+  readonly files: readonly WeightFile[];
+  /** The shard index they were listed in, or null. */
+  readonly index: string | null;
+  readonly #where: Map<string, WeightFile>;
 
-  private constructor(dir: string, files: SafetensorsFile[], where: Map<string, SafetensorsFile>) {
+  private constructor(dir: string, files: WeightFile[], where: Map<string, WeightFile>, index: string | null = null) {
     this.dir = dir;
     this.files = files;
     this.#where = where;
+    this.index = index;
   }
 
   /**
    * Open the weights of the model folder `dir`: the shards of `model.safetensors.index.json` if it
-   * exists, else `model.safetensors`, else `dir` itself as a split folder, else `dir/splitted_model`.
+   * exists, else `model.safetensors`, else the PyTorch checkpoint (`pytorch_model.bin.index.json`'s
+   * shards, or `pytorch_model.bin`), else `dir` itself as a split folder, else `dir/splitted_model`.
    * The originals win over a split beside them; the nested split is used only when the originals
    * are gone (AirLLM's delete_original). Every file is mapped and validated up front, so a bad shard
    * fails here rather than halfway through a forward pass.
@@ -63,12 +84,18 @@ export class WeightFiles implements TensorStore {
   static open(dir: string): WeightFiles {
     // A broken link or a FIFO under a weights name is a download gone wrong: named as such, never
     // passed over as if the file were absent.
-    const index = join(dir, INDEX_FILE);
-    if (requireFile(index, HINT_DOWNLOAD, true)) return WeightFiles.#openSharded(dir, index);
-    const single = join(dir, SINGLE_FILE);
-    if (requireFile(single, HINT_DOWNLOAD, true)) {
-      const file = SafetensorsFile.open(single);
-      return new WeightFiles(dir, [file], new Map(file.names().map((n) => [n, file])));
+    const kinds: [string, string, (path: string) => WeightFile][] = [
+      [INDEX_FILE, SINGLE_FILE, (p) => SafetensorsFile.open(p)],
+      [TORCH_INDEX_FILE, TORCH_SINGLE_FILE, (p) => TorchCheckpointFile.open(p)],
+    ];
+    for (const [indexName, singleName, openFile] of kinds) {
+      const index = join(dir, indexName);
+      if (requireFile(index, HINT_DOWNLOAD, true)) return WeightFiles.#openSharded(dir, index, openFile);
+      const single = join(dir, singleName);
+      if (requireFile(single, HINT_DOWNLOAD, true)) {
+        const file = openFile(single);
+        return new WeightFiles(dir, [file], new Map(file.names().map((n) => [n, file])));
+      }
     }
     if (requireFile(join(dir, SPLIT_MARKER), HINT_DOWNLOAD, true)) return WeightFiles.#openSplit(dir);
     const nested = join(dir, SPLIT_DIR);
@@ -81,14 +108,14 @@ export class WeightFiles implements TensorStore {
     }
     const other = present.filter((f) => /\.(bin|pt|pth|gguf)$/.test(f) || f.endsWith(".safetensors"));
     throw new ModelFormatError(
-      `no ${SINGLE_FILE} or ${INDEX_FILE} in ${quote(dir, 200)}` + (other.length > 0 ? ` (found: ${other.slice(0, 5).map((f) => quote(f)).join(", ")})` : ""),
+      `no ${SINGLE_FILE}, ${INDEX_FILE}, ${TORCH_SINGLE_FILE} or ${TORCH_INDEX_FILE} in ${quote(dir, 200)}` + (other.length > 0 ? ` (found: ${other.slice(0, 5).map((f) => quote(f)).join(", ")})` : ""),
       other.some((f) => /\.(bin|pt|pth)$/.test(f))
-        ? "PyTorch pickles are not read; re-save the model with safetensors (save_pretrained(..., safe_serialization=True))."
-        : "Download the model's safetensors weights into this folder.",
+        ? `PyTorch checkpoints are read under Hugging Face's names (${TORCH_SINGLE_FILE}, or shards listed in ${TORCH_INDEX_FILE}); rename the file, or re-save the model with save_pretrained().`
+        : "Download the model's weights (safetensors or pytorch_model*.bin) into this folder.",
     );
   }
 
-  static #openSharded(dir: string, index: string): WeightFiles {
+  static #openSharded(dir: string, index: string, openFile: (path: string) => WeightFile): WeightFiles {
     const parsed = readJsonObject(index, "Download the index file again.", "not a valid shard index");
     const map = Object.hasOwn(parsed, "weight_map") ? parsed.weight_map : undefined;
     if (map === null || typeof map !== "object" || Array.isArray(map)) {
@@ -96,8 +123,8 @@ export class WeightFiles implements TensorStore {
     }
     const weightMap = map as Record<string, unknown>;
 
-    const shards = new Map<string, SafetensorsFile>();
-    const where = new Map<string, SafetensorsFile>();
+    const shards = new Map<string, WeightFile>();
+    const where = new Map<string, WeightFile>();
     try {
       for (const [name, shard] of Object.entries(weightMap)) {
         // A shard name is a file beside the index; anything with a path part is not one we made.
@@ -111,10 +138,10 @@ export class WeightFiles implements TensorStore {
           if (kind !== "file") {
             throw new ModelFormatError(
               `shard ${notAFile(path, kind)} (listed in ${quote(index, 200)} for tensor ${quote(name)})`,
-              "The download is incomplete; fetch every model-*.safetensors shard.",
+              "The download is incomplete; fetch every shard the index lists.",
             );
           }
-          file = SafetensorsFile.open(path);
+          file = openFile(path);
           shards.set(shard, file);
         }
         if (!file.has(name)) {
@@ -130,14 +157,14 @@ export class WeightFiles implements TensorStore {
       throw e;
     }
     if (where.size === 0) throw new ModelFormatError(`${quote(index, 200)} lists no tensors`, "Download the index file again.");
-    return new WeightFiles(dir, [...shards.values()], where);
+    return new WeightFiles(dir, [...shards.values()], where, index);
   }
 
   /** Every `*.safetensors` of a split folder; each must carry its `.done` marker. */
   static #openSplit(dir: string): WeightFiles {
     const names = readdirSync(dir).filter((f) => f.endsWith(".safetensors")).sort();
-    const files: SafetensorsFile[] = [];
-    const where = new Map<string, SafetensorsFile>();
+    const files: WeightFile[] = [];
+    const where = new Map<string, WeightFile>();
     try {
       for (const name of names) {
         const path = join(dir, name);

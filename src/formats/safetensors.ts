@@ -7,8 +7,8 @@ import type { BnbDType, DType, FloatDType } from "../backend/backend.ts";
 import { DTYPE_BYTES, tensorBytes } from "../backend/backend.ts";
 import { ModelFormatError } from "../errors.ts";
 import { own, quote, show } from "../util/validate.ts";
-import { notAFile, pathKind } from "./input-files.ts";
-import { MappedFile } from "./mmap.ts";
+import { mapTensorFile, MappedTensorFile } from "./mapped-tensor-file.ts";
+import type { MappedFile } from "./mmap.ts";
 
 /** A tensor inside a mapped file; `addr` is an absolute host address valid until `close()`. */
 export interface TensorInfo {
@@ -179,60 +179,18 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
 }
 
 /** A mapped, validated safetensors file. Tensor addresses are valid until `close()`. */
-export class SafetensorsFile {
-  readonly path: string;
+export class SafetensorsFile extends MappedTensorFile {
   /** Byte offset of the data region (8 + header length). */
   readonly dataStart: number;
-  readonly #map: MappedFile;
-  readonly #tensors: Map<string, TensorInfo>;
 
   private constructor(path: string, map: MappedFile, tensors: TensorInfo[], dataStart: number) {
-    this.path = path;
-    this.#map = map;
+    super(path, map, tensors, (what, hint) => fail(path, what, hint));
     this.dataStart = dataStart;
-    this.#tensors = new Map(tensors.map((t) => [t.name, t]));
   }
 
   /** Map and validate `path`. Throws ModelFormatError naming the file (and tensor) on any defect. */
   static open(path: string): SafetensorsFile {
-    const kind = pathKind(path);
-    if (kind !== "file") throw new ModelFormatError(notAFile(path, kind), "Pass the path of a .safetensors file; download it again if it is missing.");
-    const map = MappedFile.open(path);
-    try {
-      const { tensors, dataStart } = parseHeader(path, map);
-      return new SafetensorsFile(path, map, tensors, dataStart);
-    } catch (e) {
-      map.close();
-      throw e;
-    }
-  }
-
-  /** The mapping itself (for madvise or registering the range with a device). */
-  get mapping(): MappedFile {
-    return this.#map;
-  }
-
-  has(name: string): boolean {
-    return this.#tensors.has(name);
-  }
-
-  /** The tensor called `name`; throws ModelFormatError naming the file when it is absent. */
-  get(name: string): TensorInfo {
-    const t = this.#tensors.get(name);
-    if (t === undefined) {
-      fail(this.path, `no tensor ${quote(name)}`, "The checkpoint does not match the model architecture in config.json.");
-    }
-    if (!this.#map.isOpen) fail(this.path, `tensor ${quote(name)} read after close()`, "Keep the model open while its weights are in use.");
-    return t;
-  }
-
-  /** Tensor names in data order. */
-  names(): string[] {
-    return [...this.#tensors.keys()];
-  }
-
-  /** Unmap the file; every TensorInfo.addr from it becomes invalid. Idempotent. */
-  close(): void {
-    this.#map.close();
+    const { map, parsed } = mapTensorFile(path, "a .safetensors file", (what, hint) => fail(path, what, hint), (m) => parseHeader(path, m));
+    return new SafetensorsFile(path, map, parsed.tensors, parsed.dataStart);
   }
 }

@@ -16,7 +16,7 @@ import type { Drafter, SpeculationMode } from "../engine/speculative/drafter.ts"
 import { ModelDrafter } from "../engine/speculative/model-drafter.ts";
 import { NgramDrafter } from "../engine/speculative/ngram-drafter.ts";
 import { UsageError } from "../errors.ts";
-import { noChatTemplate, type ChatMessage, type ChatTemplate, type ChatTemplateOptions } from "../tokenizer/chat-template.ts";
+import { noChatTemplate, type ChatFormat, type ChatMessage, type ChatTemplateOptions } from "../tokenizer/chat-template.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { GenerationConfig } from "./generation-config.ts";
@@ -38,8 +38,8 @@ export interface CausalLMParts {
   readonly generationConfig: GenerationConfig | null;
   /** Read on first use: a model driven by ids alone needs no tokenizer.json. */
   readonly loadTokenizer: () => TextTokenizer;
-  /** The model's chat template, or null when it ships none. */
-  readonly chatTemplate: ChatTemplate | null;
+  /** The model's chat template (or its family's chat code), or null when it has none. */
+  readonly chatTemplate: ChatFormat | null;
   readonly engine: Engine;
   readonly backend: Backend;
   readonly closeFiles: () => void;
@@ -61,7 +61,7 @@ export class CausalLM {
   readonly backend: Backend;
   /** Every generate/stream/chat call of this model runs here: concurrent calls share passes. */
   readonly scheduler: Scheduler;
-  chatTemplate: ChatTemplate | null;
+  chatTemplate: ChatFormat | null;
   /** The draft model (`draft_model`), or null. */
   readonly draft: CausalLM | null;
   private disposed = false;
@@ -151,7 +151,18 @@ export class CausalLM {
   /** Streams the assistant's reply to a conversation rendered with the model's chat template. */
   chatStream(messages: readonly ChatMessage[], opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
     const prompt = this.template().encode(messages, this.tokenizer);
-    return generateStream(this.scheduler, this.request(prompt, opts), { signal: opts.signal, onLogits: (l) => (this.lastLogits = l) });
+    return generateStream(this.scheduler, this.request(prompt, this.chatOptions(opts)), { signal: opts.signal, onLogits: (l) => (this.lastLogits = l) });
+  }
+
+  /** A chat reply also ends where the chat format says a turn ends (ChatGLM3's <|user|>). */
+  chatOptions(opts: GenerateCallOptions): GenerateCallOptions {
+    const format = this.template();
+    const stopIds = format.stopIds(this.tokenizer);
+    return {
+      ...opts,
+      eosIds: opts.eosIds ?? (stopIds.length === 0 ? undefined : [...new Set([...this.eosIds, ...stopIds])]),
+      stop: opts.stop ?? (format.stopTexts.length === 0 ? undefined : format.stopTexts),
+    };
   }
 
   async chat(messages: readonly ChatMessage[], opts: GenerateCallOptions = {}): Promise<GenerationResult> {
@@ -163,7 +174,7 @@ export class CausalLM {
     return new ChatSession(this, this.template(), system);
   }
 
-  private template(): ChatTemplate {
+  private template(): ChatFormat {
     if (this.chatTemplate === null) throw noChatTemplate(`model "${this.config.modelType}"`);
     return this.chatTemplate;
   }
@@ -213,7 +224,7 @@ export class ChatSession {
 
   constructor(
     private readonly model: CausalLM,
-    private readonly template: ChatTemplate,
+    private readonly template: ChatFormat,
     private readonly system?: string,
   ) {
     this.seq = model.newSequence();
@@ -224,7 +235,7 @@ export class ChatSession {
   async *send(text: string, opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
     const messages = [...this.messages, { role: "user", content: text }];
     const prompt = this.template.encode(messages, this.model.tokenizer);
-    const it = generateStream(this.model.scheduler, this.model.request(prompt, opts, this.seq), { signal: opts.signal });
+    const it = generateStream(this.model.scheduler, this.model.request(prompt, this.model.chatOptions(opts), this.seq), { signal: opts.signal });
     let r = await it.next();
     while (!r.done) {
       yield r.value;

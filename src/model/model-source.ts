@@ -9,8 +9,9 @@ import { openWeightFiles, WeightFiles } from "../formats/model-files.ts";
 import { splitModel, storedDtype, type Compression, type SplitProgress } from "../split/split-model.ts";
 import { tensorBytes } from "../backend/backend.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
-import { AirTokenizer } from "../tokenizer/tokenizer.ts";
-import { ChatTemplate, loadChatTemplate } from "../tokenizer/chat-template.ts";
+import { loadTokenizer } from "../tokenizer/load-tokenizer.ts";
+import { ChatTemplate, type ChatFormat } from "../tokenizer/chat-template.ts";
+import { loadChatFormat } from "../tokenizer/family-chat.ts";
 import { quote } from "../util/validate.ts";
 import { CONFIG_FILE, loadModelConfig, type ModelConfig } from "./config.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
@@ -28,8 +29,8 @@ export interface ModelSource {
   readonly ropeInterleaved: boolean;
   /** Divisors of the rotary frequencies (GGUF rope_freqs.weight), or null. */
   readonly ropeFreqFactors: Float32Array | null;
-  /** The chat template the model ships, read on first use (null when it has none). */
-  readonly chatTemplate: () => ChatTemplate | null;
+  /** The chat template the model ships (or its family's chat code), read on first use (null when it has none). */
+  readonly chatTemplate: () => ChatFormat | null;
   close(): void;
 }
 
@@ -81,10 +82,11 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
     configName: quote(join(path, CONFIG_FILE), 200),
     generationConfig,
     tensors: files,
-    tokenizer: () => AirTokenizer.fromDir(path),
+    // tokenizer.json, else the family's tokenizer.model / qwen.tiktoken (remote-code models).
+    tokenizer: () => loadTokenizer(path),
     ropeInterleaved: false,
     ropeFreqFactors: null,
-    chatTemplate: () => loadChatTemplate(path),
+    chatTemplate: () => loadChatFormat(path),
     close: () => files.close(),
   };
 }

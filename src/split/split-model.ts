@@ -12,7 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, rmSync, statfsSync, statSync, writ
 import { dirname, join, resolve } from "node:path";
 import { errnoCode, IoError, ModelFormatError, UsageError } from "../errors.ts";
 import { pathKind } from "../formats/input-files.ts";
-import { DONE_SUFFIX, hasOwnWeights, INDEX_FILE, SPLIT_DIR, WeightFiles } from "../formats/model-files.ts";
+import { DONE_SUFFIX, hasOwnWeights, SPLIT_DIR, WeightFiles } from "../formats/model-files.ts";
 import { SafetensorsFile } from "../formats/safetensors.ts";
 import { buildArchitecture } from "../model/arch/index.ts";
 import { CONFIG_FILE, loadModelConfig } from "../model/config.ts";
@@ -20,8 +20,9 @@ import { quote } from "../util/validate.ts";
 import { formatBytes } from "../util/size.ts";
 import { fsyncDir, safetensorsFileBytes, writeSafetensors, type TensorSource } from "./safetensors-writer.ts";
 
-/** Copied beside the weights so the split folder is itself a model folder. */
-const SIDE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"];
+/** Copied beside the weights so the split folder is itself a model folder (the tokenizer too, in
+ *  whichever file the model keeps it: tokenizer.json, SentencePiece's, tiktoken's). */
+const SIDE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "qwen.tiktoken"];
 
 export interface SplitProgress {
   /** 1-based position of the entry in the plan, and the plan's length. */
@@ -259,8 +260,7 @@ function deleteOriginals(modelDir: string, source: WeightFiles): string[] {
   // Without weights of its own the source was a split folder: the originals are already gone.
   if (!hasOwnWeights(modelDir)) return [];
   const paths = source.files.map((f) => f.path);
-  const index = join(modelDir, INDEX_FILE);
-  if (existsSync(index)) paths.push(index);
+  if (source.index !== null) paths.push(source.index);
   for (const p of paths) rmSync(p, { force: true });
   return paths;
 }

@@ -9,6 +9,7 @@ import { Tokenizer } from "@huggingface/tokenizers";
 import { ModelFormatError, UsageError } from "../errors.ts";
 import type { GgufFile, GgufValue } from "../formats/gguf.ts";
 import { checkId, own, quote, show } from "../util/validate.ts";
+import { byteLevelPreTokenizer } from "./bpe-engine.ts";
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from "./text-tokenizer.ts";
 
 /** llama.cpp's llama_token_type values (tokenizer.ggml.token_type). */
@@ -255,13 +256,7 @@ export class GgufTokenizer implements TextTokenizer {
       version: "1.0",
       added_tokens: added,
       normalizer: null,
-      pre_tokenizer: {
-        type: "Sequence",
-        pretokenizers: [
-          { type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false },
-          { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
-        ],
-      },
+      pre_tokenizer: byteLevelPreTokenizer(regex),
       post_processor: null,
       decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
       model: { type: "BPE", dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false, ignore_merges: pre === "llama-bpe", vocab, merges },

@@ -139,18 +139,7 @@ export class AirTokenizer {
     const config = requireFile(configPath, "tokenizer_config.json must be a regular file; download it again.", true)
       ? (readJsonObject(configPath, "Fix or download tokenizer_config.json again.") as TokenizerConfig)
       : {};
-    const extraEos: number[] = [];
-    for (const name of EOS_SOURCES) {
-      const path = join(dir, name);
-      if (!requireFile(path, `${name} must be a regular file; download it again.`, true)) continue;
-      const raw = readJsonObject(path, `Fix or download ${name} again.`);
-      const value = Object.hasOwn(raw, "eos_token_id") ? raw.eos_token_id : undefined;
-      for (const id of Array.isArray(value) ? value : value === undefined || value === null ? [] : [value]) {
-        if (typeof id !== "number") throw new ModelFormatError(`${quote(path, 200)}: eos_token_id holds ${show(id)}, not a token id`, "eos_token_id must be an integer or a list of integers.");
-        extraEos.push(id);
-      }
-    }
-    return new AirTokenizer(tokenizerJson, config, extraEos, { tokenizer: tokenizerPath, config: configPath });
+    return new AirTokenizer(tokenizerJson, config, configEosIds(dir), { tokenizer: tokenizerPath, config: configPath });
   }
 
   /** Token ids of `text`; special-token text in it (`<|im_start|>`) becomes those tokens. */
@@ -198,4 +187,20 @@ export class AirTokenizer {
     }
     return id;
   }
+}
+
+/** `eos_token_id` values of `dir/generation_config.json` and `dir/config.json`, in that order. */
+export function configEosIds(dir: string): number[] {
+  const ids: number[] = [];
+  for (const name of EOS_SOURCES) {
+    const path = join(dir, name);
+    if (!requireFile(path, `${name} must be a regular file; download it again.`, true)) continue;
+    const raw = readJsonObject(path, `Fix or download ${name} again.`);
+    const value = Object.hasOwn(raw, "eos_token_id") ? raw.eos_token_id : undefined;
+    for (const id of Array.isArray(value) ? value : value === undefined || value === null ? [] : [value]) {
+      if (typeof id !== "number") throw new ModelFormatError(`${quote(path, 200)}: eos_token_id holds ${show(id)}, not a token id`, "eos_token_id must be an integer or a list of integers.");
+      ids.push(id);
+    }
+  }
+  return ids;
 }
