@@ -1,10 +1,13 @@
 // CPU decode matvec (T = 1) on a [4096, 4096] weight in BF16 and in GGUF quantized types:
 // GB/s of weight bytes read beside a large memcpy (the ceiling: decode streams every weight once).
 // Quantized weights are random blocks with small f16 scales (speed does not depend on values).
-//   bun bench/quant-matvec.ts [--threads N] [--rows 4096] [--cols 4096]
+//   bun bench/quant-matvec.ts [--threads N] [--rows 4096] [--cols 4096] [--types bf16,q4_k,iq1_s,...]
+//                             [--json bench/results/NAME.json]
 import { toArrayBuffer, type Pointer } from "bun:ffi";
+import { writeFileSync } from "node:fs";
 import { createCpuBackend } from "../src/backend/cpu/cpu-backend.ts";
-import { QUANT_BLOCKS, tensorBytes, type DType } from "../src/backend/backend.ts";
+import { isQuantized, tensorBytes, type DType } from "../src/backend/backend.ts";
+import { setSmallScales } from "../src/backend/cuda/op-selftest.ts";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -13,6 +16,8 @@ const arg = (name: string, dflt: string) => {
 const threads = process.argv.includes("--threads") ? Number(arg("threads", "0")) : undefined;
 const rows = Number(arg("rows", "4096"));
 const cols = Number(arg("cols", "4096"));
+const types = arg("types", "bf16,q8_0,q4_k,q6_k,q4_0").split(",") as DType[];
+const jsonPath = process.argv.includes("--json") ? arg("json", "") : null;
 const be = createCpuBackend({ threads });
 
 function best(f: () => void, reps: number): number {
@@ -30,13 +35,18 @@ const a = be.alloc(N);
 const b = be.alloc(N);
 new Uint32Array(toArrayBuffer(a as Pointer, 0, N)).fill(0x3c003c00);
 const copyGBs = (2 * N) / best(() => be.copy(b, a, N), 5) / 1e9;
+be.free(a);
+be.free(b);
 console.log(`threads ${be.threads}; memcpy ${copyGBs.toFixed(1)} GB/s (read + write): the decode ceiling`);
 
 const x = be.alloc(cols * 4);
 new Float32Array(toArrayBuffer(x as Pointer, 0, cols * 4)).fill(0.5);
 const out = be.alloc(rows * 4);
+let seed = 7;
+const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const results: { dtype: DType; bytes: number; ms: number; gbPerS: number; gweightsPerS: number; bitsPerWeight: number }[] = [];
 // Weights are 4x the size of L2 and more: run over several copies so no pass finds them cached.
-for (const dtype of ["bf16", "q8_0", "q4_k", "q6_k", "q4_0"] as DType[]) {
+for (const dtype of types) {
   const bytes = tensorBytes(dtype, [rows, cols]);
   const copies = Math.max(1, Math.ceil((256 << 20) / bytes));
   const ws: number[] = [];
@@ -44,16 +54,15 @@ for (const dtype of ["bf16", "q8_0", "q4_k", "q6_k", "q4_0"] as DType[]) {
     const w = be.alloc(bytes);
     const u8 = new Uint8Array(toArrayBuffer(w as Pointer, 0, bytes));
     for (let i = 0; i < bytes; i++) u8[i] = (i * 2654435761) >>> 24;
-    if (dtype !== "bf16") {
-      const { bytes: bb } = QUANT_BLOCKS[dtype as keyof typeof QUANT_BLOCKS];
-      const dv = new DataView(u8.buffer);
-      for (let o = 0; o < bytes; o += bb) dv.setUint16(o + (dtype === "q6_k" ? 208 : 0), 0x2000, true);
-    }
+    if (isQuantized(dtype)) setSmallScales(u8, dtype, rand);
     ws.push(w);
   }
   let k = 0;
   const t = best(() => be.matmul(out, x, { addr: ws[k++ % copies]!, dtype, shape: [rows, cols] }, 1), 20);
-  console.log(`${dtype.padEnd(5)} [${rows}, ${cols}] ${(bytes / 2 ** 20).toFixed(1)} MiB: ${(t * 1e3).toFixed(3)} ms, ${(bytes / t / 1e9).toFixed(1)} GB/s, ${((rows * cols) / t / 1e9).toFixed(2)} Gweights/s`);
+  const r = { dtype, bytes, ms: t * 1e3, gbPerS: bytes / t / 1e9, gweightsPerS: (rows * cols) / t / 1e9, bitsPerWeight: (8 * bytes) / (rows * cols) };
+  results.push(r);
+  console.log(`${dtype.padEnd(7)} [${rows}, ${cols}] ${(bytes / 2 ** 20).toFixed(1)} MiB (${r.bitsPerWeight.toFixed(4)} bits/weight): ${r.ms.toFixed(3)} ms, ${r.gbPerS.toFixed(2)} GB/s, ${r.gweightsPerS.toFixed(2)} Gweights/s`);
   for (const w of ws) be.free(w);
 }
+if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ threads: be.threads, rows, cols, memcpyGBs: copyGBs, results }, null, 2) + "\n");
 be.destroy();

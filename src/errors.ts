@@ -43,3 +43,20 @@ export class ContextLengthError extends UsageError {
     this.name = "ContextLengthError";
   }
 }
+/**
+ * Reading or writing outside the model failed: a full disk, a closed stream, a missing folder, no
+ * permission. The user's environment, not a bug: named with the path and the system's reason. A
+ * kind of UsageError: where the output goes is part of what the user asked for.
+ */
+export class IoError extends UsageError {
+  constructor(message: string, hint?: string) {
+    super(message, hint);
+    this.name = "IoError";
+  }
+}
+
+/** The `code` of a failed system call (ENOSPC, EBADF, ...), or undefined for any other error. */
+export function errnoCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : undefined;
+}

@@ -8,5 +8,5 @@ export { AirTokenizer } from "./tokenizer/tokenizer.ts";
 export type { Backend, BackendCaps, Weight, DType } from "./backend/backend.ts";
 export { AirLLMError, ContextLengthError, ModelFormatError, UsageError, NativeError } from "./errors.ts";
 export { ChatSession } from "./model/causal-lm.ts";
-export { ChatTemplate, type ChatMessage } from "./tokenizer/chat-template.ts";
+export { ChatTemplate, type ChatFormat, type ChatMessage } from "./tokenizer/chat-template.ts";
 export { WorkerModel } from "./worker/worker-model.ts";

@@ -79,6 +79,20 @@ describe("airllm run", () => {
     expect(typeof j.timings.tokens_per_s).toBe("number");
   });
 
+  test("--speculate ngram and --draft-model give the same tokens, with tokens per pass in the summary", () => {
+    for (const flags of [["--speculate", "ngram"], ["--draft-model", STORIES_HF, "--draft-tokens", "4"]]) {
+      const r = airllm(["run", STORIES_HF, "-p", "", "-n", "200", "--device", "cpu", "--json", ...flags]);
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.tokens).toEqual(storiesRef().sequence_after_bos_prompt_then_greedy);
+      expect(j.speculation.decode_passes).toBeLessThanOrEqual(200);
+      expect(r.stderr).toMatch(/tokens\/pass \(\d+ of \d+ drafts accepted/);
+    }
+    const bad = airllm(["run", STORIES_HF, "-p", "x", "--speculate", "draft"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--speculate draft needs --draft-model PATH/);
+  });
+
   test("the prompt can come from a file or stdin", () => {
     writeFileSync(join(work, "prompt.txt"), "Once upon a time");
     const a = airllm(["run", STORIES_HF, "-f", "prompt.txt", "-n", "10", "--json"]);

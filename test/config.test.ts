@@ -57,7 +57,7 @@ describe("config.json", () => {
     const c = parseModelConfig({ model_type: "llama", ...tiny });
     expect(c).toMatchObject({ numKvHeads: 4, headDim: 16, maxPositionEmbeddings: 2048, rmsNormEps: 1e-6, ropeTheta: 10000 });
     expect(c).toMatchObject({ tieWordEmbeddings: false, bosTokenId: 1, eosTokenIds: [2], padTokenId: null, torchDtype: null });
-    const biased = parseModelConfig({ model_type: "llama", ...tiny, attention_bias: true, mlp_bias: true, eos_token_id: [128001, 128009], torch_dtype: "bfloat16" });
+    const biased = parseModelConfig({ model_type: "llama", ...tiny, attention_bias: true, mlp_bias: true, vocab_size: 128256, eos_token_id: [128001, 128009], torch_dtype: "bfloat16" });
     expect(biased).toMatchObject({ attentionBias: true, attentionOutBias: true, mlpBias: true, eosTokenIds: [128001, 128009], torchDtype: "bf16" });
   });
 

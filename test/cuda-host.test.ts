@@ -122,7 +122,9 @@ describe("launch geometry", () => {
     const kv: PagedKv = { k: 4096, v: 8192, dtype: "f16", pageSize: 16, pageTable: 12288 };
     const prefill = plans.attentionPlans(1, 2, kv, s, 5, 132);
     expect(prefill.map((p) => [p.kernel, p.grid])).toEqual([["attention_prefill_f16", [4375, 32, 1]]]);
-    expect(prefill[0].args).toEqual([1, 2, 4096, 8192, 12288, 32, 8, 128, 70000, 0, 0, 0.1, 16]);
+    // ..., pageSize, then the ALiBi slopes (none: the query stands in for the unread pointer) and their flag
+    expect(prefill[0].args).toEqual([1, 2, 4096, 8192, 12288, 32, 8, 128, 70000, 0, 0, 0.1, 16, 2, 0]);
+    expect(plans.attentionPlans(1, 2, kv, { ...s, alibiSlopes: 777 }, 5, 132)[0].args.slice(-2)).toEqual([777, 1]);
     expect(() => checkGeometry(prefill[0])).not.toThrow();
     // Query tiles that would not fill the GPU, heads over 128, or K/V off four-element
     // alignment (the tiled kernel's loads need it) take one block per query.
@@ -136,8 +138,10 @@ describe("launch geometry", () => {
     // Decode at position 8191: 32 heads fill 264 blocks with 9 splits of ~910 keys.
     const decode = plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", pageSize: 1 }, { ...s, T: 1, pos0: 8191 }, 5, 132);
     expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_bf16", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
-    // out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
-    expect(decode[0].args).toEqual([1, 2, 4096, 8192, 12288, 5, 32, 8, 128, 8191, 0, 0.1, 9, 1]);
+    // out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi
+    expect(decode[0].args).toEqual([1, 2, 4096, 8192, 12288, 5, 32, 8, 128, 8191, 0, 0.1, 9, 1, 2, 0]);
+    const alibi = plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", pageSize: 1 }, { ...s, T: 1, pos0: 8191, alibiSlopes: 777 }, 5, 132);
+    expect(alibi[0].args.slice(-2)).toEqual([777, 1]);
     expect(decode[1].args).toEqual([1, 5, 32, 128, 9]);
     // Short contexts and sliding windows keep at least 256 keys per split.
     expect(plans.attentionSplits({ ...s, T: 1, pos0: 300 }, 132)).toBe(2);
@@ -151,6 +155,24 @@ describe("launch geometry", () => {
     expect(() => plans.attentionPlans(1, 2, kv, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
     expect(() => plans.attentionPlans(1, 2, kv, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
     expect(() => plans.attentionPlans(1, 2, { ...kv, pageSize: 0 }, s, 5, 132)).toThrow(/page size 0/);
+  });
+
+  test("rope: one thread per rotated pair of the first rotaryDim elements of each head", () => {
+    const full = plans.ropePlan(1, 5, 4, 128, 7, 2, 1);
+    expect([full.kernel, full.grid, full.args]).toEqual(["rope_f32", [5, 1, 1], [1, 5, 4, 128, 128, 7, 2, 1, 0]]);
+    // ChatGLM: interleaved pairs over half of each 128-wide head, 32 pairs per head.
+    const half = plans.ropePlan(1, 5, 4, 128, 7, 2, 1, true, 64);
+    expect([half.grid, half.args]).toEqual([[3, 1, 1], [1, 5, 4, 128, 64, 7, 2, 1, 1]]);
+    expect(() => plans.ropePlan(1, 5, 4, 128, 7, 2, 1, false, 130)).toThrow(/rotaryDim 130/);
+    expect(() => plans.ropePlan(1, 5, 4, 128, 7, 2, 1, false, 63)).toThrow(UsageError);
+  });
+
+  test("scaleRows and scaleColumns: one thread per element, the row or column factor by index", () => {
+    const rows = plans.scaleRowsPlan(1, 2, 3, 1000);
+    expect([rows.kernel, rows.grid, rows.args]).toEqual(["scale_rows_f32", [12, 1, 1], [1, 2, 1000, 3000]]);
+    const cols = plans.scaleColumnsPlan(1, w("bf16", [1000]), 3);
+    expect([cols.kernel, cols.grid, cols.args]).toEqual(["scale_columns_bf16", [12, 1, 1], [1, 4096, 1000, 3000]]);
+    expect(() => plans.scaleColumnsPlan(1, w("q4_k", [1024]), 3)).toThrow(UsageError);
   });
 
   test("storeKv: one block per stored row and tensor (k, then v), in the cache's dtype", () => {

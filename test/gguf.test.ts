@@ -174,6 +174,7 @@ describe("malformed GGUF files are ModelFormatErrors naming the file and tensor"
   test("a well-formed file reads, quantized sizes from the block table", () => {
     const f = GgufFile.open(writeGguf("good.gguf", good()));
     expect(f.tensor("q")).toMatchObject({ typeName: "Q8_0", bytes: 34, offset: f.dataOffset + 32 });
+    expect(f.tensor("iq")).toMatchObject({ typeName: "IQ2_XXS", bytes: 66, offset: f.dataOffset + 96 });
     f.close();
   });
 
@@ -213,8 +214,9 @@ describe("malformed GGUF files are ModelFormatErrors naming the file and tensor"
   });
 
   test("an unsupported type is refused by name when its tensor is requested, not at open", () => {
-    const f = GgufFile.open(writeGguf("iq.gguf", good()));
-    expect(() => f.tensor("iq")).toThrow(/iq\.gguf.*tensor "iq" has ggml type IQ2_XXS/);
+    // Q8_K: ggml's internal dot-product type, never a weight type.
+    const f = GgufFile.open(writeGguf("q8k.gguf", ggufBytes({}, [{ name: "k", dims: [256], type: 15, offset: 0 }], 320)));
+    expect(() => f.tensor("k")).toThrow(/q8k\.gguf.*tensor "k" has ggml type Q8_K/);
     const unknown = GgufFile.open(writeGguf("unknown.gguf", ggufBytes({}, [{ name: "u", dims: [8], type: 99, offset: 0 }], 64)));
     expect(() => unknown.tensor("u")).toThrow(/unknown type 99/);
     unknown.close();

@@ -9,11 +9,15 @@ import { join } from "node:path";
 import { AutoModel } from "../src/model/auto-model.ts";
 import { HubServer } from "./hub-server.ts";
 import { binaryCopy, expectConsistentSnapshot, expectStoriesRunsOffline, hubEnv, run, STORIES_FILES, STORIES_REPO, storiesRepoFiles, type Run } from "./hub-helpers.ts";
-import { SHARED, STORIES_HF } from "./paths.ts";
+import { ROOT, SHARED, STORIES_HF } from "./paths.ts";
 import { storiesExpectedText } from "./stories-reference.ts";
 
 const GATED = "meta/gated-stories";
 const GGUF_REPO = "ggml/tiny-llamas-GGUF";
+const BIN_REPO = "old/llama-pytorch-bin";
+/** A .bin-only checkpoint torch.save wrote from test/fixtures/hf/llama-f16 (test/fixtures/gen_torch_bin_fixtures.py). */
+const BIN_DIR = join(ROOT, "test/fixtures/torch-bin/llama-bin");
+const BIN_FILES = ["config.json", "generation_config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json"];
 const TOKEN = "hf_granted_test_token";
 let server: HubServer;
 let work: string;
@@ -80,6 +84,14 @@ beforeAll(() => {
         "README.md": join(SHARED, "models/stories260K/llama2c_doc_stories260K.md"),
         "stories260K-F32.gguf": join(SHARED, "models/stories260K/tinyllamas-stories-260k-f32.gguf"),
         "llama-2-tiny-random-F16.gguf": join(SHARED, "models/tiny-random-gguf/llama-2-tiny-random.gguf"),
+      },
+    },
+    {
+      id: BIN_REPO,
+      files: {
+        ...Object.fromEntries(BIN_FILES.map((f) => [f, join(BIN_DIR, f)])),
+        "README.md": join(SHARED, "models/stories260K/llama2c_doc_stories260K.md"),
+        "original/consolidated.00.pth": join(BIN_DIR, "pytorch_model-00001-of-00002.bin"),
       },
     },
   ]);
@@ -286,6 +298,22 @@ describe("GGUF repos, list, rm, and the other commands", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(storiesExpectedText() + "\n");
     expectCleanError(await airllm(["pull", GGUF_REPO]), /several GGUF files and none is Q4_K_M: .*stories260K-F32\.gguf/);
+  });
+
+  test("a repo with only pytorch_model*.bin: the shards per their index, nothing else; its logits are the safetensors original's", async () => {
+    const from = server.log.length;
+    const pulled = await airllm(["pull", BIN_REPO]);
+    expect(pulled.stderr).toMatch(/2 pytorch-bin weight files/);
+    expect(pulled.code).toBe(0);
+    expect(expectConsistentSnapshot(snapshot(BIN_REPO), Object.fromEntries(BIN_FILES.map((f) => [f, join(BIN_DIR, f)])))).toEqual(BIN_FILES);
+    expect(server.log.slice(from).some((q) => q.file === "README.md" || q.file?.startsWith("original/"))).toBe(false);
+    const ids = ["--ids", "1,40,47,26,78", "--device", "cpu"];
+    const ours = join(work, `bin-${Date.now()}.f32`);
+    const original = join(work, `st-${Date.now()}.f32`);
+    expect((await airllm(["logits", BIN_REPO, ...ids, "-o", ours], { HF_HUB_OFFLINE: "1" })).code).toBe(0);
+    expect((await airllm(["logits", join(ROOT, "test/fixtures/hf/llama-f16"), ...ids, "-o", original])).code).toBe(0);
+    expect(statSync(ours).size).toBeGreaterThan(0);
+    expect(Buffer.compare(readFileSync(ours), readFileSync(original))).toBe(0);
   });
 
   test("list shows cached models with sizes and revisions; rm removes one", async () => {

@@ -115,7 +115,7 @@ describe("dtypes", () => {
     const path = writeSafetensors({ "model.ids": { dtype: "I64", shape: [2], data_offsets: [0, 16] } }, 16);
     expectFormatError(() => SafetensorsFile.open(path), path, "model.ids", "I64", "F32, F16, BF16");
     const weird = writeSafetensors({ q: { dtype: "Q4_K", shape: [2], data_offsets: [0, 2] } }, 2);
-    expectFormatError(() => SafetensorsFile.open(weird), weird, `"q"`, "unknown dtype Q4_K");
+    expectFormatError(() => SafetensorsFile.open(weird), weird, `"q"`, `unknown dtype "Q4_K"`);
   });
 });
 
@@ -259,9 +259,10 @@ describe("sharded models", () => {
     expectFormatError(() => openWeightFiles(badShard), join(badShard, "s.safetensors"), `"x"`);
     const bare = join(tmp, "bare");
     mkdirSync(bare);
-    writeFileSync(join(bare, "pytorch_model.bin"), "x");
-    const err = expectFormatError(() => openWeightFiles(bare), bare, "model.safetensors", "pytorch_model.bin");
-    expect(err.hint).toContain("safetensors");
+    // A PyTorch file under another name than Hugging Face's (Meta's consolidated.00.pth) is listed, not read.
+    writeFileSync(join(bare, "consolidated.00.pth"), "x");
+    const err = expectFormatError(() => openWeightFiles(bare), bare, "model.safetensors", "pytorch_model.bin", 'found: "consolidated.00.pth"');
+    expect(err.hint).toContain("pytorch_model.bin");
   });
 });
 

@@ -103,6 +103,17 @@ describe("batched equals alone", () => {
     }
   });
 
+  test("speculate per request (an extension field): greedy output unchanged; a draft without a draft model is a 400", async () => {
+    const spec = await Promise.all(PROMPTS.slice(0, 4).map((p) => complete(cached, { ...p, temperature: 0, speculate: "ngram", draft_tokens: 6 })));
+    spec.forEach((r, i) => expect(r.choices[0].text).toBe(alone[i]!));
+    const bad = await postJson(`${cached.url}/v1/completions`, { prompt: "x", speculate: "draft" }, auth);
+    expect(bad.status).toBe(400);
+    expect(bad.json.error.message).toMatch(/needs a draft model/);
+    const wrong = await postJson(`${cached.url}/v1/completions`, { prompt: "x", speculate: "maybe" }, auth);
+    expect(wrong.status).toBe(400);
+    expect(wrong.json.error.param).toBe("speculate");
+  });
+
   test("n choices: seed + index each, the same as separate requests", async () => {
     const r = await complete(cached, { prompt: "The dog", max_tokens: 20, temperature: 1, n: 3, seed: 7 });
     expect(r.choices.map((c: any) => c.index)).toEqual([0, 1, 2]);

@@ -19,6 +19,7 @@ function idTokenizer(n: number): TextTokenizer {
     eosIds: [],
     vocabSize: n,
     addsBos: false,
+    maxTokenBytes: String(n).length + 2,
     encode: () => [],
     decode: (ids) => ids.map((i) => `<${i}>`).join(""),
     idToToken: (i) => `<${i}>`,

@@ -33,6 +33,9 @@ comptime {
         @export(&cpu.airllm_swiglu, .{ .name = "airllm_swiglu" });
         @export(&cpu.airllm_add, .{ .name = "airllm_add" });
         @export(&cpu.airllm_softmax, .{ .name = "airllm_softmax" });
+        @export(&cpu.airllm_scale_rows, .{ .name = "airllm_scale_rows" });
+        @export(&cpu.airllm_scale_columns, .{ .name = "airllm_scale_columns" });
+        @export(&cpu.airllm_row_norms, .{ .name = "airllm_row_norms" });
         @export(&cpu.airllm_moe_route, .{ .name = "airllm_moe_route" });
         @export(&cpu.airllm_gather_rows, .{ .name = "airllm_gather_rows" });
         @export(&cpu.airllm_scatter_add_rows, .{ .name = "airllm_scatter_add_rows" });

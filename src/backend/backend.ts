@@ -13,8 +13,10 @@
 
 /** Element types with a size per element. */
 export type FloatDType = "f32" | "f16" | "bf16";
-/** GGUF (ggml) block-quantized types: blocks of 32 (legacy) or 256 (K-quants) weights. */
-export type GgufQuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k";
+/** GGUF (ggml) block-quantized types: blocks of 32 (legacy, iq4_nl) or 256 (K-quants, i-quants) weights. */
+export type GgufQuantDType = "q8_0" | "q4_0" | "q4_1" | "q5_0" | "q5_1" | "q2_k" | "q3_k" | "q4_k" | "q5_k" | "q6_k" | IQuantDType;
+/** llama.cpp's i-quants (lattice codebooks, non-linear levels) and ternary types (zig-src/cpu/quant_iq.zig). */
+export type IQuantDType = "iq2_xxs" | "iq2_xs" | "iq2_s" | "iq3_xxs" | "iq3_s" | "iq1_s" | "iq1_m" | "iq4_nl" | "iq4_xs" | "tq1_0" | "tq2_0";
 /**
  * AirLLM's compression in bitsandbytes' layouts (zig-src/cpu/quant_bnb.zig): nf4 = 64-weight
  * blocks of f32 absmax + 32 bytes of NF4 nibbles; q8_block = 64-weight blocks of f32 absmax +
@@ -30,6 +32,7 @@ export const DTYPE_CODE: Record<DType, number> = {
   f32: 0, f16: 1, bf16: 2,
   q8_0: 8, q4_0: 9, q4_1: 10, q5_0: 11, q5_1: 12, q2_k: 13, q3_k: 14, q4_k: 15, q5_k: 16, q6_k: 17,
   nf4: 20, q8_block: 21,
+  iq2_xxs: 30, iq2_xs: 31, iq2_s: 32, iq3_xxs: 33, iq3_s: 34, iq1_s: 35, iq1_m: 36, iq4_nl: 37, iq4_xs: 38, tq1_0: 39, tq2_0: 40,
 };
 
 /** Bytes per element; only float types have one (quantized ones: see `blockLayout`). */
@@ -49,6 +52,17 @@ export const QUANT_BLOCKS: Record<QuantDType, { readonly elements: number; reado
   q6_k: { elements: 256, bytes: 210 },
   nf4: { elements: 64, bytes: 36 },
   q8_block: { elements: 64, bytes: 68 },
+  iq2_xxs: { elements: 256, bytes: 66 },
+  iq2_xs: { elements: 256, bytes: 74 },
+  iq2_s: { elements: 256, bytes: 82 },
+  iq3_xxs: { elements: 256, bytes: 98 },
+  iq3_s: { elements: 256, bytes: 110 },
+  iq1_s: { elements: 256, bytes: 50 },
+  iq1_m: { elements: 256, bytes: 56 },
+  iq4_nl: { elements: 32, bytes: 18 },
+  iq4_xs: { elements: 256, bytes: 136 },
+  tq1_0: { elements: 256, bytes: 54 },
+  tq2_0: { elements: 256, bytes: 66 },
 };
 
 export function isBnb(dtype: DType): dtype is BnbDType {
@@ -120,6 +134,11 @@ export interface AttentionShape {
   readonly window: number;
   /** Softmax scale, usually 1/sqrt(headDim). */
   readonly scale: number;
+  /**
+   * ALiBi (Baichuan2-13B): device address of f32 slopes [nHeads]; query head h at position p adds
+   * slopes[h] · (j - p) to its score of key j. 0 or absent: none.
+   */
+  readonly alibiSlopes?: number;
 }
 
 /** Element types a KV cache can be stored in (f16 by default, as llama.cpp). */
@@ -211,12 +230,14 @@ export interface Backend {
   /** out[t, :] = x[t, :] / rms(x[t, :]) * w. out may alias x. */
   rmsnorm(out: number, x: number, w: Weight, T: number, eps: number): void;
   /**
-   * Rotary embedding in place, Hugging Face rotate-half layout: for each of nHeads heads of
-   * headDim, pair i with i + headDim/2, angle = (pos0 + t) * invFreq[i] (invFreq: device f32
-   * [headDim/2], scaling already folded in), then both halves are multiplied by attnFactor.
-   * `interleaved`: pair 2i with 2i + 1 instead (llama.cpp's GGUF files store q/k rows that way).
+   * Rotary embedding in place on the first `rotaryDim` elements of each head (default: all
+   * headDim; ChatGLM rotates half), the rest untouched. Hugging Face rotate-half layout: pair i
+   * with i + rotaryDim/2, angle = (pos0 + t) * invFreq[i] (invFreq: device f32 [rotaryDim/2],
+   * scaling already folded in), then both elements are multiplied by attnFactor.
+   * `interleaved`: pair 2i with 2i + 1 instead (llama.cpp's GGUF files store q/k rows that way,
+   * and ChatGLM computes its rotary that way).
    */
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved?: boolean): void;
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved?: boolean, rotaryDim?: number): void;
   /**
    * Stores k[T, width] and v[T, width] (f32 rows) at positions pos0 .. pos0+T-1 of the paged cache,
    * converted to kv.dtype (round to nearest even). The pages must already be in the page table.
@@ -234,6 +255,10 @@ export interface Backend {
   add(out: number, a: number, b: number, n: number): void;
   /** Row-wise softmax in place over rows × n. */
   softmax(x: number, rows: number, n: number): void;
+  /** x[t, :] *= scales[t] for t < T, rows of n floats; scales: device f32 [T] (Qwen's logn query scaling). */
+  scaleRows(x: number, scales: number, T: number, n: number): void;
+  /** x[t, :] *= scales (one factor per column) for t < T (Baichuan2's row-normalized head). */
+  scaleColumns(x: number, scales: Weight, T: number): void;
 
   // --- mixture of experts ---
   /**

@@ -3,6 +3,7 @@
 import { UsageError } from "../errors.ts";
 import { PREFILL_CHUNK } from "../engine/generate.ts";
 import { AutoModel } from "../model/auto-model.ts";
+import { inspectModelSource } from "../model/model-source.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
@@ -32,13 +33,26 @@ export async function benchCommand(argv: readonly string[], out: (s: string) => 
     return 0;
   }
   if (parsed.positionals.length !== 1) throw new UsageError("expected one model folder", "airllm bench MODEL --device cuda");
-  const P = f.number("prompt-tokens", { integer: true }) ?? 512;
-  const D = f.number("decode-tokens", { integer: true }) ?? 32;
-  const modelPath = await resolveModelArg(parsed.positionals[0], f, err, { mustRun: true });
+  const P = f.number("prompt-tokens", { integer: true, min: 1 }) ?? 512;
+  const D = f.number("decode-tokens", { integer: true, min: 1 }) ?? 32;
+  const options = modelOptions(f, err);
+  const path = await resolveModelArg(parsed.positionals[0], f, err, { mustRun: true });
+  // Checked against the model before anything is sized from them (a 10^9-token prompt array, its KV cache).
+  const headers = inspectModelSource(path);
+  const maxPos = headers.config.maxPositionEmbeddings;
+  headers.close();
+  if (P + D > maxPos) {
+    throw new UsageError(
+      `--prompt-tokens ${P} and --decode-tokens ${D} need ${P + D} positions, more than the model's ${maxPos} (max_position_embeddings)`,
+      `keep --prompt-tokens + --decode-tokens at or below ${maxPos}`,
+    );
+  }
   const t0 = performance.now();
-  const model = await AutoModel.from_pretrained(modelPath, {
-    ...modelOptions(f, err),
-    max_seq_len: P + D + 8,
+  const model = await AutoModel.from_pretrained(path, {
+    ...options,
+    // Not shrunk under a small budget: the bench must run the passes it was asked for.
+    max_seq_len: P + D,
+    min_seq_len: P + D,
   });
   const loadMs = performance.now() - t0;
   try {

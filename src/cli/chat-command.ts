@@ -12,6 +12,7 @@ import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
+import { SPECULATION_FLAGS, speculationFlags, speculationSummary } from "./speculation-flags.ts";
 
 const DEFAULT_CONTEXT = 4096;
 
@@ -19,6 +20,7 @@ export const CHAT_FLAGS: readonly FlagSpec[] = [
   { name: "system", value: "TEXT", help: "system message at the start of the conversation" },
   { name: "max-tokens", short: "n", value: "N", help: "at most N tokens per reply (default: until the model stops or the context is full)" },
   ...SAMPLING_FLAGS,
+  ...SPECULATION_FLAGS,
   { name: "ctx", value: "N", help: `context length the whole conversation shares (default: max_position_embeddings, at most ${DEFAULT_CONTEXT})` },
   { name: "chat-template", value: "FILE", help: "Jinja chat template to use instead of the model's own" },
   ...MODEL_FLAGS,
@@ -52,8 +54,10 @@ export async function chatCommand(argv: readonly string[], out: (s: string) => v
   headers.close();
   const ctx = f.number("ctx", { integer: true });
   if (ctx !== undefined && (ctx < 1 || ctx > maxPos)) throw new UsageError(`--ctx ${ctx} is outside 1..${maxPos} (max_position_embeddings)`);
+  const spec = speculationFlags(f);
   const model = await AutoModel.from_pretrained(modelPath, {
     ...modelOptions(f, err),
+    draft_model: spec.draftModel,
     max_seq_len: ctx ?? Math.min(maxPos, DEFAULT_CONTEXT),
     min_seq_len: ctx ?? Math.min(maxPos, 256),
     chat_template: f.string("chat-template"),
@@ -63,7 +67,7 @@ export async function chatCommand(argv: readonly string[], out: (s: string) => v
   try {
     if (model.chatTemplate === null) throw noChatTemplate(modelPath);
     const session = model.newChat(f.string("system"));
-    const opts = samplingOptions(f, f.number("max-tokens", { integer: true }) ?? model.engine.context);
+    const opts = { ...samplingOptions(f, f.number("max-tokens", { integer: true }) ?? model.engine.context), speculate: spec.speculate, draftTokens: spec.draftTokens };
     if (interactive) err(`airllm: ${model.config.modelType} · context ${model.engine.context} · /reset clears the history, /exit or Ctrl-D quits, Ctrl-C stops a reply\n`);
 
     let replying: AbortController | null = null;
@@ -133,5 +137,5 @@ function turnSummary(r: GenerationResult, cached: number): string {
   const prompt = r.promptTokens.length;
   const rate = Number.isFinite(r.timings.tokensPerSecond) ? r.timings.tokensPerSecond.toFixed(1) : "0";
   const end = r.finishReason === "abort" ? "stopped" : r.finishReason;
-  return `airllm: prompt ${prompt} tok (${cached} cached, ${prompt - cached} prefilled) · reply ${r.tokens.length} tok at ${rate} tok/s · ${end}\n`;
+  return `airllm: prompt ${prompt} tok (${cached} cached, ${prompt - cached} prefilled) · reply ${r.tokens.length} tok at ${rate} tok/s${speculationSummary(r.tokens.length, r.decodePasses, r.speculation)} · ${end}\n`;
 }

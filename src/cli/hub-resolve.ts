@@ -25,7 +25,7 @@ function reportFit(fit: FitCheck, f: Flags, err: (s: string) => void, mustRun: b
   say(`${formatHubId(fit.id)} is commit ${fit.commit.slice(0, 12)}: ${fit.weights.length} ${fit.kind} weight file${fit.weights.length === 1 ? "" : "s"}, ${formatBytes(fit.disk.totalBytes)}`);
   say(diskLine(fit.disk));
   if (fit.model === null) {
-    say(`memory: ${formatBytes(fit.disk.totalBytes)} of GGUF weights; this machine has ${formatBytes(totalmem())} of RAM, ${formatBytes(freemem())} available`);
+    say(`memory: ${formatBytes(fit.disk.totalBytes)} of ${fit.kind === "gguf" ? "GGUF" : "PyTorch .bin"} weights; this machine has ${formatBytes(totalmem())} of RAM, ${formatBytes(freemem())} available`);
     return;
   }
   if ("error" in fit.model) {
@@ -34,7 +34,7 @@ function reportFit(fit: FitCheck, f: Flags, err: (s: string) => void, mustRun: b
     return;
   }
   const compression = parseCompression(f.string("compression"));
-  const source: PlanSource = { config: fit.model.config, tensors: compression ? sizedAsCompressed(fit.model.tensors, compression) : fit.model.tensors, ropeInterleaved: false, ropeFreqFactors: null };
+  const source: PlanSource = { config: fit.model.config, configName: fit.model.configName, tensors: compression ? sizedAsCompressed(fit.model.tensors, compression) : fit.model.tensors, ropeInterleaved: false, ropeFreqFactors: null };
   let plan;
   try {
     plan = describePlan(source, f);
@@ -115,5 +115,5 @@ export async function hubPlanSource(spec: string, f: Flags, err: (s: string) => 
   const model = r.fit.model;
   if (model === null) return null;
   if ("error" in model) throw model.error;
-  return { config: model.config, tensors: compression ? sizedAsCompressed(model.tensors, compression) : model.tensors, ropeInterleaved: false, ropeFreqFactors: null, close: () => {} };
+  return { config: model.config, configName: model.configName, tensors: compression ? sizedAsCompressed(model.tensors, compression) : model.tensors, ropeInterleaved: false, ropeFreqFactors: null, close: () => {} };
 }

@@ -1,8 +1,7 @@
 #!/usr/bin/env bun
 // The `airllm` executable. The only place that turns errors into exit codes: library code throws,
-// this prints one line (plus a hint) on stderr and exits non-zero, never a stack trace for a
-// user error.
-import { AirLLMError } from "../errors.ts";
+// reportError makes one line (plus a hint) on stderr and the exit status, never a stack trace for a
+// user error — whether the error comes from a command, a stray callback or a failed write.
 import { benchCommand } from "./bench-command.ts";
 import { chatCommand } from "./chat-command.ts";
 import { listCommand } from "./list-command.ts";
@@ -10,10 +9,15 @@ import { logitsCommand } from "./logits-command.ts";
 import { planCommand } from "./plan-command.ts";
 import { pullCommand } from "./pull-command.ts";
 import { rmCommand } from "./rm-command.ts";
+import { reportError } from "./report-error.ts";
 import { runCommand } from "./run-command.ts";
 import { selftestCommand } from "./selftest-command.ts";
 import { serveCommand } from "./serve-command.ts";
 import { splitCommand } from "./split-command.ts";
+import { OutputClosed, writeStderr, writeStdout } from "./std-streams.ts";
+import { UsageError } from "../errors.ts";
+import { quote } from "../util/validate.ts";
+import { tokenizeCommand } from "./tokenize-command.ts";
 import pkg from "../../package.json" with { type: "json" };
 
 const HELP = `airllm ${pkg.version}: run large language models layer by layer, on a GPU smaller than the model or on the CPU
@@ -26,6 +30,7 @@ usage:
   airllm plan MODEL [options]    the memory plan for a budget, from the headers alone (no GPU needed)
   airllm bench MODEL [options]   time prefill and decode, with bytes streamed per pass
   airllm split MODEL [--out DIR] write AirLLM's per-layer split (splitted_model/), resumable
+  airllm tokenize MODEL TEXT     print the token ids of TEXT (--ids: decode ids back)
   airllm pull ID                 download a model from the Hugging Face hub into its shared cache
   airllm list                    the models in that cache, with sizes and revisions
   airllm rm ORG/NAME             remove a model from the cache
@@ -34,15 +39,16 @@ usage:
   airllm --help                  this help
 
 MODEL is a Hugging Face model folder (config.json, model.safetensors or sharded
-model-*.safetensors with model.safetensors.index.json, tokenizer.json), an AirLLM
-split folder (splitted_model/, made by airllm split), a llama.cpp .gguf file, or a hub id
-ORG/NAME[@REVISION][:QUANT]: found in the Hugging Face cache, else downloaded there first
-(HF_HUB_OFFLINE=1 or --offline: the cache only; --token or HF_TOKEN for gated models).
+model-*.safetensors with model.safetensors.index.json, or pytorch_model*.bin; tokenizer.json,
+tokenizer.model or qwen.tiktoken), an AirLLM split folder (splitted_model/, made by
+airllm split), a llama.cpp .gguf file, or a hub id ORG/NAME[@REVISION][:QUANT]: found in the
+Hugging Face cache, else downloaded there first (HF_HUB_OFFLINE=1 or --offline: the cache only;
+--token or HF_TOKEN for gated models).
 `;
 
 type Command = (argv: readonly string[], out: (s: string) => void, err: (s: string) => void) => Promise<number>;
 
-const COMMANDS: Record<string, Command> = {
+const COMMANDS: Readonly<Record<string, Command>> = {
   run: runCommand,
   chat: chatCommand,
   serve: serveCommand,
@@ -51,44 +57,51 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
   selftest: selftestCommand,
   split: splitCommand,
+  tokenize: tokenizeCommand,
   pull: pullCommand,
   list: listCommand,
   rm: rmCommand,
 };
 
-const out = (s: string) => void process.stdout.write(s);
-const err = (s: string) => void process.stderr.write(s);
+const debug = Boolean(process.env.AIRLLM_DEBUG);
+
+/** The exit status for `e`: 0 when stdout's reader left (as `head` expects), else the report's. */
+function fail(e: unknown, command: string): number {
+  if (e instanceof OutputClosed) return 0;
+  const r = reportError(e, command, debug);
+  writeStderr(r.text);
+  return r.code;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-    out(HELP);
-    return command === undefined ? 2 : 0;
+  try {
+    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+      writeStdout(HELP);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === "--version" || command === "-V") {
+      writeStdout(`airllm ${pkg.version}\n`);
+      return 0;
+    }
+  } catch (e) {
+    return fail(e, "");
   }
-  if (command === "--version" || command === "-V") {
-    out(`airllm ${pkg.version}\n`);
-    return 0;
-  }
-  const run = COMMANDS[command];
+  const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (!run) {
-    err(`airllm: unknown command "${command}"\nhint: commands are ${Object.keys(COMMANDS).join(", ")}; see airllm --help\n`);
+    writeStderr(reportError(new UsageError(`unknown command ${quote(command)}`, `commands are ${Object.keys(COMMANDS).join(", ")}; see airllm --help`), "", debug).text);
     return 2;
   }
+  // Errors that escape the command's promise (a callback, a stream event) end the same way.
+  const escaped = (e: unknown) => process.exit(fail(e, command));
+  process.on("uncaughtException", escaped);
+  process.on("unhandledRejection", escaped);
   try {
-    return await run(rest, out, err);
+    return await run(rest, writeStdout, writeStderr);
   } catch (e) {
-    if (e instanceof AirLLMError) {
-      err(`airllm: error: ${e.message}\n`);
-      if (e.hint) err(`hint: ${e.hint}\n`);
-      return 1;
-    }
-    const message = e instanceof Error ? e.message : String(e);
-    err(`airllm: internal error: ${message}\nhint: this is a bug in airllm; rerun with AIRLLM_DEBUG=1 for the stack trace and report it\n`);
-    if (process.env.AIRLLM_DEBUG) err(`${(e as Error).stack}\n`);
-    return 3;
+    return fail(e, command);
   }
 }
 
-const code = await main(process.argv.slice(2));
-// Flush stdout before exiting: a pipe may still hold streamed text.
-process.stdout.write("", () => process.exit(code));
+// Writes are synchronous (std-streams.ts): nothing is left to flush.
+process.exit(await main(process.argv.slice(2)));

@@ -6,6 +6,7 @@ import type { FromPretrainedOptions } from "../model/auto-model.ts";
 import type { MoeStreaming } from "../model/load-plan.ts";
 import { parseCompression } from "../split/split-model.ts";
 import { formatBytes } from "../util/size.ts";
+import { quote } from "../util/validate.ts";
 import type { FlagSpec, Flags } from "./args.ts";
 import { HUB_FLAGS } from "./hub-flags.ts";
 
@@ -28,34 +29,47 @@ export const MODEL_FLAGS: readonly FlagSpec[] = [
 
 export function parseKvDtype(value: string | undefined): KvDType | undefined {
   if (value === undefined || value === "f16" || value === "bf16" || value === "f32") return value;
-  throw new UsageError(`--kv-dtype ${value} is not one of f16, bf16, f32`, "f16 (the default) takes half the bytes of f32; f32 keeps keys and values exactly as computed");
+  throw new UsageError(`--kv-dtype ${quote(value)} is not one of f16, bf16, f32`, "f16 (the default) takes half the bytes of f32; f32 keeps keys and values exactly as computed");
 }
 
 function parseOnOff(value: string | undefined, flag: string): boolean | undefined {
   if (value === undefined) return undefined;
   if (value === "on" || value === "off") return value === "on";
-  throw new UsageError(`${flag} ${value} is not one of on, off`);
+  throw new UsageError(`${flag} ${quote(value)} is not one of on, off`, `${flag} on, or ${flag} off`);
 }
 
 function parseMoeStreaming(value: string | undefined): MoeStreaming | undefined {
   if (value === undefined || value === "experts" || value === "layers") return value;
-  throw new UsageError(`--moe-streaming ${value} is not one of experts, layers`, "experts fetches only the routed experts; layers streams whole layers");
+  throw new UsageError(`--moe-streaming ${quote(value)} is not one of experts, layers`, "experts fetches only the routed experts; layers streams whole layers");
 }
 
-/** AutoModel options from the model flags; `err` receives notices and compression progress. */
-export function modelOptions(f: Flags, err: (s: string) => void): FromPretrainedOptions {
+/** The --device value checked: cuda, cpu or auto (the default). */
+export function parseDevice(f: Flags): "auto" | "cpu" | "cuda" {
   const device = f.string("device") ?? "auto";
-  if (device !== "auto" && device !== "cpu" && device !== "cuda") throw new UsageError(`--device ${device} is not one of cuda, cpu, auto`);
+  if (device !== "auto" && device !== "cpu" && device !== "cuda") {
+    throw new UsageError(`--device ${quote(device)} is not one of cuda, cpu, auto`, "auto (the default) uses CUDA when a GPU is there, else the CPU");
+  }
+  return device;
+}
+
+/**
+ * AutoModel options from the model flags, every value checked here whether or not the device
+ * will use it (a --max-gpu-memory of "garbage" on the CPU is still an error); `err` receives
+ * notices and compression progress.
+ */
+export function modelOptions(f: Flags, err: (s: string) => void): FromPretrainedOptions {
+  if (f.has("no-prefetch") && f.has("prefetch")) throw new UsageError("give only one of --prefetch, --no-prefetch", "--no-prefetch is --prefetch 0");
   return {
-    device,
-    threads: f.number("threads", { integer: true }),
-    max_gpu_memory: f.string("max-gpu-memory"),
-    max_memory: f.string("max-memory"),
-    max_host_cache: f.string("max-host-cache"),
+    device: parseDevice(f),
+    threads: f.number("threads", { integer: true, min: 1, max: 256 }),
+    max_gpu_memory: f.size("max-gpu-memory"),
+    max_memory: f.size("max-memory"),
+    // 0 is meaningful: no pinned cache, every streamed layer read from disk.
+    max_host_cache: f.size("max-host-cache", false),
     prefetching: !f.has("no-prefetch"),
-    prefetch_depth: f.number("prefetch", { integer: true }),
-    chunk_size: f.string("chunk-size"),
-    expert_cache: f.string("expert-cache"),
+    prefetch_depth: f.number("prefetch", { integer: true, min: 0, max: 64 }),
+    chunk_size: f.size("chunk-size"),
+    expert_cache: f.size("expert-cache", false),
     kv_dtype: parseKvDtype(f.string("kv-dtype")),
     moe_streaming: parseMoeStreaming(f.string("moe-streaming")),
     expert_prediction: parseOnOff(f.string("expert-guess"), "--expert-guess"),

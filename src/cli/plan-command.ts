@@ -6,14 +6,13 @@ import { freemem } from "node:os";
 import { probeCuda } from "../backend/cuda/detect.ts";
 import { DEFAULT_PAGE_SIZE } from "../engine/kv/kv-pool.ts";
 import { AirLLMError, UsageError } from "../errors.ts";
-import { architectureNamed } from "../model/arch/index.ts";
+import { buildArchitecture } from "../model/arch/index.ts";
 import { planLoad, type DeviceKind } from "../model/load-plan.ts";
 import { inspectModelSource, type ModelSource } from "../model/model-source.ts";
-import { checkPlanShapes } from "../engine/weight-provider.ts";
 import { parseCompression } from "../split/split-model.ts";
-import { formatBytes, parseSize } from "../util/size.ts";
+import { formatBytes } from "../util/size.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
-import { parseKvDtype } from "./model-flags.ts";
+import { parseDevice, parseKvDtype } from "./model-flags.ts";
 import { HUB_FLAGS } from "./hub-flags.ts";
 import { hubPlanSource, resolveModelArg } from "./hub-resolve.ts";
 import { planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
@@ -64,6 +63,9 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
   }
   if (parsed.positionals.length !== 1) throw new UsageError("expected one model", "airllm plan MODEL --device cuda --max-gpu-memory 4GiB");
   const compression = parseCompression(f.string("compression"));
+  // The flags are checked before anything is read or downloaded.
+  chooseDevice(f);
+  parseKvDtype(f.string("kv-dtype"));
   const source = (await hubPlanSource(parsed.positionals[0]!, f, err, compression)) ?? inspectModelSource(await resolveModelArg(parsed.positionals[0]!, f, err), compression);
   try {
     const plan = describePlan(source, f);
@@ -75,7 +77,7 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
 }
 
 /** What planning needs of a model: its config and tensor headers (a local folder or remote headers). */
-export type PlanSource = Pick<ModelSource, "config" | "tensors" | "ropeInterleaved" | "ropeFreqFactors">;
+export type PlanSource = Pick<ModelSource, "config" | "configName" | "tensors" | "ropeInterleaved" | "ropeFreqFactors">;
 
 export interface PlanDescription {
   /** False when the budget cannot hold the model (the reason is in the lines). */
@@ -93,26 +95,28 @@ export function describePlan(source: PlanSource, f: Flags): PlanDescription {
   const compression = parseCompression(f.string("compression"));
   const kvDtype = parseKvDtype(f.string("kv-dtype")) ?? "f16";
   const config = source.config;
-  const arch = architectureNamed(config.arch).build(config, { has: (n) => source.tensors.has(n), ropeInterleaved: source.ropeInterleaved, ropeFreqFactors: source.ropeFreqFactors });
-  checkPlanShapes(arch.plan, source.tensors);
-  const budget = device === "cuda" ? gpuBudget(f) : f.has("max-memory") ? parseSize(f.string("max-memory")!, "--max-memory") : freemem();
-  const ctx = f.number("ctx", { integer: true });
+  const arch = buildArchitecture(source);
+  const budget = device === "cuda" ? gpuBudget(f) : (f.size("max-memory") ?? freemem());
+  const ctx = f.number("ctx", { integer: true, min: 1 });
+  if (ctx !== undefined && ctx > config.maxPositionEmbeddings) {
+    throw new UsageError(`--ctx ${ctx} is more than the model's ${config.maxPositionEmbeddings} positions (max_position_embeddings in ${source.configName})`, `use --ctx ${config.maxPositionEmbeddings} or less`);
+  }
   const wanted = ctx ?? Math.min(config.maxPositionEmbeddings, DEFAULT_MAX_SEQ);
-  const depth = f.has("no-prefetch") ? 0 : (f.number("prefetch", { integer: true }) ?? 1);
+  const depth = f.has("no-prefetch") ? 0 : (f.number("prefetch", { integer: true, min: 0, max: 64 }) ?? 1);
   let plan;
   try {
     plan = planLoad(arch, source.tensors, {
       device,
       budget,
-      hostCacheBudget: f.has("max-host-cache") ? parseSize(f.string("max-host-cache")!, "--max-host-cache") : freemem() / 2,
+      hostCacheBudget: f.size("max-host-cache", false) ?? freemem() / 2,
       prefetchDepth: depth,
       // An explicit --ctx is what the user asked for: it does not shrink.
       context: { wanted, min: ctx ?? 1, max: config.maxPositionEmbeddings },
       kvDtype,
       pageSize: DEFAULT_PAGE_SIZE,
       sequences: 1,
-      chunkBytes: f.has("chunk-size") ? parseSize(f.string("chunk-size")!, "--chunk-size") : undefined,
-      expertCacheBytes: f.has("expert-cache") ? parseSize(f.string("expert-cache")!, "--expert-cache") : undefined,
+      chunkBytes: f.size("chunk-size"),
+      expertCacheBytes: f.size("expert-cache", false),
       budgetFlag: device === "cuda" ? "--max-gpu-memory" : "--max-memory",
     }).memory;
   } catch (e) {
@@ -130,16 +134,16 @@ export function describePlan(source: PlanSource, f: Flags): PlanDescription {
 }
 
 function chooseDevice(f: Flags): DeviceKind {
-  const d = f.string("device") ?? "auto";
+  const d = parseDevice(f);
   if (d === "cpu" || d === "cuda") return d;
-  if (d !== "auto") throw new UsageError(`--device ${d} is not one of cuda, cpu, auto`);
   if (f.has("max-gpu-memory")) return "cuda";
   if (f.has("max-memory")) return "cpu";
   return probeCuda().ok ? "cuda" : "cpu";
 }
 
 function gpuBudget(f: Flags): number {
-  if (f.has("max-gpu-memory")) return parseSize(f.string("max-gpu-memory")!, "--max-gpu-memory");
+  const given = f.size("max-gpu-memory");
+  if (given !== undefined) return given;
   const probe = probeCuda();
   if (!probe.ok) throw new UsageError(`--device cuda without --max-gpu-memory needs a GPU to ask (${probe.reason})`, "give the device's budget, e.g. --max-gpu-memory 8GiB");
   return probe.totalMem - DEVICE_MARGIN;

@@ -1,5 +1,4 @@
 // `airllm run MODEL`: generate from a prompt, streaming text to stdout; everything else to stderr.
-import { readFileSync } from "node:fs";
 import { UsageError } from "../errors.ts";
 import { AutoModel } from "../model/auto-model.ts";
 import type { GenerationResult } from "../engine/generate.ts";
@@ -13,12 +12,17 @@ import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
+import { SPECULATION_FLAGS, speculationFlags, speculationSummary } from "./speculation-flags.ts";
+import { checkIdsFit, checkPromptFits, readPromptText } from "./prompt-input.ts";
+import { requireOpen } from "./std-streams.ts";
+import { validateSampling } from "../engine/sampler.ts";
 
 export const RUN_FLAGS: readonly FlagSpec[] = [
   { name: "prompt", short: "p", value: "TEXT", help: "prompt text (else -f, else standard input; empty: start from BOS)" },
   { name: "file", short: "f", value: "FILE", help: "read the prompt from FILE" },
   { name: "max-tokens", short: "n", value: "N", help: "generate at most N tokens (default 256)" },
   ...SAMPLING_FLAGS,
+  ...SPECULATION_FLAGS,
   { name: "ids", value: "LIST", help: "prompt as comma-separated token ids, fed as they are (no BOS added)" },
   { name: "ctx", value: "N", help: "context length the KV cache holds (default: prompt + max tokens, at most max_position_embeddings)" },
   ...MODEL_FLAGS,
@@ -39,10 +43,6 @@ options:
 ${flagHelp(RUN_FLAGS)}
 `;
 
-async function readStdin(): Promise<string> {
-  return await new Response(Bun.stdin.stream()).text();
-}
-
 export async function runCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const parsed = parseArgs(argv, RUN_FLAGS, "run");
   const f = new Flags(parsed);
@@ -55,52 +55,48 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
   }
   const modelDir = await resolveModelArg(parsed.positionals[0], f, err, { mustRun: true });
   const sources = ["prompt", "file", "ids"].filter((n) => f.has(n));
-  if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((s) => "--" + s).join(", ")}`);
+  if (sources.length > 1) throw new UsageError(`give only one of ${sources.map((s) => "--" + s).join(", ")}`, "the prompt comes from -p TEXT, -f FILE, --ids LIST or standard input");
   const verbose = f.has("verbose");
-
-  let prompt: string | number[];
-  if (f.has("ids")) {
-    prompt = f.string("ids")!.split(",").map((s) => {
-      const v = Number(s);
-      if (s.trim() === "" || !Number.isInteger(v) || v < 0) throw new UsageError(`--ids: "${s}" is not a token id`);
-      return v;
-    });
-  } else if (f.has("file")) {
-    const path = f.string("file")!;
-    try {
-      prompt = readFileSync(path, "utf8");
-    } catch (e) {
-      throw new UsageError(`cannot read prompt file "${path}": ${(e as Error).message}`);
-    }
-  } else if (f.has("prompt")) {
-    prompt = f.string("prompt")!;
-  } else {
-    prompt = process.stdin.isTTY ? "" : await readStdin();
-  }
+  // Every flag is checked before the model is touched: a bad --temp must not cost a load.
+  const maxNewTokens = f.number("max-tokens", { integer: true, min: 0 }) ?? 256;
+  const ctx = f.number("ctx", { integer: true, min: 1 });
+  const sampling = samplingOptions(f, maxNewTokens);
+  validateSampling(sampling);
+  const options = modelOptions(f, err);
+  const spec = speculationFlags(f);
+  const promptFile = f.path("file");
+  requireOpen(1);
 
   const t0 = performance.now();
   // The tokenizer first: the prompt's length sizes the KV cache, and a missing or broken tokenizer
   // fails here, before any weights are read.
   const headers = inspectModelSource(modelDir);
-  const maxPos = headers.config.maxPositionEmbeddings;
+  const config = headers.config;
+  const maxPos = config.maxPositionEmbeddings;
   let tokenizer;
   try {
+    if (ctx !== undefined && ctx > maxPos) {
+      throw new UsageError(`--ctx ${ctx} is more than the model's ${maxPos} positions (max_position_embeddings in ${headers.configName})`, `use --ctx ${maxPos} or less`);
+    }
     tokenizer = headers.tokenizer();
   } finally {
     headers.close();
   }
-  const ids = typeof prompt === "string" ? tokenizer.encode(prompt) : prompt;
+  // The context the prompt must fit, with one new token: what --ctx or the model allows.
+  const room = ctx ?? maxPos;
+  const promptText = f.has("ids") ? null : readPromptText({ text: f.string("prompt"), file: promptFile }, tokenizer, room);
+  const ids = promptText === null ? f.ids("ids", room)! : tokenizer.encode(promptText);
+  checkIdsFit(ids, config.vocabSize, headers.configName, !f.has("ids"));
   if (ids.length === 0) {
     throw new UsageError("the prompt encodes to no tokens and the tokenizer adds no BOS", "pass a non-empty prompt (-p)");
   }
-  const maxNewTokens = f.number("max-tokens", { integer: true }) ?? 256;
-  const ctx = f.number("ctx", { integer: true });
-  const options = modelOptions(f, err);
+  checkPromptFits(ids.length, room, ctx !== undefined);
   const model = await AutoModel.from_pretrained(modelDir, {
     ...options,
     // --max-memory bounds the whole process's peak RSS: what the tokenizer took is not the model's.
-    max_memory: options.max_memory === undefined ? undefined : Math.max(0, parseSize(options.max_memory, "--max-memory") - heldBeyondRuntime()),
+    max_memory: options.max_memory === undefined ? undefined : Math.max(0, parseSize(options.max_memory) - heldBeyondRuntime()),
     tokenizer,
+    draft_model: spec.draftModel,
     max_seq_len: ctx ?? Math.min(maxPos, ids.length + maxNewTokens),
     // The prompt and one new token at least; an explicit --ctx does not shrink.
     min_seq_len: ctx ?? Math.min(maxPos, ids.length + 1),
@@ -122,16 +118,16 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
         err(`airllm: weights ${formatBytes(w.residentBytes)} read from the file mapping (no --max-memory)\n`);
       }
     }
-    const opts = samplingOptions(f, maxNewTokens);
+    const opts = { ...sampling, speculate: spec.speculate, draftTokens: spec.draftTokens };
     if (f.has("profile")) model.engine.profiler = new Profiler();
     const progress = ProgressLine.attach(model.engine, process.stderr.isTTY === true, err, maxNewTokens, model.config.numLayers);
     let atLineStart = true;
     if (progress && process.stdout.isTTY) progress.canDraw = () => atLineStart;
     const it = model.stream(ids, opts);
     // On a terminal the completion reads on from the prompt; a pipe gets the completion alone.
-    if (process.stdout.isTTY && !f.has("json") && !f.has("no-display-prompt") && typeof prompt === "string" && prompt.length > 0) {
-      out(prompt);
-      atLineStart = prompt.endsWith("\n");
+    if (process.stdout.isTTY && !f.has("json") && !f.has("no-display-prompt") && promptText !== null && promptText.length > 0) {
+      out(promptText);
+      atLineStart = promptText.endsWith("\n");
     }
     let result: GenerationResult;
     try {
@@ -162,7 +158,8 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
       peak_rss_bytes: peakRssBytes(),
     };
     if (f.has("json")) {
-      out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings }) + "\n");
+      const speculation = result.speculation === null ? null : { ...result.speculation, decode_passes: result.decodePasses };
+      out(JSON.stringify({ prompt_tokens: result.promptTokens, tokens: result.tokens, text: result.text, finish_reason: result.finishReason, timings, speculation }) + "\n");
     } else {
       out("\n");
     }
@@ -178,7 +175,9 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     }
     err(
       `airllm: load ${(loadMs / 1000).toFixed(2)} s · prompt ${result.promptTokens.length} tok at ${timings.prompt_tokens_per_s} tok/s · ` +
-        `generated ${result.tokens.length} tok at ${timings.tokens_per_s} tok/s · finish: ${result.finishReason}` +
+        `generated ${result.tokens.length} tok at ${timings.tokens_per_s} tok/s` +
+        speculationSummary(result.tokens.length, result.decodePasses, result.speculation) +
+        ` · finish: ${result.finishReason}` +
         (result.stoppedBy !== null ? ` (${typeof result.stoppedBy === "number" ? `eos id ${result.stoppedBy}` : `stop string ${JSON.stringify(result.stoppedBy)}`})` : "") +
         "\n",
     );

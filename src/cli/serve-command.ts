@@ -9,6 +9,7 @@ import { WorkerModel } from "../worker/worker-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
+import { SPECULATION_FLAGS, speculationFlags } from "./speculation-flags.ts";
 
 const DEFAULT_PARALLEL = 4;
 const DEFAULT_CONTEXT = 4096;
@@ -23,6 +24,7 @@ export const SERVE_FLAGS: readonly FlagSpec[] = [
   { name: "chat-template", value: "FILE", help: "Jinja chat template to use instead of the model's own" },
   { name: "no-prefix-cache", help: "do not reuse the KV cache of earlier prompts that share a prefix" },
   { name: "grace", value: "SECONDS", help: "on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled (default 30)" },
+  ...SPECULATION_FLAGS,
   ...MODEL_FLAGS,
   { name: "help", short: "h", help: "show this help" },
 ];
@@ -68,8 +70,10 @@ export async function serveCommand(argv: readonly string[], out: (s: string) => 
   const context = ctx ?? Math.min(maxPos, DEFAULT_CONTEXT);
 
   const options = modelOptions(f, err);
+  const spec = speculationFlags(f);
   const load = WorkerModel.load(modelPath, {
     ...options,
+    draft_model: spec.draftModel,
     max_seq_len: context,
     // An explicit --ctx is kept; the default may shrink to what the budget holds (printed below).
     min_seq_len: ctx ?? Math.min(context, 256),
@@ -86,6 +90,8 @@ export async function serveCommand(argv: readonly string[], out: (s: string) => 
     maxQueue,
     modelId,
     modelAliases: [modelArg, modelPath, resolve(modelPath)],
+    speculate: spec.speculate,
+    draftTokens: spec.draftTokens,
     log: (line) => err(`airllm: ${line}\n`),
   });
   err(`airllm: listening on ${server.url} (loading ${modelPath}; /health answers 503 until it is ready)\n`);

@@ -40,7 +40,7 @@ export async function splitCommand(argv: readonly string[], out: (s: string) => 
   const modelPath = await resolveModelArg(parsed.positionals[0], f, err);
   const t0 = performance.now();
   const result = splitModel(modelPath, {
-    outDir: f.string("out"),
+    outDir: f.path("out"),
     compression: parseCompression(f.string("compression")),
     deleteOriginal: f.has("delete-original"),
     onProgress: (p) => err(`split ${p.done}/${p.total} ${p.name} (${p.kept ? "done earlier" : formatBytes(p.bytes)})\n`),

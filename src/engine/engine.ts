@@ -9,15 +9,19 @@ import type { Backend, PagedKv } from "../backend/backend.ts";
 import { UsageError } from "../errors.ts";
 import type { ModelArch, Pass, PlanEntry } from "../model/architecture.ts";
 import { Activations } from "./activations.ts";
-import { makeBatch, type BatchRow } from "./batch.ts";
+import { makeBatch, type Batch, type BatchRow } from "./batch.ts";
 import type { KvPool } from "./kv/kv-pool.ts";
+import { firstNonFinite, nonFiniteLogits, type PassGuards } from "./pass-guards.ts";
 import type { Profiler } from "./profiler.ts";
 import { Sequence } from "./sequence.ts";
 import type { FetchStats, WeightProvider, WeightStats } from "./weight-provider.ts";
 
 export interface ForwardOptions {
-  /** Logits for every new token (prefill checks); default: only each sequence's last token. */
-  readonly allLogits?: boolean;
+  /**
+   * Logits for every new token (prefill checks, verifying draft tokens): true for every sequence,
+   * or one flag per sequence; default: only each sequence's last token.
+   */
+  readonly allLogits?: boolean | readonly boolean[];
 }
 
 /** Called before each plan entry runs (progress lines, profiling). */
@@ -29,10 +33,15 @@ export class Engine {
   /** Page tables of the pass's sequences, one after the other (int32). */
   private tables = 0;
   private tableCapacity = 0;
+  /** The architecture's per-pass tables (ModelArch.passTables), one after the other (f32). */
+  private passTables = 0;
+  private passTableCapacity = 0;
   private passes = 0;
   onEntry: EntryHook | null = null;
   /** Set to collect per-entry timings (--profile); costs two clock reads per entry. */
   profiler: Profiler | null = null;
+  /** Checks of the weight files before each pass and of its logits after (set by the loader). */
+  guards: PassGuards | null = null;
 
   constructor(
     readonly backend: Backend,
@@ -44,8 +53,9 @@ export class Engine {
   ) {
     this.acts = new Activations(backend, arch.activations, arch.vocab);
     for (const [name, table] of Object.entries(arch.constants)) {
-      const addr = backend.alloc(table.byteLength);
-      backend.write(addr, table);
+      const values = table.values();
+      const addr = backend.alloc(values.byteLength);
+      backend.write(addr, values);
       this.constants[name] = addr;
     }
   }
@@ -78,6 +88,7 @@ export class Engine {
    * of its last new token ([vocab]) or of all its new tokens ([T * vocab]) with allLogits.
    */
   forward(seqs: readonly Sequence[], tokens: readonly (readonly number[])[], opts: ForwardOptions = {}): Float32Array[] {
+    this.guards?.beforePass();
     const batch = makeBatch(seqs, tokens);
     if (new Set(seqs).size !== seqs.length) throw new UsageError("forward: the same sequence appears twice in one batch");
     const V = this.arch.vocab;
@@ -89,12 +100,14 @@ export class Engine {
       r.seq.reserve(r.T);
     }
     const tableAt = this.writePageTables(batch.rows);
+    const tables = this.writePassTables(batch);
     // Rows whose logits are wanted: every row, or the last row of each sequence.
     const logitRows: number[] = [];
-    for (const r of batch.rows) {
-      if (opts.allLogits) for (let t = 0; t < r.T; t++) logitRows.push(r.row0 + t);
+    const all = (b: number) => (typeof opts.allLogits === "boolean" ? opts.allLogits : (opts.allLogits?.[b] ?? false));
+    batch.rows.forEach((r, b) => {
+      if (all(b)) for (let t = 0; t < r.T; t++) logitRows.push(r.row0 + t);
       else logitRows.push(r.row0 + r.T - 1);
-    }
+    });
     this.acts.ensure(batch.N, logitRows.length);
     const pool = this.kvPool;
     const kvOf = (layer: number, row: BatchRow): PagedKv => ({
@@ -112,23 +125,25 @@ export class Engine {
       const t0 = prof ? performance.now() : 0;
       const weights = this.weights.acquire(entry);
       const t1 = prof ? performance.now() : 0;
-      const p: Pass = { backend: this.backend, batch, buf: this.acts.buf, logitRows, logits: this.acts.logits, weights, kv: kvOf, constants: this.constants };
+      const p: Pass = { backend: this.backend, batch, buf: this.acts.buf, logitRows, logits: this.acts.logits, weights, kv: kvOf, constants: this.constants, tables };
       this.arch.forward(entry, p);
       this.weights.release(entry);
       if (prof) prof.recordEntry(entry, t1 - t0, performance.now() - t1);
     }
-    const all = new Float32Array(logitRows.length * V);
+    const logits = new Float32Array(logitRows.length * V);
     const tw = prof ? performance.now() : 0;
-    this.backend.download(all, this.acts.logits, all.byteLength);
+    this.backend.download(logits, this.acts.logits, logits.byteLength);
     if (prof) prof.recordPass(performance.now() - passStart, performance.now() - tw);
+    const bad = firstNonFinite(logits);
+    if (bad >= 0) throw nonFiniteLogits(logits, bad, V, pass, this.guards);
     for (let b = 0; b < seqs.length; b++) seqs[b]!.advance(tokens[b]!);
     const out: Float32Array[] = [];
     let row = 0;
-    for (const r of batch.rows) {
-      const n = opts.allLogits ? r.T : 1;
-      out.push(all.slice(row * V, (row + n) * V));
+    batch.rows.forEach((r, b) => {
+      const n = all(b) ? r.T : 1;
+      out.push(logits.slice(row * V, (row + n) * V));
       row += n;
-    }
+    });
     return out;
   }
 
@@ -157,11 +172,40 @@ export class Engine {
     return at;
   }
 
+  /** Uploads the architecture's tables for this pass (each on a 64-float boundary); returns their addresses. */
+  private writePassTables(batch: Batch): Record<string, number> {
+    const made = this.arch.passTables?.(batch);
+    if (made === undefined) return {};
+    const at: Record<string, number> = {};
+    let total = 0;
+    for (const [name, t] of Object.entries(made)) {
+      at[name] = total;
+      total += Math.ceil(t.length / 64) * 64;
+    }
+    if (total > this.passTableCapacity) {
+      // The previous pass's ops may still read the old tables.
+      if (this.passTables !== 0) {
+        this.backend.sync();
+        this.backend.free(this.passTables);
+      }
+      this.passTableCapacity = Math.max(total, 2 * this.passTableCapacity);
+      this.passTables = this.backend.alloc(this.passTableCapacity * 4);
+    }
+    const flat = new Float32Array(total);
+    for (const [name, t] of Object.entries(made)) {
+      flat.set(t, at[name]!);
+      at[name] = this.passTables + at[name]! * 4;
+    }
+    if (total > 0) this.backend.write(this.passTables, flat);
+    return at;
+  }
+
   dispose(): void {
     this.backend.sync();
     this.acts.release();
     for (const addr of Object.values(this.constants)) this.backend.free(addr);
     if (this.tables !== 0) this.backend.free(this.tables);
+    if (this.passTables !== 0) this.backend.free(this.passTables);
     this.weights.dispose();
     this.kvPool.dispose();
   }

@@ -4,9 +4,10 @@
 // AbortSignal; several streams on one scheduler share their passes.
 import type { GenerationChunk, GenerationRequest, GenerationResult } from "./job.ts";
 import type { SamplingOptions } from "./sampler.ts";
+import type { SpeculationMode } from "./speculative/drafter.ts";
 import type { JobHandle, Scheduler } from "./scheduler.ts";
 
-export type { FinishReason, GenerationChunk, GenerationRequest, GenerationResult, GenerationTimings } from "./job.ts";
+export type { FinishReason, GenerationChunk, GenerationRequest, GenerationResult, GenerationTimings, SpeculationStats } from "./job.ts";
 
 /** Longest slice of a prompt fed in one pass: bounds activation memory (llama.cpp's n_batch). */
 export const PREFILL_CHUNK = 512;
@@ -20,6 +21,12 @@ export interface GenerateOptions extends SamplingOptions {
   readonly signal?: AbortSignal;
   /** Log-probabilities of each token and of this many most likely ones. */
   readonly logprobs?: number;
+  /** Speculative decoding: "ngram" (prompt lookup), "draft" (the draft model), or "off". */
+  readonly speculate?: SpeculationMode;
+  /** The most draft tokens per pass (default 8). */
+  readonly draftTokens?: number;
+  /** Adapt the draft length to acceptance and pass cost (default true); false always drafts draftTokens. */
+  readonly adaptiveDraft?: boolean;
 }
 
 /**

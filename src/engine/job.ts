@@ -7,6 +7,10 @@ import { EMPTY_CHAIN, type ChainState } from "./kv/prefix-cache.ts";
 import { logprobs, Sampler, type SamplingOptions } from "./sampler.ts";
 import type { Sequence } from "./sequence.ts";
 import { StopStringFilter } from "./stop-strings.ts";
+import { acceptTree } from "./speculative/accept.ts";
+import { AcceptanceRate } from "./speculative/draft-length.ts";
+import type { DraftTree } from "./speculative/draft-tree.ts";
+import type { Drafter, SpeculationMode } from "./speculative/drafter.ts";
 
 /** "stop": an eos id or a stop string; "length": max tokens or the context; "abort": cancelled. */
 export type FinishReason = "stop" | "length" | "abort";
@@ -26,6 +30,22 @@ export interface GenerationRequest {
   readonly sequence?: Sequence;
   /** Look the prompt up in the prefix cache (default true). */
   readonly cachePrefix?: boolean;
+  /** Speculative decoding: where draft tokens come from (default "off"). */
+  readonly speculate?: SpeculationMode;
+  /** The most draft tokens per pass (default 8); the scheduler adapts below it. */
+  readonly draftTokens?: number;
+  /** Choose each pass's draft length from acceptance and pass cost (default true); false: always draftTokens. */
+  readonly adaptiveDraft?: boolean;
+}
+
+/** What speculation did for one request. */
+export interface SpeculationStats {
+  /** Decode passes that carried drafts. */
+  readonly passes: number;
+  readonly drafted: number;
+  readonly accepted: number;
+  /** Time spent proposing drafts. */
+  readonly draftMs: number;
 }
 
 export interface TokenLogprob {
@@ -64,6 +84,10 @@ export interface GenerationResult {
   /** Prompt tokens whose KV came from cache (a shared prefix, an earlier chat turn). */
   readonly cachedTokens: number;
   readonly timings: GenerationTimings;
+  /** Decode passes this request took (one per new token without speculation). */
+  readonly decodePasses: number;
+  /** Null without speculation. */
+  readonly speculation: SpeculationStats | null;
 }
 
 export type JobEvent = { readonly kind: "chunk"; readonly chunk: GenerationChunk } | { readonly kind: "done"; readonly result: GenerationResult } | { readonly kind: "error"; readonly error: unknown };
@@ -88,8 +112,15 @@ export class Job {
   firstTokenAt = 0;
   /** Admission order (preemption takes the latest). */
   admitted = 0;
+  /** Passes that produced a token for this request (its prefill's last included). */
+  decodePasses = 0;
   /** How far the sequence's full pages are registered in the prefix cache. */
   chain: ChainState = EMPTY_CHAIN;
+  /** Drafts for this request's decode passes, or null without speculation. */
+  drafter: Drafter | null = null;
+  readonly speculation = { passes: 0, drafted: 0, accepted: 0, draftMs: 0 };
+  readonly acceptance = new AcceptanceRate();
+  passesWithoutDrafts = 0;
   private readonly sampler: Sampler;
   private readonly stops: StopStringFilter;
   private readonly detok: Detokenizer;
@@ -126,20 +157,83 @@ export class Job {
     if (this.full(context)) return this.end("length", null);
     this.onLogits?.(logits);
     const seq = this.seq!;
-    // Ids past the tokenizer's vocabulary are padding rows of the embedding (Qwen2 pads 151 669
-    // tokens to 151 936): never sample them, they have no text.
-    const vocab = this.tokenizer.vocabSize;
-    const scores = logits.length > vocab ? logits.subarray(0, vocab) : logits;
+    const scores = this.scores(logits);
     const id = this.sampler.sample(scores, seq.ids, this.generated);
+    if (this.take(id, scores, seq.ids[seq.ids.length - 1]!, context)) this.feed = [id];
+  }
+
+  /**
+   * The pass fed the last token and then `tree`'s drafts, and `logits` holds a row for each
+   * (the last token's first). Accepts what the target agrees with (speculative/accept.ts), takes
+   * those tokens and the target's own next one, and returns the accepted nodes, root's child
+   * first: the caller keeps their KV and drops the rest.
+   */
+  verify(logits: Float32Array, tree: DraftTree, context: number): number[] {
+    const rows = 1 + tree.tokens.length;
+    const V = logits.length / rows;
+    const seq = this.seq!;
+    const base = seq.length - rows;
+    const row = (node: number) => this.scores(logits.subarray((node + 1) * V, (node + 2) * V));
+    const prefix = seq.ids.slice(0, base + 1);
+    const accepted = acceptTree(
+      tree,
+      (node, path) => {
+        const drafted = path.map((i) => tree.tokens[i]!);
+        return this.sampler.distribution(row(node), [...prefix, ...drafted], [...this.generated, ...drafted]);
+      },
+      this.sampler.rng,
+    );
+    this.speculation.passes++;
+    this.speculation.drafted += tree.tokens.length;
+    this.speculation.accepted += accepted.path.length;
+    this.acceptance.record(tree.tokens.length, accepted.path.length);
+    // Take the accepted drafts, then the target's own token, each as next() would.
+    let parent = -1;
+    let prev = prefix[prefix.length - 1]!;
+    for (const node of accepted.path) {
+      const id = tree.tokens[node]!;
+      if (!this.take(id, row(parent), prev, context)) return accepted.path;
+      parent = node;
+      prev = id;
+    }
+    if (this.full(context)) {
+      this.end("length", null);
+      return accepted.path;
+    }
+    const last = logits.subarray((parent + 1) * V, (parent + 2) * V);
+    this.onLogits?.(last);
+    if (this.take(accepted.next, this.scores(last), prev, context)) this.feed = [accepted.next];
+    return accepted.path;
+  }
+
+  /** Ids past the tokenizer's vocabulary are padding rows of the embedding (Qwen2 pads 151 669
+   * tokens to 151 936): never sampled, they have no text. */
+  private scores(logits: Float32Array): Float32Array {
+    const vocab = this.tokenizer.vocabSize;
+    return logits.length > vocab ? logits.subarray(0, vocab) : logits;
+  }
+
+  /** Appends a chosen token: its text, stop strings, eos and length. False once the job has ended. */
+  private take(id: number, scores: Float32Array, prev: number, context: number): boolean {
+    if (this.firstTokenAt === 0) this.firstTokenAt = performance.now();
     this.generated.push(id);
-    if (this.eos.has(id)) return this.end("stop", id);
+    if (this.eos.has(id)) {
+      this.end("stop", id);
+      return false;
+    }
     const shown = this.stops.push(this.detok.push(id));
     this.text += shown;
     const lp = this.request.logprobs;
-    this.emit({ kind: "chunk", chunk: { id, text: shown, ...(lp !== undefined ? { logprob: this.logprobOf(scores, id, lp, seq.ids[seq.ids.length - 1]!) } : {}) } });
-    if (this.stops.stopped) return this.end("stop", this.stops.matched);
-    if (this.full(context)) return this.end("length", null);
-    this.feed = [id];
+    this.emit({ kind: "chunk", chunk: { id, text: shown, ...(lp !== undefined ? { logprob: this.logprobOf(scores, id, lp, prev) } : {}) } });
+    if (this.stops.stopped) {
+      this.end("stop", this.stops.matched);
+      return false;
+    }
+    if (this.full(context)) {
+      this.end("length", null);
+      return false;
+    }
+    return true;
   }
 
   private logprobOf(scores: Float32Array, id: number, top: number, prev: number): TokenLogprob {
@@ -178,6 +272,8 @@ export class Job {
         finishReason: reason,
         stoppedBy: by,
         cachedTokens: this.cachedTokens,
+        decodePasses: this.decodePasses,
+        speculation: this.drafter === null ? null : { ...this.speculation },
         timings: {
           promptMs,
           generateMs: genMs,

@@ -61,12 +61,31 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
+/**
+ * What the sampler would draw from: the kept ids (highest first) with their probabilities, after
+ * penalties, temperature, top-k, top-p and min-p. Greedy is one id with probability 1.
+ */
+export interface Distribution {
+  readonly ids: readonly number[];
+  readonly probs: readonly number[];
+}
+
+/** The probability of `id` under `d` (0 when it was not kept). */
+export function probabilityOf(d: Distribution, id: number): number {
+  const i = d.ids.indexOf(id);
+  return i < 0 ? 0 : d.probs[i]!;
+}
+
 export class Sampler {
-  private readonly rng: Rng;
+  readonly rng: Rng;
 
   constructor(private readonly o: SamplingOptions) {
     validateSampling(o);
     this.rng = new Rng(o.seed ?? (Math.random() * 2 ** 32) >>> 0);
+  }
+
+  get greedy(): boolean {
+    return (this.o.temperature ?? 0) === 0;
   }
 
   /**
@@ -74,33 +93,36 @@ export class Sampler {
    * request produced (for the frequency and presence penalties). Does not modify `logits`.
    */
   sample(logits: Float32Array, history: readonly number[], generated: readonly number[] = []): number {
-    const penalty = this.o.repetitionPenalty ?? 1;
-    const frequency = this.o.frequencyPenalty ?? 0;
-    const presence = this.o.presencePenalty ?? 0;
-    let scores = logits;
-    if (penalty !== 1 || frequency !== 0 || presence !== 0) scores = Float32Array.from(logits);
-    if (penalty !== 1) {
-      for (const id of new Set(history)) {
-        const s = scores[id];
-        scores[id] = s > 0 ? s / penalty : s * penalty;
-      }
+    return this.draw(this.distribution(logits, history, generated));
+  }
+
+  /** One draw from `d` with this sampler's seeded generator (none for a single id). */
+  draw(d: Distribution): number {
+    if (d.ids.length === 1) return d.ids[0]!;
+    let mass = 0;
+    for (const p of d.probs) mass += p;
+    let r = this.rng.next() * mass;
+    for (let i = 0; i < d.ids.length; i++) {
+      r -= d.probs[i]!;
+      if (r < 0) return d.ids[i]!;
     }
-    if (frequency !== 0 || presence !== 0) {
-      const counts = new Map<number, number>();
-      for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
-      for (const [id, n] of counts) scores[id] -= frequency * n + presence;
-    }
+    return d.ids[d.ids.length - 1]!;
+  }
+
+  /** The distribution the next id is drawn from (see Distribution). */
+  distribution(logits: Float32Array, history: readonly number[], generated: readonly number[] = []): Distribution {
+    const scores = this.penalized(logits, history, generated);
     const temperature = this.o.temperature ?? 0;
-    if (temperature === 0) return argmax(scores);
+    if (temperature === 0) return { ids: [argmax(scores)], probs: [1] };
 
     // Candidates sorted by score, highest first; top-k keeps a prefix.
-    const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a] || a - b);
+    const order = Array.from(scores.keys()).sort((a, b) => scores[b]! - scores[a]! || a - b);
     const topK = this.o.topK ?? 0;
     const kept = topK > 0 ? order.slice(0, topK) : order;
-    const max = scores[kept[0]];
-    const probs = kept.map((id) => Math.exp((scores[id] - max) / temperature));
+    const max = scores[kept[0]!]!;
+    const probs = kept.map((id) => Math.exp((scores[id]! - max) / temperature));
     const total = probs.reduce((a, b) => a + b, 0);
-    for (let i = 0; i < probs.length; i++) probs[i] /= total;
+    for (let i = 0; i < probs.length; i++) probs[i]! /= total;
 
     // top-p: the smallest prefix whose mass reaches p (the first token always stays).
     let n = probs.length;
@@ -108,7 +130,7 @@ export class Sampler {
     if (topP < 1) {
       let mass = 0;
       for (let i = 0; i < probs.length; i++) {
-        mass += probs[i];
+        mass += probs[i]!;
         if (mass >= topP) {
           n = i + 1;
           break;
@@ -118,18 +140,33 @@ export class Sampler {
     // min-p: drop tokens below min_p × the top probability.
     const minP = this.o.minP ?? 0;
     if (minP > 0) {
-      const floor = minP * probs[0];
-      while (n > 1 && probs[n - 1] < floor) n--;
+      const floor = minP * probs[0]!;
+      while (n > 1 && probs[n - 1]! < floor) n--;
     }
-
+    // Renormalized over what is kept, so draws and acceptance tests see one distribution.
     let mass = 0;
-    for (let i = 0; i < n; i++) mass += probs[i];
-    let r = this.rng.next() * mass;
-    for (let i = 0; i < n; i++) {
-      r -= probs[i];
-      if (r < 0) return kept[i];
+    for (let i = 0; i < n; i++) mass += probs[i]!;
+    return { ids: kept.slice(0, n), probs: probs.slice(0, n).map((p) => p / mass) };
+  }
+
+  private penalized(logits: Float32Array, history: readonly number[], generated: readonly number[]): Float32Array {
+    const penalty = this.o.repetitionPenalty ?? 1;
+    const frequency = this.o.frequencyPenalty ?? 0;
+    const presence = this.o.presencePenalty ?? 0;
+    if (penalty === 1 && frequency === 0 && presence === 0) return logits;
+    const scores = Float32Array.from(logits);
+    if (penalty !== 1) {
+      for (const id of new Set(history)) {
+        const s = scores[id]!;
+        scores[id] = s > 0 ? s / penalty : s * penalty;
+      }
     }
-    return kept[n - 1];
+    if (frequency !== 0 || presence !== 0) {
+      const counts = new Map<number, number>();
+      for (const id of generated) counts.set(id, (counts.get(id) ?? 0) + 1);
+      for (const [id, n] of counts) scores[id]! -= frequency * n + presence;
+    }
+    return scores;
   }
 }
 

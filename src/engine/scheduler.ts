@@ -10,6 +10,9 @@ import type { Engine } from "./engine.ts";
 import { Job, type GenerationRequest, type JobEvent } from "./job.ts";
 import { EMPTY_CHAIN, PrefixCache } from "./kv/prefix-cache.ts";
 import type { Sequence } from "./sequence.ts";
+import { chooseDraftLength, PassCost } from "./speculative/draft-length.ts";
+import type { DraftTree } from "./speculative/draft-tree.ts";
+import type { Drafter, SpeculationMode } from "./speculative/drafter.ts";
 
 export interface SchedulerOptions {
   /** Requests running at once (the rest wait). Default 16. */
@@ -18,7 +21,22 @@ export interface SchedulerOptions {
   readonly maxPassTokens?: number;
   /** Reuse KV pages of earlier prompts that share a prefix (default true). */
   readonly prefixCache?: boolean;
+  /** Makes the drafter a request's `speculate` mode asks for (throws UsageError when it cannot). */
+  readonly drafter?: (mode: Exclude<SpeculationMode, "off">, request: GenerationRequest) => Drafter;
 }
+
+/** One sequence's share of a pass: the tokens it feeds, and the drafts among them. */
+interface Row {
+  readonly job: Job;
+  readonly tokens: number[];
+  /** Draft tokens after the first token, verified when the pass returns. */
+  readonly tree: DraftTree | null;
+}
+
+const DEFAULT_DRAFT_TOKENS = 8;
+/** Decode passes without drafts after which a short draft probes the acceptance rate again. */
+const PROBE_EVERY = 8;
+const PROBE_TOKENS = 2;
 
 /** What a pass did, for metrics. */
 export interface PassRecord {
@@ -67,6 +85,9 @@ export class Scheduler {
   readonly maxRunning: number;
   readonly maxPassTokens: number;
   onPass: ((p: PassRecord) => void) | null = null;
+  /** Pass time against rows, for choosing draft lengths. */
+  private readonly passCost = new PassCost();
+  private readonly makeDrafter: SchedulerOptions["drafter"];
 
   constructor(
     private readonly engine: Engine,
@@ -78,6 +99,7 @@ export class Scheduler {
     if (!(Number.isInteger(this.maxRunning) && this.maxRunning >= 1)) throw new UsageError(`parallel requests ${this.maxRunning} must be a positive integer`);
     if (!(Number.isInteger(this.maxPassTokens) && this.maxPassTokens >= 1)) throw new UsageError(`tokens per pass ${this.maxPassTokens} must be a positive integer`);
     this.cache = o.prefixCache === false ? null : new PrefixCache(engine.kvPool);
+    this.makeDrafter = o.drafter;
   }
 
   get busy(): boolean {
@@ -113,6 +135,13 @@ export class Scheduler {
       );
     }
     const job = new Job(this.nextId++, request, this.tokenizer());
+    const mode = request.speculate ?? "off";
+    if (mode !== "off") {
+      if (!this.makeDrafter) throw new UsageError(`speculative decoding (${mode}) is not available on this scheduler`);
+      const k = request.draftTokens ?? DEFAULT_DRAFT_TOKENS;
+      if (!(Number.isInteger(k) && k >= 1)) throw new UsageError(`draft tokens ${k} must be a positive integer`);
+      job.drafter = this.makeDrafter(mode, request);
+    }
     this.waiting.push(job);
     const self = this;
     return {
@@ -157,22 +186,36 @@ export class Scheduler {
       const t0 = performance.now();
       let logits: Float32Array[];
       try {
-        logits = this.engine.forward(rows.map((r) => r.job.seq!), rows.map((r) => r.tokens));
+        const drafted = rows.map((r) => r.tree !== null);
+        logits = this.engine.forward(rows.map((r) => r.job.seq!), rows.map((r) => r.tokens), drafted.some((d) => d) ? { allLogits: drafted } : {});
       } catch (e) {
         // A pass that fails fails every request in it; the scheduler goes on with the rest.
         for (const r of rows) this.finishJob(r.job, () => r.job.fail(e));
         return;
       }
       const ms = performance.now() - t0;
+      const passRows = rows.reduce((a, r) => a + r.tokens.length, 0);
       this.passes++;
       this.passMs += ms;
       this.longestPassMs = Math.max(this.longestPassMs, ms);
-      this.onPass?.({ ms, rows: rows.reduce((a, r) => a + r.tokens.length, 0), sequences: rows.length });
+      this.passCost.record(passRows, ms);
+      this.onPass?.({ ms, rows: passRows, sequences: rows.length });
       rows.forEach((r, i) => {
         const job = r.job;
-        job.feed = job.feed.slice(r.tokens.length);
-        if (this.cache !== null) job.chain = this.cache.extend(job.chain, job.seq!.ids, job.seq!.pageIds);
-        if (job.feed.length === 0) job.next(logits[i]!, this.engine.context);
+        const seq = job.seq!;
+        if (r.tree !== null) {
+          // Keep the KV of the last token and of the accepted drafts (a prefix of the chain).
+          job.decodePasses++;
+          const path = job.verify(logits[i]!, r.tree, this.engine.context);
+          seq.truncate(seq.length - r.tree.tokens.length + path.length);
+        } else {
+          job.feed = job.feed.slice(r.tokens.length);
+          if (job.feed.length === 0) {
+            job.decodePasses++;
+            job.next(logits[i]!, this.engine.context);
+          }
+        }
+        if (this.cache !== null) job.chain = this.cache.extend(job.chain, seq.ids, seq.pageIds);
         if (job.done) this.finishJob(job, () => {});
       });
     } finally {
@@ -202,6 +245,7 @@ export class Scheduler {
     // A chat's sequence outlives its request; any other goes back to the pool.
     if (job.seq !== null && job.seq !== job.request.sequence) job.seq.dispose();
     job.seq = null;
+    job.drafter?.dispose();
   }
 
   /** First come, first served, while a request's prompt has pages (after cache hits). */
@@ -263,28 +307,58 @@ export class Scheduler {
     seq.dispose();
   }
 
-  /** The rows of the next pass: decodes first, then prefill chunks, within the token budget. */
-  private batch(): { job: Job; tokens: number[] }[] {
+  /**
+   * The rows of the next pass: decodes first (with their drafts, when speculating), then prefill
+   * chunks, within the token budget.
+   */
+  private batch(): Row[] {
     let budget = this.maxPassTokens;
-    const rows: { job: Job; tokens: number[] }[] = [];
+    const rows: Row[] = [];
     const decoding = this.running.filter((j) => j.feed.length === 1 && j.generated.length > 0);
     const prefilling = this.running.filter((j) => !decoding.includes(j));
     for (const job of decoding) {
       if (budget === 0) break;
-      rows.push({ job, tokens: job.feed.slice(0, 1) });
-      budget--;
+      const tree = this.draftFor(job, budget - 1, decoding.length - 1);
+      const tokens = tree === null ? job.feed.slice(0, 1) : [job.feed[0]!, ...tree.tokens];
+      rows.push({ job, tokens, tree });
+      budget -= tokens.length;
     }
     for (const job of prefilling) {
       if (budget === 0) break;
       const n = Math.min(budget, job.feed.length);
-      rows.push({ job, tokens: job.feed.slice(0, n) });
+      rows.push({ job, tokens: job.feed.slice(0, n), tree: null });
       budget -= n;
     }
     return this.fitPages(rows);
   }
 
+  /** Drafts for a decoding request, as many as pay for themselves; null for none. */
+  private draftFor(job: Job, room: number, otherRows: number): DraftTree | null {
+    const drafter = job.drafter;
+    if (drafter === null) return null;
+    const seq = job.seq!;
+    // Within the pass budget, the KV context (the last token and the drafts) and max tokens.
+    const limit = Math.min(job.request.draftTokens ?? DEFAULT_DRAFT_TOKENS, room, this.engine.context - seq.length - 1, job.maxNew - job.generated.length - 1);
+    let k = limit <= 0 ? 0 : job.request.adaptiveDraft === false ? limit : chooseDraftLength(job.acceptance.rate, limit, otherRows, this.passCost);
+    // A length of 0 learns nothing: every few passes, draft a little anyway to measure acceptance.
+    if (k <= 0 && limit > 0 && ++job.passesWithoutDrafts >= PROBE_EVERY) k = Math.min(PROBE_TOKENS, limit);
+    if (k <= 0) {
+      job.acceptance.idle();
+      return null;
+    }
+    job.passesWithoutDrafts = 0;
+    const t0 = performance.now();
+    const tree = drafter.propose([...seq.ids, job.feed[0]!], k);
+    job.speculation.draftMs += performance.now() - t0;
+    if (tree.tokens.length === 0) {
+      job.acceptance.idle();
+      return null;
+    }
+    return tree;
+  }
+
   /** Preempts the latest admitted requests until the pass's new pages fit in the pool. */
-  private fitPages(rows: { job: Job; tokens: number[] }[]): { job: Job; tokens: number[] }[] {
+  private fitPages(rows: Row[]): Row[] {
     const pool = this.engine.kvPool;
     const needed = () => rows.reduce((a, r) => a + r.job.seq!.pagesNeeded(r.tokens.length), 0);
     while (rows.length > 0 && needed() > pool.freePages + (this.cache?.evictable() ?? 0)) {

@@ -1,5 +1,5 @@
 // What the engine needs from model files: named host tensors with raw addresses (mmap'd),
-// whatever the format behind them (safetensors today; split folders and GGUF later).
+// whatever the format behind them (safetensors, split folders, GGUF).
 import type { DType } from "../backend/backend.ts";
 
 export interface HostTensor {
@@ -19,5 +19,12 @@ export interface TensorSource {
   has(name: string): boolean;
   /** Throws a ModelFormatError naming the tensor when absent. */
   get(name: string): HostTensor;
+  /**
+   * Tensors the files hold that no name in `used` reads, by their names in the files (a source
+   * leaves out what it consumes itself, such as GGUF's rope_freqs.weight).
+   */
+  unused(used: ReadonlySet<string>): string[];
+  /** Throws a ModelFormatError if a file was truncated or rewritten since it was mapped. */
+  checkUnchanged(): void;
   close(): void;
 }

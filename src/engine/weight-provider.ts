@@ -3,7 +3,6 @@
 // nothing, an upload, a prefetch, a row chunk at a time — is the provider's business, not the
 // model's.
 import type { Weight } from "../backend/backend.ts";
-import { ModelFormatError } from "../errors.ts";
 import type { EntryWeights, PlanEntry, RowPiece } from "../model/architecture.ts";
 import type { HostTensor, TensorSource } from "./tensor-source.ts";
 
@@ -59,21 +58,6 @@ export interface WeightProvider {
 
 export function hostWeight(t: HostTensor): Weight {
   return { addr: t.addr, dtype: t.dtype, shape: t.shape };
-}
-
-/** Checks that every tensor of the plan exists and has the shape the config implies. */
-export function checkPlanShapes(plan: readonly PlanEntry[], source: TensorSource): void {
-  for (const entry of plan) {
-    for (const spec of entry.tensors) {
-      const t = source.get(spec.name);
-      if (t.shape.length !== spec.shape.length || t.shape.some((v, i) => v !== spec.shape[i])) {
-        throw new ModelFormatError(
-          `${t.file}: tensor ${spec.name} has shape [${t.shape.join(", ")}], but config.json implies [${spec.shape.join(", ")}]`,
-          "the weights and config.json disagree: check that they come from the same model",
-        );
-      }
-    }
-  }
 }
 
 /** Throws unless `name` is one of the entry's tensors: no model code can reach past its entry. */

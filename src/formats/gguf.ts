@@ -9,12 +9,19 @@
 // dims [cols, rows].
 
 import { ModelFormatError } from "../errors.ts";
+import { checkCount, quote, show } from "../util/validate.ts";
+import { notAFile, pathKind } from "./input-files.ts";
 import { MappedFile } from "./mmap.ts";
 
 export const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 const DEFAULT_ALIGNMENT = 32;
 /** Header bytes viewed at a time; a value larger than this gets a view of its own size. */
 const WINDOW = 1 << 20;
+/**
+ * Arrays of arrays deeper than this are refused: llama.cpp reads no nested arrays at all, and a
+ * recursive reader must not let a file choose its stack depth.
+ */
+export const MAX_ARRAY_DEPTH = 4;
 
 /** Metadata value types (gguf_type). */
 export const GgufValueType = {
@@ -36,11 +43,13 @@ const SIZED_TYPES: Record<number, readonly [string, number, number]> = {
   0: ["F32", 1, 4], 1: ["F16", 1, 2], 30: ["BF16", 1, 2],
   2: ["Q4_0", 32, 18], 3: ["Q4_1", 32, 20], 6: ["Q5_0", 32, 22], 7: ["Q5_1", 32, 24], 8: ["Q8_0", 32, 34],
   10: ["Q2_K", 256, 84], 11: ["Q3_K", 256, 110], 12: ["Q4_K", 256, 144], 13: ["Q5_K", 256, 176], 14: ["Q6_K", 256, 210],
+  16: ["IQ2_XXS", 256, 66], 17: ["IQ2_XS", 256, 74], 18: ["IQ3_XXS", 256, 98], 19: ["IQ1_S", 256, 50], 20: ["IQ4_NL", 32, 18],
+  21: ["IQ3_S", 256, 110], 22: ["IQ2_S", 256, 82], 23: ["IQ4_XS", 256, 136], 29: ["IQ1_M", 256, 56],
+  34: ["TQ1_0", 256, 54], 35: ["TQ2_0", 256, 66],
 };
 /** Types a file may hold that we cannot run: named in the error when such a tensor is asked for. */
 const OTHER_TYPE_NAMES: Record<number, string> = {
-  9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S", 20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S",
-  23: "IQ4_XS", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4",
+  9: "Q8_1", 15: "Q8_K", 24: "I8", 25: "I16", 26: "I32", 27: "I64", 28: "F64", 39: "MXFP4",
 };
 export const SUPPORTED_GGML_TYPES = Object.values(SIZED_TYPES).map(([n]) => n);
 
@@ -93,42 +102,52 @@ export class GgufFile {
 
   /** Map and parse `path`. Tensor types and ranges are checked per tensor, by `tensor()`. */
   static open(path: string): GgufFile {
+    const kind = pathKind(path);
+    if (kind !== "file") throw new ModelFormatError(notAFile(path, kind), "Pass a .gguf file written by llama.cpp's tools or the gguf Python package.");
     const map = MappedFile.open(path);
     try {
       const r = new HeaderReader(map);
       if (map.length < 8 || r.u32() !== GGUF_MAGIC) {
-        throw new ModelFormatError(`"${path}" is not a GGUF file (bad magic)`, "Pass a .gguf file written by llama.cpp's tools or the gguf Python package.");
+        throw new ModelFormatError(`${quote(path, 200)} is not a GGUF file (bad magic)`, "Pass a .gguf file written by llama.cpp's tools or the gguf Python package.");
       }
       const version = r.u32();
       if (version < 1 || version > 3) {
-        throw new ModelFormatError(`"${path}": GGUF version ${version} is not supported; supported: 1, 2, 3`, "Convert the model again with a current llama.cpp.");
+        throw new ModelFormatError(`${quote(path, 200)}: GGUF version ${version} is not supported; supported: 1, 2, 3`, "Convert the model again with a current llama.cpp.");
       }
       r.wide = version >= 2;
-      const nTensors = r.count("tensor count");
-      const nKv = r.count("metadata count");
+      const fail = (what: string): never => {
+        throw new ModelFormatError(`${quote(path, 200)}: ${what}`, HINT_CORRUPT);
+      };
+      // The smallest entry of each table (empty name, no dims, no value bytes) bounds its count.
+      const lengthBytes = r.wide ? 8 : 4;
+      const early = (what: string) => fail(`header ends early or a count is corrupt: ${what}`);
+      const nTensors = checkCount(r.count("tensor count"), "the tensor count", lengthBytes + 16, map.length - r.pos, early);
+      const nKv = checkCount(r.count("metadata count"), "the metadata count", lengthBytes + 5, map.length - r.pos, early);
       const metadata = new Map<string, GgufValue>();
       for (let i = 0; i < nKv; i++) {
         const key = r.string();
+        if (metadata.has(key)) fail(`metadata key ${quote(key)} appears twice`);
         metadata.set(key, r.value(r.u32(), key));
       }
       const tensors = new Map<string, RawTensor>();
       for (let i = 0; i < nTensors; i++) {
         const name = r.string();
         const nDims = r.u32();
-        if (nDims > 4) throw new ModelFormatError(`"${path}": tensor "${name}" has ${nDims} dims (GGUF allows at most 4)`, HINT_CORRUPT);
+        if (nDims > 4) fail(`tensor ${quote(name)} has ${nDims} dims (GGUF allows at most 4)`);
         const dims: number[] = [];
-        for (let d = 0; d < nDims; d++) dims.push(r.wide ? r.u64(`dim of "${name}"`) : r.u32());
+        for (let d = 0; d < nDims; d++) dims.push(r.wide ? r.u64(`a dim of tensor ${quote(name)}`) : r.u32());
         const type = r.u32();
-        const relOffset = r.u64(`offset of "${name}"`);
-        if (tensors.has(name)) throw new ModelFormatError(`"${path}": tensor "${name}" appears twice`, HINT_CORRUPT);
+        const relOffset = r.u64(`the offset of tensor ${quote(name)}`);
+        if (tensors.has(name)) fail(`tensor ${quote(name)} appears twice`);
         tensors.set(name, { name, dims, type, relOffset });
       }
       const align = metadata.get("general.alignment") ?? DEFAULT_ALIGNMENT;
-      if (typeof align !== "number" || align <= 0 || (align & (align - 1)) !== 0) {
-        throw new ModelFormatError(`"${path}": general.alignment ${String(align)} is not a power of two`, HINT_CORRUPT);
+      if (typeof align !== "number" || !Number.isSafeInteger(align) || align <= 0 || align > 2 ** 30 || (align & (align - 1)) !== 0) {
+        fail(`general.alignment ${show(align)} is not a power of two`);
       }
-      const dataOffset = Math.ceil(r.pos / align) * align;
-      return new GgufFile(path, map, version, metadata, tensors, dataOffset, align);
+      const dataOffset = Math.ceil(r.pos / (align as number)) * (align as number);
+      checkTiling(tensors, dataOffset, align as number, map.length, fail);
+      return new GgufFile(path, map, version, metadata, tensors, dataOffset, align as number);
     } catch (e) {
       map.close();
       throw e;
@@ -148,30 +167,29 @@ export class GgufFile {
     const cached = this.#checked.get(name);
     if (cached) return cached;
     const t = this.#tensors.get(name);
-    if (!t) throw new ModelFormatError(`"${this.path}" has no tensor "${name}"`, "The file is not the model it claims to be, or it is incomplete.");
+    if (!t) throw new ModelFormatError(`${quote(this.path, 200)} has no tensor ${quote(name)}`, "The file is not the model it claims to be, or it is incomplete.");
     const sized = SIZED_TYPES[t.type];
     if (!sized) {
       throw new ModelFormatError(
-        `"${this.path}": tensor "${name}" has ggml type ${ggmlTypeName(t.type)} (id ${t.type}), which is not supported; supported: ${SUPPORTED_GGML_TYPES.join(", ")}`,
+        `${quote(this.path, 200)}: tensor ${quote(name)} has ggml type ${ggmlTypeName(t.type)} (id ${t.type}), which is not supported; supported: ${SUPPORTED_GGML_TYPES.join(", ")}`,
         "Requantize the model to one of the supported types (llama-quantize), e.g. Q8_0 or Q4_K_M.",
       );
     }
-    const [typeName, blockElems, blockBytes] = sized;
-    const elems = t.dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(elems) || (t.dims[0] ?? 1) % blockElems !== 0) {
+    const [typeName] = sized;
+    const bytes = tensorSize(t);
+    if (bytes === null) {
       throw new ModelFormatError(
-        `"${this.path}": tensor "${name}" dims [${t.dims.join(", ")}] do not fit ${typeName} blocks of ${blockElems} elements`,
+        `${quote(this.path, 200)}: tensor ${quote(name)} dims [${t.dims.join(", ")}] do not fit ${typeName} blocks of ${sized[1]} elements`,
         HINT_CORRUPT,
       );
     }
-    const bytes = (elems / blockElems) * blockBytes;
     const offset = this.dataOffset + t.relOffset;
     if (t.relOffset % this.alignment !== 0) {
-      throw new ModelFormatError(`"${this.path}": tensor "${name}" offset ${t.relOffset} is not a multiple of the alignment ${this.alignment}`, HINT_CORRUPT);
+      throw new ModelFormatError(`${quote(this.path, 200)}: tensor ${quote(name)} offset ${t.relOffset} is not a multiple of the alignment ${this.alignment}`, HINT_CORRUPT);
     }
     if (offset + bytes > this.#map.length) {
       throw new ModelFormatError(
-        `"${this.path}": tensor "${name}" (${typeName} [${t.dims.join(", ")}], ${bytes} bytes at offset ${offset}) ends past the end of the file (${this.#map.length} bytes)`,
+        `${quote(this.path, 200)}: tensor ${quote(name)} (${typeName} [${t.dims.join(", ")}], ${bytes} bytes at offset ${offset}) ends past the end of the file (${this.#map.length} bytes)`,
         HINT_CORRUPT,
       );
     }
@@ -189,6 +207,11 @@ export class GgufFile {
   tensorBytes(name: string): Uint8Array {
     const t = this.tensor(name);
     return new Uint8Array(this.#map.view(t.offset, t.bytes));
+  }
+
+  /** Throws a ModelFormatError if the file was truncated or rewritten since it was mapped. */
+  checkUnchanged(): void {
+    this.#map.checkUnchanged();
   }
 
   close(): void {
@@ -213,7 +236,7 @@ class HeaderReader {
     const end = this.pos + n;
     if (!Number.isSafeInteger(end) || end > this.#map.length) {
       throw new ModelFormatError(
-        `"${this.#map.path}": header ends early: ${what} needs ${n} bytes at offset ${this.pos}, file has ${this.#map.length}`,
+        `${quote(this.#map.path, 200)}: header ends early: ${what} needs ${n} bytes at offset ${this.pos}, file has ${this.#map.length}`,
         HINT_CORRUPT,
       );
     }
@@ -235,7 +258,7 @@ class HeaderReader {
   u64(what: string): number {
     const at = this.#need(8, what);
     const v = this.#dv.getBigUint64(at, true);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ModelFormatError(`"${this.#map.path}": ${what} is ${v}, beyond any file size`, HINT_CORRUPT);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new ModelFormatError(`${quote(this.#map.path, 200)}: ${what} is ${v}, beyond any file size`, HINT_CORRUPT);
     return Number(v);
   }
 
@@ -252,7 +275,7 @@ class HeaderReader {
   value(type: number, key: string): GgufValue {
     const T = GgufValueType;
     const dv = (n: number): [DataView, number] => {
-      const at = this.#need(n, `metadata "${key}"`);
+      const at = this.#need(n, `metadata ${quote(key)}`);
       return [this.#dv, at];
     };
     switch (type) {
@@ -268,23 +291,26 @@ class HeaderReader {
       case T.string: return this.string();
       case T.u64: { const [v, at] = dv(8); return narrow(v.getBigUint64(at, true)); }
       case T.i64: { const [v, at] = dv(8); return narrow(v.getBigInt64(at, true)); }
-      case T.array: return this.#array(key);
+      case T.array: return this.#array(key, 1);
       default:
-        throw new ModelFormatError(`"${this.#map.path}": metadata "${key}" has unknown value type ${type}`, HINT_CORRUPT);
+        throw new ModelFormatError(`${quote(this.#map.path, 200)}: metadata ${quote(key)} has unknown value type ${type}`, HINT_CORRUPT);
     }
   }
 
-  #array(key: string): GgufArray {
+  #array(key: string, depth: number): GgufArray {
+    const fail = (what: string): never => {
+      throw new ModelFormatError(`${quote(this.#map.path, 200)}: ${what}`, HINT_CORRUPT);
+    };
+    if (depth > MAX_ARRAY_DEPTH) fail(`metadata ${quote(key)} nests arrays more than ${MAX_ARRAY_DEPTH} deep`);
     const type = this.u32();
-    const n = this.count(`length of "${key}"`);
-    // Every element takes at least a byte: a larger count is corruption, not a huge allocation.
-    if (n > this.#map.length - this.pos) {
-      throw new ModelFormatError(`"${this.#map.path}": metadata "${key}" claims ${n} elements, more than the file holds`, HINT_CORRUPT);
-    }
     const T = GgufValueType;
+    // Every element takes at least its own size (a string or an inner array at least its length
+    // field): a larger count is corruption, not a reason to allocate.
+    const minBytes = type === T.string ? (this.wide ? 8 : 4) : type === T.array ? (this.wide ? 12 : 8) : (ELEMENT_BYTES[type] ?? 1);
+    const n = checkCount(this.count(`the length of ${quote(key)}`), `the length of array ${quote(key)}`, minBytes, this.#map.length - this.pos, fail);
     const typed = <A>(ctor: new (b: ArrayBuffer) => A, size: number): A => {
       // Copied out of the mapping: metadata must outlive close(), and views may be unaligned.
-      const at = this.#need(n * size, `array "${key}"`);
+      const at = this.#need(n * size, `array ${quote(key)}`);
       return new ctor(this.#dv.buffer.slice(this.#dv.byteOffset + at, this.#dv.byteOffset + at + n * size));
     };
     switch (type) {
@@ -300,10 +326,52 @@ class HeaderReader {
       case T.i64: return typed(BigInt64Array, 8);
       case T.bool: return Array.from(typed(Uint8Array, 1), (b) => b !== 0);
       case T.string: return Array.from({ length: n }, () => this.string());
-      case T.array: return Array.from({ length: n }, () => this.#array(key));
+      case T.array: return Array.from({ length: n }, () => this.#array(key, depth + 1));
       default:
-        throw new ModelFormatError(`"${this.#map.path}": metadata "${key}" is an array of unknown value type ${type}`, HINT_CORRUPT);
+        return fail(`metadata ${quote(key)} is an array of unknown value type ${type}`);
     }
+  }
+}
+
+/** Bytes of one element of each fixed-size value type. */
+const ELEMENT_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+
+/** Bytes of a tensor of a type we can size, or null when its dims are not whole blocks (or overflow). */
+function tensorSize(t: RawTensor): number | null {
+  const sized = SIZED_TYPES[t.type];
+  if (sized === undefined) return null;
+  const [, blockElems, blockBytes] = sized;
+  const elems = t.dims.reduce((a, b) => a * b, 1);
+  if (!Number.isSafeInteger(elems) || (t.dims[0] ?? 1) % blockElems !== 0) return null;
+  const bytes = (elems / blockElems) * blockBytes;
+  return Number.isSafeInteger(bytes) ? bytes : null;
+}
+
+/**
+ * The data section as llama.cpp's and gguf-py's writers lay it out: tensors one after the other,
+ * each padded to the alignment, nothing after the last. Checked where every tensor's size is known:
+ * overlapping ranges, or a gap or tail of a whole alignment unit, mean the header does not describe
+ * the data (a tensor count one short shifts the data section and every tensor read with it). A
+ * file whose tensors run past its end is truncated: left to tensor(), which names the tensor.
+ */
+function checkTiling(tensors: ReadonlyMap<string, RawTensor>, dataOffset: number, align: number, fileBytes: number, fail: (what: string) => never): void {
+  const spans: { name: string; begin: number; end: number }[] = [];
+  for (const t of tensors.values()) {
+    const bytes = tensorSize(t);
+    if (bytes === null) return;
+    if (bytes > 0) spans.push({ name: t.name, begin: t.relOffset, end: t.relOffset + bytes });
+  }
+  const dataBytes = fileBytes - dataOffset;
+  if (spans.length === 0 || spans.some((s) => s.end > dataBytes)) return;
+  spans.sort((a, b) => a.begin - b.begin);
+  let end = 0;
+  for (const [i, s] of spans.entries()) {
+    if (i > 0 && s.begin < end) fail(`tensor ${quote(s.name)} bytes [${s.begin}, ${s.end}) overlap tensor ${quote(spans[i - 1]!.name)} bytes [${spans[i - 1]!.begin}, ${end}) of the data section`);
+    if (s.begin - end >= align) fail(`bytes [${end}, ${s.begin}) of the data section belong to no tensor (before tensor ${quote(s.name)}): the header does not describe the data`);
+    end = s.end;
+  }
+  if (dataBytes - end >= align) {
+    fail(`the last tensor ends at byte ${end} of the data section, but it holds ${dataBytes} bytes: the tensor count or a tensor's offset is wrong`);
   }
 }
 

@@ -4,8 +4,9 @@
 // the compute backends read or upload straight from the address.
 
 import { dlopen, FFIType, read, toArrayBuffer } from "bun:ffi";
-import { statSync } from "node:fs";
-import { NativeError } from "../errors.ts";
+import { fstatSync, statSync } from "node:fs";
+import { ModelFormatError, NativeError } from "../errors.ts";
+import { quote } from "../util/validate.ts";
 
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
@@ -54,50 +55,74 @@ export function pageSize(): number {
   return pageSizeCache;
 }
 
-/** A whole file mapped PROT_READ / MAP_PRIVATE. `close()` unmaps; it is idempotent. */
+/**
+ * A whole file mapped PROT_READ / MAP_PRIVATE. `close()` unmaps; it is idempotent. The descriptor
+ * stays open so the mapped file itself (not whatever the path names later) can be checked for
+ * changes: a mapping cannot survive its file shrinking, and MAP_PRIVATE does not protect pages
+ * not yet read from a rewrite.
+ */
 export class MappedFile {
   readonly path: string;
   /** Host address of byte 0 of the file (0 for an empty file, which maps nothing). */
   readonly addr: number;
   /** File size in bytes at the time of mapping. */
   readonly length: number;
+  readonly #fd: number;
+  readonly #mtimeMs: number;
   #open = true;
 
-  private constructor(path: string, addr: number, length: number) {
+  private constructor(path: string, addr: number, length: number, fd: number, mtimeMs: number) {
     this.path = path;
     this.addr = addr;
     this.length = length;
+    this.#fd = fd;
+    this.#mtimeMs = mtimeMs;
   }
 
   /** Map all of `path` read-only. Throws NativeError naming the failing call and errno. */
   static open(path: string): MappedFile {
-    let length: number;
     try {
-      length = statSync(path).size;
+      statSync(path);
     } catch (e) {
-      throw new NativeError(`stat("${path}") failed: ${(e as Error).message}`, "Check that the file exists and is readable.");
+      throw new NativeError(`stat(${quote(path, 200)}) failed: ${(e as Error).message}`, "Check that the file exists and is readable.");
     }
-    // mmap of length 0 is EINVAL; an empty file has nothing to map, and callers check sizes.
-    if (length === 0) return new MappedFile(path, 0, 0);
-
     const c = lib();
     const fd = c.open(Buffer.from(`${path}\0`), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      throw new NativeError(`open("${path}", O_RDONLY) failed: ${errnoText()}`, "Check that the file exists and is readable.");
+      throw new NativeError(`open(${quote(path, 200)}, O_RDONLY) failed: ${errnoText()}`, "Check that the file exists and is readable.");
     }
     try {
+      // Sized from the descriptor: the file the mapping covers, even if the path was replaced meanwhile.
+      const st = fstatSync(fd);
+      const length = st.size;
+      // mmap of length 0 is EINVAL; an empty file has nothing to map, and callers check sizes.
+      if (length === 0) return new MappedFile(path, 0, 0, fd, st.mtimeMs);
       const addr = c.mmap(0n, BigInt(length), PROT_READ, MAP_PRIVATE, fd, 0n);
       if (addr === MAP_FAILED) {
         throw new NativeError(
-          `mmap("${path}", ${length} bytes, PROT_READ, MAP_PRIVATE) failed: ${errnoText()}`,
+          `mmap(${quote(path, 200)}, ${length} bytes, PROT_READ, MAP_PRIVATE) failed: ${errnoText()}`,
           "The address space or vm.max_map_count may be exhausted; close other models or raise the limit.",
         );
       }
-      return new MappedFile(path, Number(addr), length);
-    } finally {
-      // The mapping keeps its own reference to the file; the descriptor is no longer needed.
+      return new MappedFile(path, Number(addr), length, fd, st.mtimeMs);
+    } catch (e) {
       c.close(fd);
+      throw e;
     }
+  }
+
+  /**
+   * Throws a ModelFormatError if the mapped file's size or modification time differ from when it
+   * was mapped: reading it on would crash (a shorter file) or compute with other weights.
+   */
+  checkUnchanged(): void {
+    if (!this.#open) return;
+    const st = fstatSync(this.#fd);
+    if (st.size === this.length && st.mtimeMs === this.#mtimeMs) return;
+    throw new ModelFormatError(
+      `${quote(this.path, 200)} changed while the model was loaded (${this.length} bytes when mapped, ${st.size} now${st.size === this.length ? ", rewritten in place" : ""})`,
+      "another program truncated or rewrote the weights: let it finish, then run airllm again",
+    );
   }
 
   get isOpen(): boolean {
@@ -132,6 +157,7 @@ export class MappedFile {
   close(): void {
     if (!this.#open) return;
     this.#open = false;
+    lib().close(this.#fd);
     if (this.length === 0) return;
     if (lib().munmap(BigInt(this.addr), BigInt(this.length)) !== 0) {
       throw new NativeError(`munmap("${this.path}", ${this.length} bytes) failed: ${errnoText()}`);

@@ -3,11 +3,12 @@
 // data region, with offsets relative to its start. Every check that makes a later raw-address
 // read safe happens here, once, so the backends can trust `addr` and `bytes` blindly.
 
-import { statSync } from "node:fs";
 import type { BnbDType, DType, FloatDType } from "../backend/backend.ts";
 import { DTYPE_BYTES, tensorBytes } from "../backend/backend.ts";
 import { ModelFormatError } from "../errors.ts";
-import { MappedFile } from "./mmap.ts";
+import { own, quote, show } from "../util/validate.ts";
+import { mapTensorFile, MappedTensorFile } from "./mapped-tensor-file.ts";
+import type { MappedFile } from "./mmap.ts";
 
 /** A tensor inside a mapped file; `addr` is an absolute host address valid until `close()`. */
 export interface TensorInfo {
@@ -37,19 +38,19 @@ const COMPRESSED: readonly BnbDType[] = ["nf4", "q8_block"];
 
 /** The logical dtype and shape of a compressed U8 tensor, or undefined when it is not one. */
 function compressedOf(path: string, name: string, meta: Record<string, unknown>): { dtype: BnbDType; shape: number[] } | undefined {
-  const dt = meta[COMPRESSED_DTYPE_KEY + name];
+  const dt = own(meta, COMPRESSED_DTYPE_KEY + name);
   if (dt === undefined) return undefined;
   if (typeof dt !== "string" || !(COMPRESSED as readonly string[]).includes(dt)) {
-    fail(path, `tensor "${name}": __metadata__ names unknown compressed dtype ${JSON.stringify(dt)}; known: ${COMPRESSED.join(", ")}`);
+    fail(path, `tensor ${quote(name)}: __metadata__ names unknown compressed dtype ${show(dt)}; known: ${COMPRESSED.join(", ")}`);
   }
   let shape: unknown;
   try {
-    shape = JSON.parse(String(meta[COMPRESSED_SHAPE_KEY + name]));
+    shape = JSON.parse(String(own(meta, COMPRESSED_SHAPE_KEY + name)));
   } catch {
     shape = undefined;
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail(path, `tensor "${name}": __metadata__ "${COMPRESSED_SHAPE_KEY}${name}" must be a JSON list of non-negative integers`);
+    fail(path, `tensor ${quote(name)}: __metadata__ ${quote(COMPRESSED_SHAPE_KEY + name)} must be a JSON list of non-negative integers`);
   }
   return { dtype: dt as BnbDType, shape: shape as number[] };
 }
@@ -68,7 +69,7 @@ const MAX_HEADER_BYTES = 100_000_000;
 const HINT_CORRUPT = "The file is truncated or corrupt; download or convert it again.";
 
 function fail(path: string, what: string, hint = HINT_CORRUPT): never {
-  throw new ModelFormatError(`safetensors "${path}": ${what}`, hint);
+  throw new ModelFormatError(`safetensors ${quote(path, 200)}: ${what}`, hint);
 }
 
 /** Parse and validate the header of the mapped `file`; returns tensors in data order. */
@@ -92,35 +93,35 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
   }
   if (header === null || typeof header !== "object" || Array.isArray(header)) fail(path, "header is not a JSON object");
 
-  const rawMeta = (header as Record<string, unknown>).__metadata__;
+  const rawMeta = Object.hasOwn(header as object, "__metadata__") ? (header as Record<string, unknown>).__metadata__ : undefined;
   const meta = rawMeta !== null && typeof rawMeta === "object" ? (rawMeta as Record<string, unknown>) : {};
   const tensors: TensorInfo[] = [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") continue;
-    const where = `tensor "${name}"`;
+    const where = `tensor ${quote(name)}`;
     if (raw === null || typeof raw !== "object") fail(path, `${where}: entry is not an object`);
     const { dtype: dt, shape, data_offsets: offsets } = raw as Record<string, unknown>;
 
-    if (typeof dt !== "string") fail(path, `${where}: missing "dtype"`);
+    if (typeof dt !== "string") fail(path, `${where}: "dtype" must be a string, got ${show(dt)}`);
     const compressed = dt === "U8" ? compressedOf(path, name, meta) : undefined;
-    const dtype: DType | undefined = compressed?.dtype ?? SUPPORTED[dt];
+    const dtype: DType | undefined = compressed?.dtype ?? own(SUPPORTED, dt);
     if (dtype === undefined) {
       const kind = KNOWN_UNSUPPORTED.includes(dt) ? "unsupported" : "unknown";
       fail(
         path,
-        `${where} has ${kind} dtype ${dt}; supported: ${Object.keys(SUPPORTED).join(", ")}`,
+        `${where} has ${kind} dtype ${kind === "unknown" ? quote(dt) : dt}; supported: ${Object.keys(SUPPORTED).join(", ")}`,
         "Convert the checkpoint to float32, float16 or bfloat16 weights (e.g. load and re-save it with transformers).",
       );
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-      fail(path, `${where}: "shape" must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
+      fail(path, `${where}: "shape" must be a list of non-negative integers, got ${show(shape)}`);
     }
     if (
       !Array.isArray(offsets) ||
       offsets.length !== 2 ||
       !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
     ) {
-      fail(path, `${where}: "data_offsets" must be [begin, end] non-negative integers, got ${JSON.stringify(offsets)}`);
+      fail(path, `${where}: "data_offsets" must be [begin, end] non-negative integers, got ${show(offsets)}`);
     }
     const [begin, end] = offsets as [number, number];
     if (end < begin) fail(path, `${where}: data_offsets [${begin}, ${end}] end before begin`);
@@ -129,6 +130,8 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
     }
     const logical = compressed?.shape ?? (shape as number[]);
     const expected = compressed !== undefined ? tensorBytes(compressed.dtype, logical) : logical.reduce((a, d) => a * d, 1) * DTYPE_BYTES[dtype as FloatDType];
+    // A product of safe dims can still overflow: then no file could hold it.
+    if (!Number.isSafeInteger(expected)) fail(path, `${where}: shape [${logical.join(", ")}] has more elements than any file holds`);
     if (compressed?.dtype === "q8_block" && end - begin === legacyQ8BlockBytes(logical) && end - begin !== expected) {
       fail(
         path,
@@ -153,79 +156,41 @@ function parseHeader(path: string, map: MappedFile): { tensors: TensorInfo[]; da
     });
   }
 
-  // Sorted by begin, tensors may leave gaps (harmless: nothing reads them) but must not share bytes.
+  // As the reference implementation requires: sorted by begin, each tensor starts where the one
+  // before ends and the last ends where the file does. A header length one byte short, or a tensor
+  // dropped from the header, leaves bytes no tensor accounts for: every read would be shifted.
   tensors.sort((a, b) => a.fileOffset - b.fileOffset || a.bytes - b.bytes);
+  const span = (x: TensorInfo) => `[${x.fileOffset - dataStart}, ${x.fileOffset - dataStart + x.bytes})`;
+  let end = dataStart;
   let prev: TensorInfo | undefined;
   for (const t of tensors) {
-    if (t.bytes === 0) continue;
-    if (prev !== undefined && t.fileOffset < prev.fileOffset + prev.bytes) {
-      const span = (x: TensorInfo) => `[${x.fileOffset - dataStart}, ${x.fileOffset - dataStart + x.bytes})`;
-      fail(path, `tensor "${t.name}" data ${span(t)} overlaps tensor "${prev.name}" data ${span(prev)}`);
+    if (t.bytes === 0) continue; // an empty tensor occupies nothing, wherever it points
+    if (t.fileOffset < end) fail(path, `tensor ${quote(t.name)} data ${span(t)} overlaps tensor ${quote(prev!.name)} data ${span(prev!)}`);
+    if (t.fileOffset > end) {
+      fail(path, `bytes [${end - dataStart}, ${t.fileOffset - dataStart}) of the data region belong to no tensor (before tensor ${quote(t.name)})`);
     }
+    end = t.fileOffset + t.bytes;
     prev = t;
+  }
+  if (end !== size) {
+    fail(path, `the tensors end at byte ${end - dataStart} of the data region, but it holds ${dataBytes} bytes (the header length or the header is wrong)`);
   }
   return { tensors, dataStart };
 }
 
 /** A mapped, validated safetensors file. Tensor addresses are valid until `close()`. */
-export class SafetensorsFile {
-  readonly path: string;
+export class SafetensorsFile extends MappedTensorFile {
   /** Byte offset of the data region (8 + header length). */
   readonly dataStart: number;
-  readonly #map: MappedFile;
-  readonly #tensors: Map<string, TensorInfo>;
 
   private constructor(path: string, map: MappedFile, tensors: TensorInfo[], dataStart: number) {
-    this.path = path;
-    this.#map = map;
+    super(path, map, tensors, (what, hint) => fail(path, what, hint));
     this.dataStart = dataStart;
-    this.#tensors = new Map(tensors.map((t) => [t.name, t]));
   }
 
   /** Map and validate `path`. Throws ModelFormatError naming the file (and tensor) on any defect. */
   static open(path: string): SafetensorsFile {
-    try {
-      if (!statSync(path).isFile()) fail(path, "not a regular file", "Pass the path of a .safetensors file.");
-    } catch (e) {
-      if (e instanceof ModelFormatError) throw e;
-      fail(path, `cannot be read (${(e as Error).message})`, "Check that the file exists and is readable.");
-    }
-    const map = MappedFile.open(path);
-    try {
-      const { tensors, dataStart } = parseHeader(path, map);
-      return new SafetensorsFile(path, map, tensors, dataStart);
-    } catch (e) {
-      map.close();
-      throw e;
-    }
-  }
-
-  /** The mapping itself (for madvise or registering the range with a device). */
-  get mapping(): MappedFile {
-    return this.#map;
-  }
-
-  has(name: string): boolean {
-    return this.#tensors.has(name);
-  }
-
-  /** The tensor called `name`; throws ModelFormatError naming the file when it is absent. */
-  get(name: string): TensorInfo {
-    const t = this.#tensors.get(name);
-    if (t === undefined) {
-      fail(this.path, `no tensor "${name}"`, "The checkpoint does not match the model architecture in config.json.");
-    }
-    if (!this.#map.isOpen) fail(this.path, `tensor "${name}" read after close()`, "Keep the model open while its weights are in use.");
-    return t;
-  }
-
-  /** Tensor names in data order. */
-  names(): string[] {
-    return [...this.#tensors.keys()];
-  }
-
-  /** Unmap the file; every TensorInfo.addr from it becomes invalid. Idempotent. */
-  close(): void {
-    this.#map.close();
+    const { map, parsed } = mapTensorFile(path, "a .safetensors file", (what, hint) => fail(path, what, hint), (m) => parseHeader(path, m));
+    return new SafetensorsFile(path, map, parsed.tensors, parsed.dataStart);
   }
 }

@@ -17,10 +17,11 @@ const CONFIG_FILES = ["config.json", "generation_config.json"];
 const TOKENIZER = /^(tokenizer\.json|tokenizer_config\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt|chat_template\.jinja|chat_template\.json|[^/]*\.tiktoken)$/;
 
 /**
- * Whether this build reads pytorch_model*.bin with a safe (whitelisted) unpickler: until it does,
- * a repo with only .bin weights is refused before anything is downloaded.
+ * Whether this build reads pytorch_model*.bin with a safe (whitelisted) unpickler
+ * (src/formats/torch-pickle.ts): a repo with only .bin weights is then pulled; without one it would
+ * be refused before anything is downloaded.
  */
-export const READS_PYTORCH_BIN = false;
+export const READS_PYTORCH_BIN = true;
 
 export type WeightsKind = "safetensors" | "gguf" | "pytorch-bin";
 

@@ -69,6 +69,9 @@ export function remoteTensors(headers: ReadonlyMap<string, SafetensorsFileHeader
       if (t === undefined) throw new ModelFormatError(`no tensor "${name}" in the repo's safetensors headers (${[...headers.keys()].join(", ")})`);
       return t;
     },
+    unused: (used) => [...tensors.keys()].filter((n) => !used.has(n)),
+    // Nothing is mapped: a remote file can change only on the hub, which the download's digests catch.
+    checkUnchanged: () => {},
     close: () => {},
   };
 }

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { TensorSource } from "../engine/tensor-source.ts";
 import { SafetensorParseError } from "@huggingface/hub";
 import { AirLLMError, ModelFormatError } from "../errors.ts";
+import { quote } from "../util/validate.ts";
 import { loadModelConfig, type ModelConfig } from "../model/config.ts";
 import { bytesMissing, downloadBlobs, type BlobJob } from "./blob-download.ts";
 import { linkIntoSnapshot, repoFolder, snapshotDir, writeRef } from "./cache-layout.ts";
@@ -26,7 +27,7 @@ export interface PullProgress {
 }
 
 /** The model as the memory planner sees it, from remote headers; or why it cannot be read. */
-export type RemotePlanSource = { readonly config: ModelConfig; readonly tensors: TensorSource } | { readonly error: AirLLMError };
+export type RemotePlanSource = { readonly config: ModelConfig; readonly configName: string; readonly tensors: TensorSource } | { readonly error: AirLLMError };
 
 export interface FitCheck {
   readonly id: HubId;
@@ -92,7 +93,7 @@ export async function pullModel(id: HubId, o: PullOptions = {}): Promise<PullRes
   let model: RemotePlanSource | null = null;
   if (choice.kind === "safetensors") {
     try {
-      model = { config: loadModelConfig(snap), tensors: remoteTensors(await remote.safetensorsHeaders(rev.commit, choice.index ?? weightPaths[0])) };
+      model = { config: loadModelConfig(snap), configName: quote(join(snap, "config.json"), 200), tensors: remoteTensors(await remote.safetensorsHeaders(rev.commit, choice.index ?? weightPaths[0])) };
     } catch (e) {
       if (e instanceof SafetensorParseError) model = { error: new ModelFormatError(e.message, "the repo's safetensors files are malformed; report it to the model's authors") };
       else if (e instanceof AirLLMError && !(e instanceof HubError)) model = { error: e };

@@ -102,6 +102,37 @@ export interface Pass {
   kv(layer: number, row: BatchRow): PagedKv;
   /** Device addresses of the architecture's constant tables (uploaded once). */
   readonly constants: Readonly<Record<string, number>>;
+  /** Device addresses of this pass's tables (ModelArch.passTables), uploaded before the pass. */
+  readonly tables: Readonly<Record<string, number>>;
+}
+
+/**
+ * A host table the forward reads on the device, uploaded once by the engine. Its values are
+ * computed on first use (a table may read the weights: Baichuan2's head norms), so building an
+ * architecture to plan or split a model reads nothing; its length is known up front for the plan.
+ */
+export interface ConstantTable {
+  /** Floats in the table. */
+  readonly length: number;
+  values(): Float32Array;
+}
+
+/** A table whose values are already known. */
+export function constantTable(values: Float32Array): ConstantTable {
+  return { length: values.length, values: () => values };
+}
+
+/** A table of `length` floats computed by `compute` on first use, once. */
+export function lazyTable(length: number, compute: () => Float32Array): ConstantTable {
+  let values: Float32Array | null = null;
+  return {
+    length,
+    values: () => {
+      values ??= compute();
+      if (values.length !== length) throw new Error(`internal: a constant table of ${length} floats computed ${values.length}`);
+      return values;
+    },
+  };
 }
 
 /** Per token, per layer: the floats of one key row and one value row the cache stores. */
@@ -118,8 +149,14 @@ export interface ModelArch {
   readonly hidden: number;
   /** Activation buffers of a pass (floats per row); `hidden`-wide rows come first. */
   readonly activations: ActivationWidths;
-  /** Host tables the forward reads on the device (rotary frequencies), uploaded once. */
-  readonly constants: Readonly<Record<string, Float32Array>>;
+  /** Host tables the forward reads on the device (rotary frequencies, ALiBi slopes), uploaded once. */
+  readonly constants: Readonly<Record<string, ConstantTable>>;
+  /**
+   * Host tables that depend on the pass (per-sequence rotary frequencies under dynamic NTK
+   * scaling, Qwen's logn query factors), computed from the batch before it runs and uploaded once
+   * for all its entries. Absent: none.
+   */
+  passTables?(batch: Batch): Readonly<Record<string, Float32Array>>;
   /** Runs one plan entry over the whole batch. */
   forward(entry: PlanEntry, pass: Pass): void;
 }
@@ -132,10 +169,22 @@ export function entryTensorNames(entry: PlanEntry): string[] {
 /** What an architecture may ask of the weight files while it builds its plan. */
 export interface ArchFiles {
   has(name: string): boolean;
+  /** Where the config came from, for messages (a config.json path, or a GGUF file's metadata). */
+  readonly configName: string;
+  /**
+   * The Euclidean norm of every row of a matrix as stored (dequantized), read from the files on
+   * the call: only call it from a ConstantTable's values(), i.e. when a model is loaded to run.
+   */
+  rowNorms(name: string): Float32Array;
   /** q/k rows hold rotary pairs side by side (llama.cpp's GGUF layout), not rotate-half halves. */
   readonly ropeInterleaved: boolean;
   /** Divisors of the rotary frequencies (GGUF rope_freqs.weight), or null. */
   readonly ropeFreqFactors: Float32Array | null;
+}
+
+/** ArchFiles.rowNorms where an architecture is built to plan or split a model, never to run it. */
+export function noRowReads(name: string): never {
+  throw new Error(`internal: the rows of ${name} were read while planning or splitting; constant tables read weights only at load`);
 }
 
 /** One architecture file: its config parser and its builder (src/model/arch/*). */

@@ -1,7 +1,7 @@
 // AutoModel.from_pretrained (AirLLM's entry point): read config and tokenizer, map the weights,
 // build the architecture and check the weights against it, pick a backend, plan the memory, build
 // the engine.
-import { freemem } from "node:os";
+import { freemem, totalmem } from "node:os";
 import type { Backend, KvDType } from "../backend/backend.ts";
 import { selectBackend, type DeviceChoice } from "../backend/select.ts";
 import { Engine } from "../engine/engine.ts";
@@ -9,18 +9,21 @@ import { PREFILL_CHUNK } from "../engine/generate.ts";
 import { DEFAULT_PAGE_SIZE, KvPool } from "../engine/kv/kv-pool.ts";
 import { LayerStreamer } from "../engine/layer-streamer.ts";
 import type { MemoryPlan } from "../engine/memory-plan.ts";
-import { checkPlanShapes, HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
+import { HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
 import { UsageError } from "../errors.ts";
 import type { Compression, SplitProgress } from "../split/split-model.ts";
-import { parseSize } from "../util/size.ts";
+import { formatBytes, parseSize } from "../util/size.ts";
+import { show } from "../util/validate.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import { chatTemplateFromFile } from "../tokenizer/chat-template.ts";
-import { architectureNamed } from "./arch/index.ts";
+import { buildArchitecture } from "./arch/index.ts";
 import { CausalLM } from "./causal-lm.ts";
 import { planLoad, type DeviceKind, type MoeStreaming } from "./load-plan.ts";
 import { openModelSource } from "./model-source.ts";
 import { diskLine } from "../hub/fit-check.ts";
 import { resolveModel } from "../hub/resolve-model.ts";
+import { rowNorms } from "./row-norms.ts";
+import { explainNonFinite } from "./weight-scan.ts";
 
 export interface FromPretrainedOptions {
   /** "auto" (default): CUDA when a GPU and driver are present, else the CPU with a notice. */
@@ -96,6 +99,11 @@ export interface FromPretrainedOptions {
   readonly hf_token?: string;
   /** A hub id is looked up in the cache only, never downloaded (as HF_HUB_OFFLINE=1). */
   readonly offline?: boolean;
+  /**
+   * A small model with the same vocabulary that drafts tokens for speculative decoding
+   * (`speculate: "draft"`). Loaded whole on the same device, outside the memory budget.
+   */
+  readonly draft_model?: string;
 }
 
 const DEFAULT_MAX_SEQ = 4096;
@@ -114,36 +122,62 @@ export const AutoModel = {
 /** A positive integer option, or its default. */
 function positiveInt(value: number | undefined, fallback: number, what: string): number {
   const v = value ?? fallback;
-  if (!(Number.isInteger(v) && v > 0)) throw new UsageError(`${what} ${v} must be a positive integer`);
+  if (!(Number.isSafeInteger(v) && v > 0)) throw new UsageError(`${what} ${show(v)} must be a positive integer`, "see the options of AutoModel.from_pretrained (airllm run --help)");
   return v;
+}
+
+/** The byte-size options, each parsed once (and checked whether or not the device uses it). */
+interface Sizes {
+  readonly maxGpuMemory?: number;
+  readonly maxMemory?: number;
+  readonly maxHostCache?: number;
+  readonly chunkSize?: number;
+  readonly expertCache?: number;
+}
+
+function parseSizes(o: FromPretrainedOptions): Sizes {
+  const size = (v: number | string | undefined, what: string, positive: boolean) => (v === undefined ? undefined : parseSize(v, what, positive));
+  return {
+    maxGpuMemory: size(o.max_gpu_memory, "max_gpu_memory", true),
+    maxMemory: size(o.max_memory, "max_memory", false),
+    // 0 is a choice here: no pinned cache (everything read from disk), no expert cache.
+    maxHostCache: size(o.max_host_cache, "max_host_cache", false),
+    chunkSize: size(o.chunk_size, "chunk_size", true),
+    expertCache: size(o.expert_cache, "expert_cache", false),
+  };
 }
 
 export async function loadModel(path: string, o: FromPretrainedOptions): Promise<CausalLM> {
   if (o.compression !== undefined && o.compression !== "4bit" && o.compression !== "8bit") {
-    throw new UsageError(`compression ${JSON.stringify(o.compression)} is not one of "4bit", "8bit"`);
+    throw new UsageError(`compression ${show(o.compression)} is not one of "4bit", "8bit"`);
   }
   const kvDtype = o.kv_dtype ?? "f16";
-  if (!KV_DTYPES.includes(kvDtype)) throw new UsageError(`kv_dtype ${JSON.stringify(kvDtype)} is not one of ${KV_DTYPES.join(", ")}`);
+  if (!KV_DTYPES.includes(kvDtype)) throw new UsageError(`kv_dtype ${show(kvDtype)} is not one of ${KV_DTYPES.join(", ")}`);
   if (o.moe_streaming !== undefined && o.moe_streaming !== "experts" && o.moe_streaming !== "layers") {
-    throw new UsageError(`moe_streaming ${JSON.stringify(o.moe_streaming)} is not one of "experts", "layers"`);
+    throw new UsageError(`moe_streaming ${show(o.moe_streaming)} is not one of "experts", "layers"`);
   }
+  if (o.threads !== undefined) positiveInt(o.threads, 1, "threads");
+  if (o.prefetch_depth !== undefined && !(Number.isSafeInteger(o.prefetch_depth) && o.prefetch_depth >= 0)) {
+    throw new UsageError(`prefetch_depth ${show(o.prefetch_depth)} must be a non-negative integer`, "0 fetches each chunk when it is needed; 1 (the default) fetches one ahead");
+  }
+  const sizes = parseSizes(o);
   const source = openModelSource(path, { compression: o.compression, splitDir: o.layer_shards_saving_path, onSplitProgress: o.onSplitProgress });
   const { config, generationConfig, tensors: files } = source;
   let backend: Backend | null = null;
   try {
     const maxPos = config.maxPositionEmbeddings;
     const wanted = positiveInt(o.max_seq_len, Math.min(maxPos, DEFAULT_MAX_SEQ), "max_seq_len");
+    if (wanted > maxPos) {
+      throw new UsageError(
+        `a context of ${wanted} positions (max_seq_len) is more than the model's ${maxPos} (max_position_embeddings in ${source.configName})`,
+        `ask for at most ${maxPos} positions: a shorter prompt, fewer new tokens or a smaller --ctx`,
+      );
+    }
     const minContext = Math.min(wanted, positiveInt(o.min_seq_len, 1, "min_seq_len"));
     const pageSize = positiveInt(o.kv_page_size, DEFAULT_PAGE_SIZE, "kv_page_size");
     const parallel = positiveInt(o.parallel, 1, "parallel");
     const prefetchDepth = o.prefetching === false ? 0 : (o.prefetch_depth ?? 1);
-    if (!(Number.isInteger(prefetchDepth) && prefetchDepth >= 0)) throw new UsageError(`prefetch_depth ${prefetchDepth} must be a non-negative integer`);
-    const arch = architectureNamed(config.arch).build(config, {
-      has: (n) => files.has(n),
-      ropeInterleaved: source.ropeInterleaved,
-      ropeFreqFactors: source.ropeFreqFactors,
-    });
-    checkPlanShapes(arch.plan, files);
+    const arch = buildArchitecture(source, (n) => rowNorms(files.get(n)));
 
     const selected = selectBackend(o.device ?? "auto", { threads: o.threads });
     const be = selected.backend;
@@ -156,27 +190,34 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     let plan: MemoryPlan | null = null;
     let pool: KvPool;
     let weights: WeightProvider;
+    if (onHost && sizes.maxGpuMemory !== undefined) o.onNotice?.("--max-gpu-memory (max_gpu_memory) budgets CUDA device memory; on the CPU it does nothing (--max-memory budgets RAM)");
     if (onHost && o.max_memory === undefined) {
-      pool = new KvPool(be, { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: parallel * Math.ceil(context / pageSize) });
+      const shape = { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: parallel * Math.ceil(context / pageSize) };
+      // Without a budget nothing else bounds the cache: refuse one the machine cannot hold before asking for it.
+      if (KvPool.bytes(shape) > totalmem()) {
+        throw new UsageError(
+          `the KV cache for ${parallel > 1 ? `${parallel} contexts` : "a context"} of ${context} positions needs ${formatBytes(KvPool.bytes(shape))}, more than this machine's ${formatBytes(totalmem())} of RAM`,
+          "lower the context (--ctx, max_seq_len), or give --max-memory (max_memory) so the context shrinks to fit",
+        );
+      }
+      pool = new KvPool(be, shape);
       weights = new HostMappedWeights(files, arch.plan);
     } else {
       const device: DeviceKind = onHost ? "cpu" : "cuda";
       const budget = onHost
-        ? parseSize(o.max_memory!, "max_memory")
-        : o.max_gpu_memory !== undefined
-          ? parseSize(o.max_gpu_memory, "max_gpu_memory")
-          : (be.memInfo?.().free ?? Number.POSITIVE_INFINITY) - DEVICE_MARGIN;
+        ? sizes.maxMemory!
+        : (sizes.maxGpuMemory ?? (be.memInfo?.().free ?? Number.POSITIVE_INFINITY) - DEVICE_MARGIN);
       const { units, memory } = planLoad(arch, files, {
         device,
         budget,
-        hostCacheBudget: onHost ? 0 : o.max_host_cache !== undefined ? parseSize(o.max_host_cache, "max_host_cache") : freemem() / 2,
+        hostCacheBudget: onHost ? 0 : (sizes.maxHostCache ?? freemem() / 2),
         prefetchDepth,
         context: { wanted, min: minContext, max: maxPos },
         kvDtype,
         pageSize,
         sequences: parallel,
-        chunkBytes: o.chunk_size !== undefined ? parseSize(o.chunk_size, "chunk_size") : undefined,
-        expertCacheBytes: o.expert_cache !== undefined ? parseSize(o.expert_cache, "expert_cache") : undefined,
+        chunkBytes: sizes.chunkSize,
+        expertCacheBytes: sizes.expertCache,
         moeStreaming: o.moe_streaming,
         budgetFlag: onHost ? "--max-memory" : "--max-gpu-memory",
       });
@@ -191,7 +232,12 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
       }
     }
     const engine = new Engine(be, arch, weights, pool, context);
+    engine.guards = {
+      beforePass: () => files.checkUnchanged(),
+      explainNonFinite: () => explainNonFinite(arch.plan, files),
+    };
     const given = o.tokenizer;
+    const draft = o.draft_model === undefined ? undefined : await loadDraft(o.draft_model, o, context);
     const model = new CausalLM({
       config,
       generationConfig,
@@ -202,7 +248,9 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
       closeFiles: () => source.close(),
       // Under a budget a pass carries no more tokens than its activations were planned for.
       scheduler: { maxRunning: o.parallel, prefixCache: o.prefix_cache, maxPassTokens: plan?.passRows ?? PREFILL_CHUNK },
+      draft,
     });
+    if (draft) checkDraftVocabulary(model, draft, path, o.draft_model!);
     if (!onHost) model.deviceFreeAtLoad = freeAtLoad;
     model.memoryPlan = plan;
     return model;
@@ -210,5 +258,37 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     backend?.destroy();
     source.close();
     throw e;
+  }
+}
+
+/** The draft model: whole and resident on the same device, its KV sized like the target's. */
+async function loadDraft(path: string, o: FromPretrainedOptions, context: number): Promise<CausalLM> {
+  const local = await resolveModel(path, { token: o.hf_token, offline: o.offline, onFitCheck: (fit) => o.onNotice?.(diskLine(fit.disk)) });
+  return loadModel(local, {
+    device: o.device,
+    threads: o.threads,
+    kv_dtype: o.kv_dtype,
+    max_seq_len: context,
+    min_seq_len: context,
+    parallel: o.parallel,
+    prefix_cache: false,
+    onNotice: o.onNotice,
+  });
+}
+
+/** Drafts are token ids: the draft must number its vocabulary exactly as the target does. */
+function checkDraftVocabulary(target: CausalLM, draft: CausalLM, targetPath: string, draftPath: string): void {
+  const a = target.tokenizer;
+  const b = draft.tokenizer;
+  const fail = (what: string) => {
+    draft.dispose();
+    throw new UsageError(
+      `the draft model "${draftPath}" does not share the vocabulary of "${targetPath}": ${what}`,
+      "speculative drafts are token ids, so the draft must use the same tokenizer: pick a smaller model of the same family, or use --speculate ngram (no draft model)",
+    );
+  };
+  if (a.vocabSize !== b.vocabSize) fail(`${b.vocabSize} tokens against ${a.vocabSize}`);
+  for (let id = 0; id < a.vocabSize; id++) {
+    if (a.idToToken(id) !== b.idToToken(id)) fail(`token ${id} is ${JSON.stringify(b.idToToken(id))} in the draft, ${JSON.stringify(a.idToToken(id))} in the target`);
   }
 }

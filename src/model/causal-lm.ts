@@ -12,7 +12,11 @@ import type { MemoryPlan } from "../engine/memory-plan.ts";
 import type { Sequence } from "../engine/sequence.ts";
 import { Scheduler, type SchedulerOptions } from "../engine/scheduler.ts";
 import type { GenerationRequest } from "../engine/job.ts";
-import { noChatTemplate, type ChatMessage, type ChatTemplate, type ChatTemplateOptions } from "../tokenizer/chat-template.ts";
+import type { Drafter, SpeculationMode } from "../engine/speculative/drafter.ts";
+import { ModelDrafter } from "../engine/speculative/model-drafter.ts";
+import { NgramDrafter } from "../engine/speculative/ngram-drafter.ts";
+import { UsageError } from "../errors.ts";
+import { noChatTemplate, type ChatFormat, type ChatMessage, type ChatTemplateOptions } from "../tokenizer/chat-template.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
 import type { ModelConfig } from "./config.ts";
 import type { GenerationConfig } from "./generation-config.ts";
@@ -34,12 +38,14 @@ export interface CausalLMParts {
   readonly generationConfig: GenerationConfig | null;
   /** Read on first use: a model driven by ids alone needs no tokenizer.json. */
   readonly loadTokenizer: () => TextTokenizer;
-  /** The model's chat template, or null when it ships none. */
-  readonly chatTemplate: ChatTemplate | null;
+  /** The model's chat template (or its family's chat code), or null when it has none. */
+  readonly chatTemplate: ChatFormat | null;
   readonly engine: Engine;
   readonly backend: Backend;
   readonly closeFiles: () => void;
   readonly scheduler?: SchedulerOptions;
+  /** A small model of the same vocabulary that drafts tokens for speculative decoding. */
+  readonly draft?: CausalLM;
 }
 
 export class CausalLM {
@@ -55,7 +61,9 @@ export class CausalLM {
   readonly backend: Backend;
   /** Every generate/stream/chat call of this model runs here: concurrent calls share passes. */
   readonly scheduler: Scheduler;
-  chatTemplate: ChatTemplate | null;
+  chatTemplate: ChatFormat | null;
+  /** The draft model (`draft_model`), or null. */
+  readonly draft: CausalLM | null;
   private disposed = false;
   private loadedTokenizer: TextTokenizer | null = null;
   private readonly loadTokenizer: () => TextTokenizer;
@@ -69,7 +77,17 @@ export class CausalLM {
     this.engine = parts.engine;
     this.backend = parts.backend;
     this.closeFiles = parts.closeFiles;
-    this.scheduler = new Scheduler(parts.engine, () => this.tokenizer, parts.scheduler);
+    this.draft = parts.draft ?? null;
+    this.scheduler = new Scheduler(parts.engine, () => this.tokenizer, { ...parts.scheduler, drafter: (mode, request) => this.drafter(mode, request) });
+  }
+
+  /** A request's drafter for speculative decoding. */
+  private drafter(mode: Exclude<SpeculationMode, "off">, request: GenerationRequest): Drafter {
+    if (mode === "ngram") return new NgramDrafter();
+    if (this.draft === null) {
+      throw new UsageError(`speculative decoding "${mode}" needs a draft model`, "load one with --draft-model PATH (draft_model): a small model with the same vocabulary; or use --speculate ngram, which needs none");
+    }
+    return new ModelDrafter(this.draft.engine, request.sampling ?? {}, this.tokenizer.vocabSize);
   }
 
   get tokenizer(): TextTokenizer {
@@ -109,6 +127,9 @@ export class CausalLM {
       stop: o.stop,
       eosIds: o.eosIds ?? this.eosIds,
       logprobs: o.logprobs,
+      speculate: o.speculate,
+      draftTokens: o.draftTokens,
+      adaptiveDraft: o.adaptiveDraft,
       ...(sequence ? { sequence } : {}),
     };
   }
@@ -130,7 +151,18 @@ export class CausalLM {
   /** Streams the assistant's reply to a conversation rendered with the model's chat template. */
   chatStream(messages: readonly ChatMessage[], opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
     const prompt = this.template().encode(messages, this.tokenizer);
-    return generateStream(this.scheduler, this.request(prompt, opts), { signal: opts.signal, onLogits: (l) => (this.lastLogits = l) });
+    return generateStream(this.scheduler, this.request(prompt, this.chatOptions(opts)), { signal: opts.signal, onLogits: (l) => (this.lastLogits = l) });
+  }
+
+  /** A chat reply also ends where the chat format says a turn ends (ChatGLM3's <|user|>). */
+  chatOptions(opts: GenerateCallOptions): GenerateCallOptions {
+    const format = this.template();
+    const stopIds = format.stopIds(this.tokenizer);
+    return {
+      ...opts,
+      eosIds: opts.eosIds ?? (stopIds.length === 0 ? undefined : [...new Set([...this.eosIds, ...stopIds])]),
+      stop: opts.stop ?? (format.stopTexts.length === 0 ? undefined : format.stopTexts),
+    };
   }
 
   async chat(messages: readonly ChatMessage[], opts: GenerateCallOptions = {}): Promise<GenerationResult> {
@@ -142,7 +174,7 @@ export class CausalLM {
     return new ChatSession(this, this.template(), system);
   }
 
-  private template(): ChatTemplate {
+  private template(): ChatFormat {
     if (this.chatTemplate === null) throw noChatTemplate(`model "${this.config.modelType}"`);
     return this.chatTemplate;
   }
@@ -166,6 +198,7 @@ export class CausalLM {
     if (this.disposed) return;
     this.disposed = true;
     this.scheduler.dispose();
+    this.draft?.dispose();
     this.engine.dispose();
     this.closeFiles();
     this.backend.destroy();
@@ -191,7 +224,7 @@ export class ChatSession {
 
   constructor(
     private readonly model: CausalLM,
-    private readonly template: ChatTemplate,
+    private readonly template: ChatFormat,
     private readonly system?: string,
   ) {
     this.seq = model.newSequence();
@@ -202,7 +235,7 @@ export class ChatSession {
   async *send(text: string, opts: GenerateCallOptions = {}): AsyncGenerator<GenerationChunk, GenerationResult> {
     const messages = [...this.messages, { role: "user", content: text }];
     const prompt = this.template.encode(messages, this.model.tokenizer);
-    const it = generateStream(this.model.scheduler, this.model.request(prompt, opts, this.seq), { signal: opts.signal });
+    const it = generateStream(this.model.scheduler, this.model.request(prompt, this.model.chatOptions(opts), this.seq), { signal: opts.signal });
     let r = await it.next();
     while (!r.done) {
       yield r.value;

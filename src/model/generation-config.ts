@@ -2,9 +2,10 @@
 // disagrees with config.json (stories260K stops on [2, 1], config.json says 2), and it is what
 // transformers' generate() uses, so the engine should prefer it when present.
 
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ModelFormatError } from "../errors.ts";
+import { readJsonObject, requireFile } from "../formats/input-files.ts";
+import { quote, show } from "../util/validate.ts";
 
 /** Only what the file states: a field the file leaves out stays undefined. */
 export interface GenerationConfig {
@@ -26,23 +27,17 @@ export const GENERATION_CONFIG_FILE = "generation_config.json";
 /** Read `<dir>/generation_config.json`; null when the folder has none. */
 export function loadGenerationConfig(dir: string): GenerationConfig | null {
   const path = join(dir, GENERATION_CONFIG_FILE);
-  if (!existsSync(path)) return null;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(path, "utf8"));
-  } catch (e) {
-    throw new ModelFormatError(`"${path}" is not valid JSON: ${(e as Error).message}`, "Fix or delete generation_config.json.");
-  }
-  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
-    throw new ModelFormatError(`"${path}" is not a JSON object`, "Fix or delete generation_config.json.");
-  }
-  return parseGenerationConfig(raw as Record<string, unknown>, path);
+  if (!requireFile(path, "Fix or delete generation_config.json.", true)) return null;
+  return parseGenerationConfig(readJsonObject(path, "Fix or delete generation_config.json."), path);
 }
 
 /** Normalize a parsed generation_config.json object; `path` only names the source in errors. */
-export function parseGenerationConfig(g: Record<string, unknown>, path = GENERATION_CONFIG_FILE): GenerationConfig {
+export function parseGenerationConfig(raw: Record<string, unknown>, path = GENERATION_CONFIG_FILE): GenerationConfig {
+  // Own keys only: a "constructor" key must not read Object's.
+  const g: Record<string, unknown> = Object.fromEntries(Object.entries(raw));
+  Object.setPrototypeOf(g, null);
   const bad = (key: string, want: string): never => {
-    throw new ModelFormatError(`"${path}": "${key}" must be ${want}, got ${JSON.stringify(g[key])}`, "Fix or delete generation_config.json.");
+    throw new ModelFormatError(`${quote(path, 200)}: "${key}" must be ${want}, got ${show(g[key])}`, "Fix or delete generation_config.json.");
   };
   const isId = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
   const out: Record<string, unknown> = {};
@@ -70,10 +65,10 @@ export function parseGenerationConfig(g: Record<string, unknown>, path = GENERAT
     if (typeof g.do_sample !== "boolean") bad("do_sample", "true or false");
     out.doSample = g.do_sample;
   }
-  number("temperature", "temperature", (v) => v >= 0, "a non-negative number");
+  number("temperature", "temperature", (v) => v >= 0 && Number.isFinite(v), "a finite non-negative number");
   number("top_k", "topK", (v) => Number.isSafeInteger(v) && v >= 0, "a non-negative integer");
   number("top_p", "topP", (v) => v > 0 && v <= 1, "a number in (0, 1]");
-  number("repetition_penalty", "repetitionPenalty", (v) => v > 0, "a positive number");
+  number("repetition_penalty", "repetitionPenalty", (v) => v > 0 && Number.isFinite(v), "a finite positive number");
   number("max_length", "maxLength", (v) => Number.isSafeInteger(v) && v > 0, "a positive integer");
   number("max_new_tokens", "maxNewTokens", (v) => Number.isSafeInteger(v) && v > 0, "a positive integer");
   return out as GenerationConfig;

@@ -24,10 +24,12 @@
 import type { DType } from "../backend/backend.ts";
 import type { HostTensor, TensorSource } from "../engine/tensor-source.ts";
 import { ModelFormatError } from "../errors.ts";
-import { GgufFile } from "../formats/gguf.ts";
+import { GgufFile, type GgufValue } from "../formats/gguf.ts";
 import { GgufTokenizer } from "../tokenizer/gguf-tokenizer.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
+import { checkFinite, checkId, checkInt, own, quote, show } from "../util/validate.ts";
 import { architectureFor } from "./arch/index.ts";
+import { CONFIG_LIMITS } from "./config-reader.ts";
 import type { ModelConfig, RopeScaling } from "./config.ts";
 
 /** GGUF type name → our dtype name (GgufFile refuses every other type by name). */
@@ -35,6 +37,8 @@ const GGUF_DTYPES: Record<string, DType> = {
   F32: "f32", F16: "f16", BF16: "bf16",
   Q8_0: "q8_0", Q4_0: "q4_0", Q4_1: "q4_1", Q5_0: "q5_0", Q5_1: "q5_1",
   Q2_K: "q2_k", Q3_K: "q3_k", Q4_K: "q4_k", Q5_K: "q5_k", Q6_K: "q6_k",
+  IQ2_XXS: "iq2_xxs", IQ2_XS: "iq2_xs", IQ2_S: "iq2_s", IQ3_XXS: "iq3_xxs", IQ3_S: "iq3_s", IQ1_S: "iq1_s", IQ1_M: "iq1_m",
+  IQ4_NL: "iq4_nl", IQ4_XS: "iq4_xs", TQ1_0: "tq1_0", TQ2_0: "tq2_0",
 };
 
 /** llama.cpp architectures, the model type each runs as, and what llama.cpp fixes for it. */
@@ -88,18 +92,18 @@ export interface GgufLocation {
 
 /** The GGUF location of a Hugging Face tensor name, or undefined when it has none. */
 export function ggufLocation(hfName: string): GgufLocation | undefined {
-  const global = GLOBAL_NAMES[hfName];
+  const global = own(GLOBAL_NAMES, hfName);
   if (global !== undefined) return { name: global, expert: -1 };
   const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
   if (m === null) return undefined;
   const [, layer, inner, kind] = m;
   const x = /^(?:block_sparse_moe|mlp)\.experts\.(\d+)\.(\w+)$/.exec(inner!);
   if (x !== null) {
-    const stem = EXPERT_NAMES[x[2]!];
+    const stem = own(EXPERT_NAMES, x[2]!);
     if (stem === undefined || kind !== "weight") return undefined;
     return { name: `blk.${layer}.${stem}_exps.weight`, expert: Number(x[1]), single: `blk.${layer}.${stem}.${x[1]}.weight` };
   }
-  const mapped = LAYER_NAMES[inner!];
+  const mapped = own(LAYER_NAMES, inner!);
   return mapped === undefined ? undefined : { name: `blk.${layer}.${mapped}.${kind}`, expert: -1 };
 }
 
@@ -111,6 +115,8 @@ export function ggufTensorName(hfName: string): string | undefined {
 
 export interface GgufModel {
   readonly config: ModelConfig;
+  /** Where the config came from, for messages: the file's metadata. */
+  readonly configName: string;
   /** Answers Hugging Face names; shapes are [rows, cols] (GGUF dims reversed). */
   readonly source: TensorSource;
   /** Built on first call from the file's metadata. */
@@ -134,18 +140,24 @@ export function loadGgufModel(path: string): GgufModel {
     const tokenizer = () => (tok ??= new GgufTokenizer(file));
     const template = file.get("tokenizer.chat_template");
     let ropeFreqFactors: Float32Array | null = null;
-    if (file.has("rope_freqs.weight")) {
-      const t = file.tensor("rope_freqs.weight");
+    if (file.has(ROPE_FREQS)) {
+      const t = file.tensor(ROPE_FREQS);
       if (t.typeName !== "F32" || t.dims.length !== 1 || t.dims[0] !== config.headDim / 2) {
-        throw new ModelFormatError(`"${path}": rope_freqs.weight is ${t.typeName} [${t.dims.join(", ")}], expected F32 [${config.headDim / 2}]`, "The file is corrupt; download it again.");
+        throw new ModelFormatError(`${quote(path, 200)}: ${ROPE_FREQS} is ${t.typeName} [${t.dims.join(", ")}], expected F32 [${config.headDim / 2}]`, "The file is corrupt; download it again.");
       }
-      ropeFreqFactors = new Float32Array(file.tensorBytes("rope_freqs.weight").slice().buffer);
+      ropeFreqFactors = new Float32Array(file.tensorBytes(ROPE_FREQS).slice().buffer);
+      // Each divides a rotary frequency: a zero or NaN factor turns every rotation into NaN.
+      const bad = ropeFreqFactors.findIndex((f) => !(Number.isFinite(f) && f > 0));
+      if (bad >= 0) {
+        throw new ModelFormatError(`${quote(path, 200)}: ${ROPE_FREQS}[${bad}] is ${ropeFreqFactors[bad]}, but every rotary frequency divisor must be a finite positive number`, "The file is corrupt; download or convert it again.");
+      }
     }
     return {
       config,
+      configName: `the metadata of ${quote(path, 200)}`,
       source: new GgufTensorSource(file),
       tokenizer,
-      ropeInterleaved: GGUF_ARCHS[String(file.get("general.architecture"))]!.ropeInterleaved,
+      ropeInterleaved: own(GGUF_ARCHS, file.get("general.architecture"))!.ropeInterleaved,
       chatTemplate: typeof template === "string" ? template : null,
       ropeFreqFactors,
       close: () => file.close(),
@@ -155,6 +167,9 @@ export function loadGgufModel(path: string): GgufModel {
     throw e;
   }
 }
+
+/** Read by the model loader itself (the rotary divisors), not by any plan entry. */
+const ROPE_FREQS = "rope_freqs.weight";
 
 /** TensorSource over a GgufFile, by Hugging Face name. `close()` closes the file. */
 export class GgufTensorSource implements TensorSource {
@@ -177,24 +192,37 @@ export class GgufTensorSource implements TensorSource {
     return this.#find(name) !== undefined;
   }
 
+  checkUnchanged(): void {
+    this.#file.checkUnchanged();
+  }
+
+  unused(used: ReadonlySet<string>): string[] {
+    const read = new Set([ROPE_FREQS]);
+    for (const name of used) {
+      const found = this.#find(name);
+      if (found !== undefined) read.add(found.tensor);
+    }
+    return this.#file.tensorNames.filter((n) => !read.has(n));
+  }
+
   get(name: string): HostTensor {
     const found = this.#find(name);
     if (found === undefined) {
       const at = ggufLocation(name);
       throw new ModelFormatError(
-        `"${this.#file.path}" has no tensor for "${name}"${at === undefined ? " (no GGUF name maps to it)" : ` (looked for "${at.name}"${at.single ? ` and "${at.single}"` : ""})`}`,
+        `${quote(this.#file.path, 200)} has no tensor for ${quote(name)}${at === undefined ? " (no GGUF name maps to it)" : ` (looked for ${quote(at.name)}${at.single ? ` and ${quote(at.single)}` : ""})`}`,
         "The file is incomplete or of another architecture; check it with gguf-dump.",
       );
     }
     const t = this.#file.tensor(found.tensor);
-    const dtype = GGUF_DTYPES[t.typeName]!;
+    const dtype = own(GGUF_DTYPES, t.typeName)!;
     let shape = [...t.dims].reverse();
     // shared_expert_gate is [1, hidden] in the checkpoint; llama.cpp stores it as a vector.
     if (name.endsWith("mlp.shared_expert_gate.weight") && shape.length === 1) shape = [1, shape[0]!];
     if (found.expert < 0) return { name, dtype, shape, addr: t.addr, bytes: t.bytes, file: this.#file.path, fileOffset: t.offset };
     const [experts, ...rest] = shape;
     if (found.expert >= experts!) {
-      throw new ModelFormatError(`"${this.#file.path}": ${found.tensor} holds ${experts} experts, not expert ${found.expert}`, "The file and its expert_count disagree; convert the model again.");
+      throw new ModelFormatError(`${quote(this.#file.path, 200)}: ${quote(found.tensor)} holds ${experts} experts, not expert ${found.expert}`, "The file and its expert_count disagree; convert the model again.");
     }
     const bytes = t.bytes / experts!;
     const at = found.expert * bytes;
@@ -210,60 +238,79 @@ export class GgufTensorSource implements TensorSource {
 export function ggufConfig(file: GgufFile): ModelConfig {
   const path = file.path;
   const bad = (what: string, hint = "Convert the model again with a current llama.cpp (convert_hf_to_gguf.py)."): never => {
-    throw new ModelFormatError(`"${path}": ${what}`, hint);
+    throw new ModelFormatError(`${quote(path, 200)}: ${what}`, hint);
   };
   const arch = file.get("general.architecture");
-  const known = typeof arch === "string" ? GGUF_ARCHS[arch] : undefined;
+  const known = own(GGUF_ARCHS, arch);
   if (known === undefined) {
     return bad(
-      `general.architecture ${JSON.stringify(arch ?? null)} is not supported; supported: ${SUPPORTED_GGUF_ARCHS.join(", ")}`,
+      `general.architecture ${show(arch ?? null)} is not supported; supported: ${SUPPORTED_GGUF_ARCHS.join(", ")}`,
       "Use the model's Hugging Face folder, or a GGUF of a supported architecture (Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen2-MoE, Qwen3-MoE).",
     );
   }
-  const num = (key: string, fallback?: number): number => {
+  const L = CONFIG_LIMITS;
+  const value = (key: string, fallback?: number): GgufValue => {
     const v = file.get(`${arch}.${key}`) ?? fallback;
     if (v === undefined) bad(`missing ${arch}.${key}`);
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) bad(`${arch}.${key} must be a positive number, got ${String(v)}`);
-    return v as number;
+    return v!;
   };
-  const int = (key: string, fallback?: number): number => {
-    const v = num(key, fallback);
-    if (!Number.isSafeInteger(v)) bad(`${arch}.${key} must be an integer, got ${v}`);
-    return v;
-  };
+  const num = (key: string, fallback?: number): number => checkFinite(value(key, fallback), `${arch}.${key}`, bad, { above: 0 });
+  const int = (key: string, fallback?: number, max: number = L.dim): number => checkInt(value(key, fallback), `${arch}.${key}`, bad, { min: 1, max });
 
   const hiddenSize = int("embedding_length");
-  const numHeads = int("attention.head_count");
-  const numKvHeads = int("attention.head_count_kv", numHeads);
-  if (numHeads % numKvHeads !== 0) bad(`attention.head_count ${numHeads} is not a multiple of head_count_kv ${numKvHeads}`);
+  const numHeads = int("attention.head_count", undefined, L.heads);
+  const numKvHeads = int("attention.head_count_kv", numHeads, L.heads);
+  if (numHeads % numKvHeads !== 0) bad(`${arch}.attention.head_count ${numHeads} is not a multiple of ${arch}.attention.head_count_kv ${numKvHeads}`);
   const headDim = int("attention.key_length", Math.floor(hiddenSize / numHeads));
-  if (headDim % 2 !== 0) bad(`head dim ${headDim} must be even (rotary pairs)`);
+  if (headDim % 2 !== 0) {
+    bad(file.has(`${arch}.attention.key_length`) ? `${arch}.attention.key_length ${headDim} must be even (rotary pairs)` : `the head dim ${headDim} (embedding_length ${hiddenSize} / head_count ${numHeads}; the file has no ${arch}.attention.key_length) must be even (rotary pairs)`);
+  }
   const rotaryDim = int("rope.dimension_count", headDim);
-  if (rotaryDim !== headDim) bad(`rope.dimension_count ${rotaryDim} differs from the head dim ${headDim}`, "Partial rotary embeddings are not implemented.");
+  if (rotaryDim !== headDim) bad(`${arch}.rope.dimension_count ${rotaryDim} differs from the head dim ${headDim}`, "Partial rotary embeddings are not implemented.");
 
-  let vocabSize: number;
-  if (file.has("token_embd.weight")) vocabSize = file.tensor("token_embd.weight").dims[1] ?? 0;
-  else {
-    const tokens = file.get("tokenizer.ggml.tokens");
-    vocabSize = Array.isArray(tokens) ? tokens.length : int("vocab_size");
+  // The layer count sizes the plan: it must be the blocks the file holds, checked before anything is built.
+  const numLayers = int("block_count", undefined, L.layers);
+  const blocks = new Set<number>();
+  for (const n of file.tensorNames) {
+    const m = /^blk\.(\d+)\./.exec(n);
+    if (m !== null) blocks.add(Number(m[1]));
+  }
+  const present = blocks.size === 0 ? 0 : Math.max(...blocks) + 1;
+  if (present !== numLayers) {
+    bad(`${arch}.block_count is ${numLayers}, but the file holds tensors of ${present} block${present === 1 ? "" : "s"} (blk.0 … blk.${Math.max(0, present - 1)})`, "The metadata and the tensors disagree; convert the model again.");
   }
 
-  const embDtype = file.has("token_embd.weight") ? GGUF_DTYPES[file.tensor("token_embd.weight").typeName] : undefined;
+  let vocabSize: number;
+  if (file.has("token_embd.weight")) vocabSize = checkInt(file.tensor("token_embd.weight").dims[1], "the rows of token_embd.weight", bad, { min: 1, max: L.vocab });
+  else {
+    const tokens = file.get("tokenizer.ggml.tokens");
+    vocabSize = Array.isArray(tokens) ? tokens.length : int("vocab_size", undefined, L.vocab);
+  }
+
+  const embDtype = file.has("token_embd.weight") ? own(GGUF_DTYPES, file.tensor("token_embd.weight").typeName) : undefined;
   const tokenId = (key: string): number | null => {
     const v = file.get(`tokenizer.ggml.${key}`);
-    return typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : null;
+    return v === undefined ? null : checkId(v, `tokenizer.ggml.${key}`, vocabSize, bad);
   };
   const eos = tokenId("eos_token_id");
-  const numLayers = int("block_count");
-  const experts = Number(file.get(`${arch}.expert_count`) ?? 0);
+  const experts = checkInt(file.get(`${arch}.expert_count`) ?? 0, `${arch}.expert_count`, bad, { min: 0, max: L.experts });
   const modelType = known.modelType(experts);
   const ffn = int("feed_forward_length");
   // A layer is sparse where it has a router (Qwen-MoE checkpoints may keep dense layers).
   const sparseLayers = Array.from({ length: numLayers }, (_, i) => experts > 0 && file.has(`blk.${i}.ffn_gate_inp.weight`));
+  // The plan lists every expert of every sparse layer: the count must be the experts the file holds.
+  const first = sparseLayers.indexOf(true);
+  if (first >= 0) {
+    const merged = `blk.${first}.ffn_gate_exps.weight`;
+    const held = file.has(merged) ? (file.tensor(merged).dims[2] ?? 1) : file.has(`blk.${first}.ffn_gate.${experts - 1}.weight`) && !file.has(`blk.${first}.ffn_gate.${experts}.weight`) ? experts : -1;
+    if (held !== experts) {
+      bad(`${arch}.expert_count is ${experts}, but ${held >= 0 ? `${quote(merged)} holds ${held}` : `blk.${first} does not hold experts 0 … ${experts - 1}`}`, "The metadata and the tensors disagree; convert the model again.");
+    }
+  }
   const moe = experts > 0
     ? {
         numExperts: experts,
-        topK: int("expert_used_count"),
+        topK: int("expert_used_count", undefined, experts),
         expertIntermediate: int("expert_feed_forward_length", ffn),
         normTopkProb: known.normTopk,
         sparseLayers,
@@ -282,7 +329,7 @@ export function ggufConfig(file: GgufFile): ModelConfig {
     numKvHeads,
     headDim,
     vocabSize,
-    maxPositionEmbeddings: int("context_length", 2048),
+    maxPositionEmbeddings: int("context_length", 2048, L.positions),
     rmsNormEps: num("attention.layer_norm_rms_epsilon"),
     ropeTheta: num("rope.freq_base", 10000),
     ropeScaling: ropeScaling(file, arch as string, bad),
@@ -305,12 +352,14 @@ function ropeScaling(file: GgufFile, arch: string, bad: (what: string, hint?: st
   // Files from before rope.scaling.* carry a bare linear factor.
   const legacy = file.get(`${arch}.rope.scale_linear`);
   if (type === undefined || type === "none") {
-    return typeof legacy === "number" && legacy !== 1 ? { type: "linear", factor: legacy } : null;
+    if (legacy === undefined) return null;
+    // Every frequency is divided by it: NaN, 0 or a negative factor turns the rotations into garbage.
+    const factor = checkFinite(legacy, `${arch}.rope.scale_linear`, bad, { above: 0 });
+    return factor === 1 ? null : { type: "linear", factor };
   }
   if (type !== "linear") {
-    bad(`${arch}.rope.scaling.type "${String(type)}" is not supported; supported: none, linear`, "YaRN scaling is not implemented; use a model without it.");
+    bad(`${arch}.rope.scaling.type ${show(type)} is not supported; supported: "none", "linear"`, "YaRN scaling is not implemented; use a model without it.");
   }
-  const factor = file.get(`${arch}.rope.scaling.factor`);
-  if (typeof factor !== "number" || !(factor > 0)) bad(`${arch}.rope.scaling.factor must be a positive number, got ${String(factor)}`);
-  return factor === 1 ? null : { type: "linear", factor: factor as number };
+  const factor = checkFinite(file.get(`${arch}.rope.scaling.factor`), `${arch}.rope.scaling.factor`, bad, { above: 0 });
+  return factor === 1 ? null : { type: "linear", factor };
 }

@@ -48,6 +48,11 @@ export interface LoadPlan {
   readonly memory: MemoryPlan;
 }
 
+/** Memory of the architecture's constant tables, each its own allocation of whole granules. */
+function constantBytes(arch: ModelArch, granule: number): number {
+  return Object.values(arch.constants).reduce((a, t) => a + Math.max(1, Math.ceil((t.length * 4) / granule)) * granule, 0);
+}
+
 export function planLoad(arch: ModelArch, source: TensorSource, o: LoadPlanOptions): LoadPlan {
   const units = planUnits(arch.plan, source, o.moeStreaming !== "layers");
   const granule = o.device === "cuda" ? DEVICE_GRANULE : HOST_GRANULE;
@@ -67,8 +72,9 @@ export function planLoad(arch: ModelArch, source: TensorSource, o: LoadPlanOptio
     granule,
     prefetchDepth: o.prefetchDepth,
     hostCacheBudget: o.device === "cuda" ? o.hostCacheBudget : 0,
-    // The engine's own two small blocks (rotary table, page tables), plus the backend's.
-    backendBytes: 2 * granule + (o.device === "cuda" ? CUDA_BACKEND_BYTES : 0),
+    // The engine's own small blocks (page tables, the architecture's constant tables, its
+    // per-pass tables), plus the backend's.
+    backendBytes: granule + constantBytes(arch, granule) + (arch.passTables ? granule : 0) + (o.device === "cuda" ? CUDA_BACKEND_BYTES : 0),
     chunkBytes: o.chunkBytes,
     expertCacheBytes: o.expertCacheBytes,
     budgetFlag: o.budgetFlag,

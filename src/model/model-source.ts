@@ -1,21 +1,26 @@
 // Where a model comes from: a Hugging Face folder (config.json, safetensors, tokenizer.json, or
 // an AirLLM split of one) or a single llama.cpp GGUF file. Both become the same things for the
 // engine: a config, named tensors, a tokenizer made on first use, and the RoPE layout.
-import { existsSync, statSync } from "node:fs";
+import { join } from "node:path";
 import type { TensorSource } from "../engine/tensor-source.ts";
 import { ModelFormatError, UsageError } from "../errors.ts";
+import { notAFile, pathKind } from "../formats/input-files.ts";
 import { openWeightFiles, WeightFiles } from "../formats/model-files.ts";
 import { splitModel, storedDtype, type Compression, type SplitProgress } from "../split/split-model.ts";
 import { tensorBytes } from "../backend/backend.ts";
 import type { TextTokenizer } from "../tokenizer/text-tokenizer.ts";
-import { AirTokenizer } from "../tokenizer/tokenizer.ts";
-import { ChatTemplate, loadChatTemplate } from "../tokenizer/chat-template.ts";
-import { loadModelConfig, type ModelConfig } from "./config.ts";
+import { loadTokenizer } from "../tokenizer/load-tokenizer.ts";
+import { ChatTemplate, type ChatFormat } from "../tokenizer/chat-template.ts";
+import { loadChatFormat } from "../tokenizer/family-chat.ts";
+import { quote } from "../util/validate.ts";
+import { CONFIG_FILE, loadModelConfig, type ModelConfig } from "./config.ts";
 import { loadGenerationConfig, type GenerationConfig } from "./generation-config.ts";
 import { loadGgufModel } from "./gguf-model.ts";
 
 export interface ModelSource {
   readonly config: ModelConfig;
+  /** Where the config came from, for messages: a config.json path, or a GGUF file's metadata. */
+  readonly configName: string;
   readonly generationConfig: GenerationConfig | null;
   readonly tensors: TensorSource;
   /** Read on first use: a model driven by ids alone needs no tokenizer. */
@@ -24,8 +29,8 @@ export interface ModelSource {
   readonly ropeInterleaved: boolean;
   /** Divisors of the rotary frequencies (GGUF rope_freqs.weight), or null. */
   readonly ropeFreqFactors: Float32Array | null;
-  /** The chat template the model ships, read on first use (null when it has none). */
-  readonly chatTemplate: () => ChatTemplate | null;
+  /** The chat template the model ships (or its family's chat code), read on first use (null when it has none). */
+  readonly chatTemplate: () => ChatFormat | null;
   close(): void;
 }
 
@@ -38,20 +43,24 @@ export interface ModelSourceOptions {
   readonly onSplitProgress?: (p: SplitProgress) => void;
 }
 
+const HINT_MODEL = "pass a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file";
+
 export function openModelSource(path: string, options: ModelSourceOptions = {}): ModelSource {
-  if (!existsSync(path)) {
-    throw new ModelFormatError(`model "${path}" does not exist`, "pass a Hugging Face model folder (config.json, safetensors, tokenizer.json) or a .gguf file");
-  }
-  if (statSync(path).isFile()) {
+  const kind = pathKind(path);
+  if (kind === "missing") throw new ModelFormatError(`model ${quote(path, 200)} does not exist`, HINT_MODEL);
+  // A FIFO, a device or a broken link is neither a folder nor a GGUF file: said so, not "no config.json".
+  if (kind !== "file" && kind !== "dir") throw new ModelFormatError(`model ${notAFile(path, kind)}`, HINT_MODEL);
+  if (kind === "file") {
     if (!path.endsWith(".gguf")) {
-      throw new ModelFormatError(`"${path}" is a file but not a .gguf file`, "pass a .gguf file, or the folder that holds config.json and the safetensors weights");
+      throw new ModelFormatError(`${quote(path, 200)} is a file but not a .gguf file`, "pass a .gguf file, or the folder that holds config.json and the safetensors weights");
     }
     if (options.compression !== undefined) {
-      throw new UsageError(`--compression ${options.compression} applies to Hugging Face folders; "${path}" is a GGUF file, quantized already`, "drop --compression, or pick a more quantized GGUF file");
+      throw new UsageError(`--compression ${options.compression} applies to Hugging Face folders; ${quote(path, 200)} is a GGUF file, quantized already`, "drop --compression, or pick a more quantized GGUF file");
     }
     const g = loadGgufModel(path);
     return {
       config: g.config,
+      configName: g.configName,
       generationConfig: null,
       tensors: g.source,
       tokenizer: () => g.tokenizer(),
@@ -70,12 +79,14 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
     : WeightFiles.open(splitModel(path, { compression: options.compression, outDir: options.splitDir, onProgress: options.onSplitProgress }).splitDir);
   return {
     config,
+    configName: quote(join(path, CONFIG_FILE), 200),
     generationConfig,
     tensors: files,
-    tokenizer: () => AirTokenizer.fromDir(path),
+    // tokenizer.json, else the family's tokenizer.model / qwen.tiktoken (remote-code models).
+    tokenizer: () => loadTokenizer(path),
     ropeInterleaved: false,
     ropeFreqFactors: null,
-    chatTemplate: () => loadChatTemplate(path),
+    chatTemplate: () => loadChatFormat(path),
     close: () => files.close(),
   };
 }
@@ -88,9 +99,9 @@ export function openModelSource(path: string, options: ModelSourceOptions = {}):
 export function inspectModelSource(path: string, compression?: Compression): ModelSource {
   const source = openModelSource(path);
   if (compression === undefined) return source;
-  if (statSync(path).isFile()) {
+  if (pathKind(path) === "file") {
     source.close();
-    throw new UsageError(`--compression ${compression} applies to Hugging Face folders; "${path}" is a GGUF file, quantized already`, "drop --compression");
+    throw new UsageError(`--compression ${compression} applies to Hugging Face folders; ${quote(path, 200)} is a GGUF file, quantized already`, "drop --compression");
   }
   return { ...source, tensors: sizedAsCompressed(source.tensors, compression) };
 }
@@ -99,6 +110,8 @@ export function inspectModelSource(path: string, compression?: Compression): Mod
 export function sizedAsCompressed(files: TensorSource, compression: Compression): TensorSource {
   return {
     has: (name) => files.has(name),
+    unused: (used) => files.unused(used),
+    checkUnchanged: () => files.checkUnchanged(),
     get: (name) => {
       const t = files.get(name);
       const dtype = storedDtype(t, compression);

@@ -2,6 +2,7 @@
 // "linear", "llama3" in modeling_rope_utils.py). Scaling is folded into inv_freq once here, so the
 // backends' `rope` op only ever sees plain frequencies and an attention factor.
 
+import { checkFinite, show } from "../util/validate.ts";
 import type { ConfigReader } from "./config-reader.ts";
 
 export type RopeScaling =
@@ -24,38 +25,37 @@ const SUPPORTED_ROPE = ["default", "linear", "llama3"];
  * ({type|rope_type, factor, ...}), or transformers 5's `rope_parameters` holding all of it.
  */
 export function parseRope(r: ConfigReader, maxPos: number, defaultTheta: number): { ropeTheta: number; ropeScaling: RopeScaling } {
-  const c = r.raw;
   // transformers: `rope_scaling or rope_parameters` (an empty dict counts as absent).
   const given = (v: unknown) => v !== undefined && v !== null && !(typeof v === "object" && Object.keys(v).length === 0);
-  const params = given(c.rope_scaling) ? c.rope_scaling : given(c.rope_parameters) ? c.rope_parameters : null;
+  const params = given(r.get("rope_scaling")) ? r.get("rope_scaling") : given(r.get("rope_parameters")) ? r.get("rope_parameters") : null;
   if (params !== null && (typeof params !== "object" || Array.isArray(params))) {
-    r.bad(`rope_scaling must be an object or null, got ${JSON.stringify(params)}`);
+    r.bad(`rope_scaling must be an object or null, got ${show(params)}`);
   }
-  const p = (params ?? {}) as Record<string, unknown>;
-  if (Object.values(p).some((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
+  const raw = (params ?? {}) as Record<string, unknown>;
+  const p = (key: string): unknown => (Object.hasOwn(raw, key) ? raw[key] : undefined);
+  if (Object.values(raw).some((v) => v !== null && typeof v === "object" && !Array.isArray(v))) {
     r.bad("per-layer-type rope_parameters are not supported", "Only one RoPE setting for all layers is implemented.");
   }
 
   // A theta inside the rope dict wins over a top-level one, as in convert_rope_params_to_dict.
-  const theta = p.rope_theta ?? c.rope_theta ?? defaultTheta;
-  if (typeof theta !== "number" || !(theta > 0)) r.bad(`rope_theta must be a positive number, got ${JSON.stringify(theta)}`);
-  const partial = p.partial_rotary_factor ?? c.partial_rotary_factor ?? 1;
-  if (partial !== 1) r.bad(`partial_rotary_factor ${JSON.stringify(partial)} is not supported (only 1.0)`);
+  const theta = p("rope_theta") ?? r.get("rope_theta") ?? defaultTheta;
+  // JSON's 1e400 parses as Infinity, which `> 0` lets through and every frequency then is 0.
+  const ropeTheta = checkFinite(theta, "rope_theta", (what) => r.bad(what), { above: 0 });
+  const partial = p("partial_rotary_factor") ?? r.get("partial_rotary_factor") ?? 1;
+  if (partial !== 1) r.bad(`partial_rotary_factor ${show(partial)} is not supported (only 1.0)`);
 
-  const type = p.rope_type ?? p.type ?? "default";
+  const type = p("rope_type") ?? p("type") ?? "default";
   if (typeof type !== "string" || !SUPPORTED_ROPE.includes(type)) {
     r.bad(
-      `rope scaling type ${JSON.stringify(type)} is not supported; supported: ${SUPPORTED_ROPE.join(", ")}`,
+      `rope scaling type ${show(type)} is not supported; supported: ${SUPPORTED_ROPE.join(", ")}`,
       "Dynamic-NTK, YaRN and LongRoPE scaling are not implemented; remove rope_scaling to run within the original context.",
     );
   }
-  const ropeTheta = theta as number;
   if (PLAIN_ROPE.has(type as string)) return { ropeTheta, ropeScaling: null };
 
   const positive = (key: string, fallback?: number): number => {
-    const v = p[key] ?? fallback;
-    if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) r.bad(`rope_scaling (${type}) needs a positive "${key}", got ${JSON.stringify(v)}`);
-    return v as number;
+    const v = p(key) ?? fallback;
+    return checkFinite(v, `rope_scaling (${type}) "${key}"`, (what) => r.bad(what), { above: 0 });
   };
   const factor = positive("factor");
   if (type === "linear") return { ropeTheta, ropeScaling: { type: "linear", factor } };

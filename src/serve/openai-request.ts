@@ -1,5 +1,6 @@
 // The request bodies of /v1/chat/completions and /v1/completions, checked field by field: a bad
 // value is a 400 that names the field, and what is valid becomes generation options.
+import type { SpeculationMode } from "../engine/speculative/drafter.ts";
 import type { ChatMessage } from "../tokenizer/chat-template.ts";
 import type { WorkerGenerateOptions } from "../worker/protocol.ts";
 import { badField } from "./http-error.ts";
@@ -46,6 +47,13 @@ function stops(b: Body): string[] | undefined {
   throw badField("stop", "must be a string or a list of strings");
 }
 
+function speculationOf(b: Body): SpeculationMode | undefined {
+  const v = b.speculate;
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string" || !SPECULATION_MODES.includes(v as SpeculationMode)) throw badField("speculate", `must be one of ${SPECULATION_MODES.join(", ")}, got ${JSON.stringify(v)}`);
+  return v as SpeculationMode;
+}
+
 function messagesOf(b: Body): ChatMessage[] {
   const v = b.messages;
   if (!Array.isArray(v) || v.length === 0) throw badField("messages", "must be a non-empty list of { role, content }");
@@ -74,8 +82,16 @@ function promptsOf(b: Body): (string | number[])[] {
   throw badField("prompt", "must be a string, a list of strings, a list of token ids or a list of such lists");
 }
 
+/** Server-wide defaults a request may override. */
+export interface RequestDefaults {
+  readonly speculate?: SpeculationMode;
+  readonly draftTokens?: number;
+}
+
+const SPECULATION_MODES: readonly SpeculationMode[] = ["off", "ngram", "draft"];
+
 /** The checked request; `context` bounds max_tokens' default for chat. */
-export function parseRequest(kind: "chat" | "completion", body: unknown, context: number): ParsedRequest {
+export function parseRequest(kind: "chat" | "completion", body: unknown, context: number, defaults: RequestDefaults = {}): ParsedRequest {
   if (body === null || typeof body !== "object" || Array.isArray(body)) throw badField("body", "must be a JSON object");
   const b = body as Body;
   const model = b.model;
@@ -106,6 +122,9 @@ export function parseRequest(kind: "chat" | "completion", body: unknown, context
     presencePenalty: num(b, "presence_penalty", (v) => v >= -2 && v <= 2, "a number from -2 to 2"),
     stop: stops(b),
     ...(logprobs !== null ? { logprobs } : {}),
+    // Extensions (as vLLM and llama.cpp add their own): speculative decoding per request.
+    speculate: speculationOf(b) ?? defaults.speculate,
+    draftTokens: int(b, "draft_tokens", 1, 64) ?? defaults.draftTokens,
   };
   return {
     kind,

@@ -5,6 +5,7 @@
 // went away, and on shutdown it stops accepting, lets in-flight requests finish for a grace
 // period, then cancels the rest.
 import type { GenerationChunk, GenerationResult } from "../engine/job.ts";
+import type { SpeculationMode } from "../engine/speculative/drafter.ts";
 import type { ModelInfo, WorkerGenerateOptions, WorkerInput, WorkerMetrics } from "../worker/protocol.ts";
 import { generationError, HttpError } from "./http-error.ts";
 import { ServerMetrics } from "./metrics.ts";
@@ -49,6 +50,9 @@ export interface ServeOptions {
   readonly modelAliases?: readonly string[];
   /** One line per request and per state change (stderr in the CLI). */
   readonly log?: (line: string) => void;
+  /** Speculative decoding for requests that do not choose (`speculate` in the body). */
+  readonly speculate?: SpeculationMode;
+  readonly draftTokens?: number;
 }
 
 const DEFAULT_MAX_BODY = 8 * 1024 * 1024;
@@ -236,7 +240,7 @@ export class OpenAIServer {
     } catch (e) {
       throw new HttpError(400, `the body is not valid JSON: ${(e as Error).message}`, "invalid_request_error", "body");
     }
-    const p = parseRequest(kind, body, model.info.context);
+    const p = parseRequest(kind, body, model.info.context, { speculate: this.o.speculate, draftTokens: this.o.draftTokens });
     if (p.model !== null && !this.names.has(p.model)) {
       throw new HttpError(404, `the model "${p.model}" is not served here; this server serves "${this.o.modelId}"`, "invalid_request_error", "model", "model_not_found");
     }

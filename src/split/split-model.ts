@@ -1,7 +1,7 @@
 // AirLLM's split: one safetensors file per layer-plan entry in `<out>/splitted_model/`, named after
 // the module, original tensor names inside, and an empty `<file>.done` once the file is durable.
 // The markers make the split resumable: an entry without one is redone from scratch, an entry with
-// one (and the right size) is kept, and a split whose entries all have one is reused untouched.
+// one (and the right size and header) is kept, and a split whose entries all have one is reused untouched.
 // With `compression` (AirLLM's "4bit" / "8bit") the folder is `splitted_model.4bit/` or `.8bit/`
 // and every 2-D weight is stored as nf4 / q8_block (zig-src/cpu/quant_bnb.zig).
 
@@ -10,15 +10,19 @@ import { tensorBytes } from "../backend/backend.ts";
 import { CpuBackend } from "../backend/cpu/cpu-backend.ts";
 import { copyFileSync, existsSync, mkdirSync, rmSync, statfsSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { ModelFormatError, UsageError } from "../errors.ts";
-import { DONE_SUFFIX, hasOwnWeights, INDEX_FILE, SPLIT_DIR, WeightFiles } from "../formats/model-files.ts";
-import { architectureNamed } from "../model/arch/index.ts";
-import { loadModelConfig } from "../model/config.ts";
+import { errnoCode, IoError, ModelFormatError, UsageError } from "../errors.ts";
+import { pathKind } from "../formats/input-files.ts";
+import { DONE_SUFFIX, hasOwnWeights, SPLIT_DIR, WeightFiles } from "../formats/model-files.ts";
+import { SafetensorsFile } from "../formats/safetensors.ts";
+import { buildArchitecture } from "../model/arch/index.ts";
+import { CONFIG_FILE, loadModelConfig } from "../model/config.ts";
+import { quote } from "../util/validate.ts";
 import { formatBytes } from "../util/size.ts";
 import { fsyncDir, safetensorsFileBytes, writeSafetensors, type TensorSource } from "./safetensors-writer.ts";
 
-/** Copied beside the weights so the split folder is itself a model folder. */
-const SIDE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json"];
+/** Copied beside the weights so the split folder is itself a model folder (the tokenizer too, in
+ *  whichever file the model keeps it: tokenizer.json, SentencePiece's, tiktoken's). */
+const SIDE_FILES = ["config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model", "qwen.tiktoken"];
 
 export interface SplitProgress {
   /** 1-based position of the entry in the plan, and the plan's length. */
@@ -39,7 +43,7 @@ export const COMPRESSION_DTYPE: Record<Compression, BnbDType> = { "4bit": "nf4",
 /** A --compression value checked: undefined (none), "4bit" or "8bit". */
 export function parseCompression(value: string | undefined): Compression | undefined {
   if (value === undefined || value === "4bit" || value === "8bit") return value;
-  throw new UsageError(`--compression ${value} is not one of 4bit, 8bit`, "4bit = NF4 (blocks of 64, as AirLLM), 8bit = blockwise 8-bit (linear map, blocks of 64)");
+  throw new UsageError(`--compression ${quote(value)} is not one of 4bit, 8bit`, "4bit = NF4 (blocks of 64, as AirLLM), 8bit = blockwise 8-bit (linear map, blocks of 64)");
 }
 
 /** `splitted_model`, or AirLLM's `splitted_model.4bit` / `splitted_model.8bit`. */
@@ -124,7 +128,8 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
   const source = WeightFiles.open(modelDir);
   let result: Omit<SplitResult, "deleted">;
   try {
-    const { plan } = architectureNamed(config.arch).build(config, { has: (n) => source.has(n), ropeInterleaved: false, ropeFreqFactors: null });
+    const configName = quote(join(modelDir, CONFIG_FILE), 200);
+    const { plan } = buildArchitecture({ config, configName, tensors: source, ropeInterleaved: false, ropeFreqFactors: null });
     const files: PlannedFile[] = plan.map((entry) => {
       const tensors = entry.tensors.map(({ name: n }): TensorSource => {
         // A tied model's lm_head entry reads the embedding; its file gets a copy under the name the
@@ -145,13 +150,12 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
       const path = join(splitDir, `${entry.name}.safetensors`);
       return { name: entry.name, path, tensors: stored, originals, bytes: safetensorsFileBytes(stored) };
     });
-    const isDone = (f: PlannedFile) => existsSync(f.path + DONE_SUFFIX) && sizeOf(f.path) === f.bytes;
     const todo = files.filter((f) => !isDone(f));
     const totalBytes = files.reduce((a, f) => a + f.bytes, 0);
 
     if (todo.length > 0 && source.files.some((f) => resolve(dirname(f.path)) === splitDir)) {
       throw new ModelFormatError(
-        `"${modelDir}" has no weights of its own and its split "${splitDir}" is incomplete (${todo[0].name} is not done)`,
+        `${quote(modelDir, 200)} has no weights of its own and its split ${quote(splitDir, 200)} is incomplete (${todo[0]!.name} is not done)`,
         "The originals were deleted before the split finished; download the model again and rerun `airllm split`.",
       );
     }
@@ -159,16 +163,13 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
       result = { splitDir, entries: files.length, totalBytes, writtenBytes: 0, reused: true };
     } else {
       checkFreeSpace(splitDir, todo, options.freeBytes ?? defaultFreeBytes);
-      try {
-        mkdirSync(splitDir, { recursive: true });
-      } catch (e) {
-        throw writeError(splitDir, e);
-      }
-      for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(splitDir, f));
       let writtenBytes = 0;
       // The quantizer is the CPU library's (threaded Zig); only a compressed split needs it.
       const cpu = options.compression !== undefined ? new CpuBackend() : undefined;
+      // Every write below (folder, side files, tensors, markers) fails as one error naming the folder.
       try {
+        mkdirSync(splitDir, { recursive: true });
+        for (const f of SIDE_FILES) if (existsSync(join(modelDir, f))) copyFileSync(join(modelDir, f), join(splitDir, f));
         for (const [i, f] of files.entries()) {
           const redo = todo.includes(f);
           if (redo) {
@@ -180,8 +181,6 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
             const buffers: number[] = [];
             try {
               writtenBytes += writeSafetensors(f.path, cpu === undefined ? f.tensors : materialize(cpu, f, buffers));
-            } catch (e) {
-              throw writeError(splitDir, e);
             } finally {
               for (const b of buffers) cpu!.free(b);
             }
@@ -190,6 +189,8 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
           }
           options.onProgress?.({ done: i + 1, total: files.length, name: f.name, bytes: f.bytes, kept: !redo });
         }
+      } catch (e) {
+        throw writeError(splitDir, e);
       } finally {
         cpu?.destroy();
       }
@@ -203,12 +204,37 @@ export function splitModel(modelDir: string, options: SplitOptions = {}): SplitR
   return { ...result, deleted };
 }
 
-/** A failed write (read-only folder, disk full) as a user error naming the folder; others pass. */
+/**
+ * Whether an entry's file is complete from an earlier run: its marker, its size, and a header
+ * listing exactly the planned tensors — a file of the right size with a damaged header is redone,
+ * not trusted.
+ */
+function isDone(f: PlannedFile): boolean {
+  if (pathKind(f.path + DONE_SUFFIX) !== "file" || sizeOf(f.path) !== f.bytes) return false;
+  let file: SafetensorsFile;
+  try {
+    file = SafetensorsFile.open(f.path);
+  } catch (e) {
+    if (e instanceof ModelFormatError) return false;
+    throw e;
+  }
+  try {
+    const names = file.names();
+    return names.length === f.tensors.length && f.tensors.every((t) => {
+      if (!file.has(t.name)) return false;
+      const got = file.get(t.name);
+      return got.dtype === t.dtype && got.bytes === t.bytes && got.shape.length === t.shape.length && got.shape.every((d, i) => d === t.shape[i]);
+    });
+  } finally {
+    file.close();
+  }
+}
+
+/** A failed write (read-only folder, disk full, no inodes) as an error naming the folder; others pass. */
 function writeError(splitDir: string, e: unknown): unknown {
-  const code = (e as NodeJS.ErrnoException | null)?.code;
-  if (typeof code !== "string" || !/^E[A-Z]+$/.test(code)) return e;
-  return new UsageError(
-    `cannot write the split to "${splitDir}": ${(e as Error).message}`,
+  if (errnoCode(e) === undefined) return e;
+  return new IoError(
+    `cannot write the split to ${quote(splitDir, 200)}: ${(e as Error).message}`,
     "pass --out DIR (AirLLM's layer_shards_saving_path) on a writable disk with room",
   );
 }
@@ -234,8 +260,7 @@ function deleteOriginals(modelDir: string, source: WeightFiles): string[] {
   // Without weights of its own the source was a split folder: the originals are already gone.
   if (!hasOwnWeights(modelDir)) return [];
   const paths = source.files.map((f) => f.path);
-  const index = join(modelDir, INDEX_FILE);
-  if (existsSync(index)) paths.push(index);
+  if (source.index !== null) paths.push(source.index);
   for (const p of paths) rmSync(p, { force: true });
   return paths;
 }

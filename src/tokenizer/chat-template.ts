@@ -3,7 +3,8 @@
 // or a file given with --chat-template), rendered by @huggingface/jinja, the engine transformers.js
 // uses, with the variables transformers passes: messages, bos_token, eos_token,
 // add_generation_prompt. The rendered text carries its own special tokens, so it is tokenized
-// without adding BOS again, as transformers' apply_chat_template does.
+// without adding BOS again, as transformers' apply_chat_template does. A template is one kind of
+// ChatFormat; the families that build their prompts in code (family-chat.ts) are the other.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
@@ -20,15 +21,32 @@ export interface ChatTemplateOptions {
   readonly addGenerationPrompt?: boolean;
 }
 
+/** How a conversation becomes a prompt, and what ends the reply to it. */
+export interface ChatFormat {
+  /** Where the format came from, for errors and --verbose. */
+  readonly origin: string;
+  /** The prompt text of a conversation, special tokens included as text. */
+  render(messages: readonly ChatMessage[], tokenizer: TextTokenizer, o?: ChatTemplateOptions): string;
+  /** The prompt's token ids. */
+  encode(messages: readonly ChatMessage[], tokenizer: TextTokenizer, o?: ChatTemplateOptions): number[];
+  /** Ids that end the reply besides the model's eos ids (ChatGLM3's <|user|>, InternLM2's <|im_end|>). */
+  stopIds(tokenizer: TextTokenizer): number[];
+  /** Texts that end it (Qwen's raw format stops at "Human:"). */
+  readonly stopTexts: readonly string[];
+}
+
 const NO_TEMPLATE_HINT = "pass a Jinja chat template with --chat-template FILE (chat_template option), or use run/completions with a plain prompt";
 
-export class ChatTemplate {
+export class ChatTemplate implements ChatFormat {
   readonly #template: Template;
+  readonly stopTexts: readonly string[] = [];
 
   constructor(
     readonly source: string,
     /** Where the template came from, for errors. */
     readonly origin: string,
+    /** Tokens that end a turn in this template, by their text (the family's, where it has them). */
+    readonly stopTokens: readonly string[] = [],
   ) {
     try {
       this.#template = new Template(source);
@@ -58,9 +76,17 @@ export class ChatTemplate {
   encode(messages: readonly ChatMessage[], tokenizer: TextTokenizer, o: ChatTemplateOptions = {}): number[] {
     return tokenizer.encode(this.render(messages, tokenizer, o), { addBos: false });
   }
+
+  stopIds(tokenizer: TextTokenizer): number[] {
+    return this.stopTokens.flatMap((t) => {
+      const id = tokenizer.tokenToId(t);
+      return id === undefined ? [] : [id];
+    });
+  }
 }
 
-function checkMessages(messages: readonly ChatMessage[]): void {
+/** Throws UsageError unless `messages` is a non-empty list of { role, content } strings. */
+export function checkMessages(messages: readonly ChatMessage[]): void {
   if (!Array.isArray(messages) || messages.length === 0) throw new UsageError("a chat needs at least one message", "pass [{ role: \"user\", content: \"...\" }]");
   messages.forEach((m, i) => {
     if (m === null || typeof m !== "object" || typeof m.role !== "string" || typeof m.content !== "string") {

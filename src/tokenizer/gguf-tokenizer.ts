@@ -8,6 +8,8 @@
 import { Tokenizer } from "@huggingface/tokenizers";
 import { ModelFormatError, UsageError } from "../errors.ts";
 import type { GgufFile, GgufValue } from "../formats/gguf.ts";
+import { checkId, own, quote, show } from "../util/validate.ts";
+import { byteLevelPreTokenizer } from "./bpe-engine.ts";
 import type { DecodeOptions, EncodeOptions, TextTokenizer } from "./text-tokenizer.ts";
 
 /** llama.cpp's llama_token_type values (tokenizer.ggml.token_type). */
@@ -29,6 +31,7 @@ export class GgufTokenizer implements TextTokenizer {
   readonly eosIds: readonly number[];
   readonly vocabSize: number;
   readonly addsBos: boolean;
+  readonly maxTokenBytes: number;
   /** `tokenizer.chat_template` (a Jinja template), null when the file has none. */
   readonly chatTemplate: string | null;
   readonly model: "llama" | "gpt2";
@@ -45,12 +48,12 @@ export class GgufTokenizer implements TextTokenizer {
   constructor(file: GgufFile) {
     const path = file.path;
     const bad = (what: string): never => {
-      throw new ModelFormatError(`"${path}": ${what}`, "The file's tokenizer metadata is incomplete; convert the model again with a current llama.cpp.");
+      throw new ModelFormatError(`${quote(path, 200)}: ${what}`, "The file's tokenizer metadata is incomplete; convert the model again with a current llama.cpp.");
     };
     const model = file.get("tokenizer.ggml.model");
     if (model !== "llama" && model !== "gpt2") {
       throw new ModelFormatError(
-        `"${path}": tokenizer.ggml.model ${JSON.stringify(model ?? null)} is not supported; supported: llama (SentencePiece), gpt2 (byte-level BPE)`,
+        `${quote(path, 200)}: tokenizer.ggml.model ${show(model ?? null)} is not supported; supported: llama (SentencePiece), gpt2 (byte-level BPE)`,
         "Use a Hugging Face folder for this model (its tokenizer.json), or a GGUF of a Llama-family model.",
       );
     }
@@ -64,21 +67,23 @@ export class GgufTokenizer implements TextTokenizer {
     this.#scores = typedOr(file.get("tokenizer.ggml.scores"), Float32Array, n, 0, "tokenizer.ggml.scores", bad);
     // A duplicated piece maps to its last id, as in llama.cpp's token_to_id (built in id order).
     this.#tokens.forEach((t, i) => this.#ids.set(t, i));
+    this.maxTokenBytes = this.#tokens.reduce((m, t) => Math.max(m, Buffer.byteLength(t, "utf8")), 1);
+    // decode() reads a byte token's value from its text.
+    const notByte = this.#tokens.findIndex((t, i) => this.#types[i] === TokenType.byte && !/^<0x[0-9A-Fa-f]{2}>$/.test(t));
+    if (notByte >= 0) bad(`token ${notByte} ${quote(this.#tokens[notByte]!)} has the byte type but is not a <0xXX> piece`);
 
     const id = (key: string): number | undefined => {
       const v = file.get(key);
-      if (v === undefined) return undefined;
-      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v >= n) bad(`${key} ${String(v)} is not a token id (vocabulary of ${n})`);
-      return v as number;
+      return v === undefined ? undefined : checkId(v, key, n, bad);
     };
     const flag = (key: string, fallback: boolean): boolean => {
       const v = file.get(key) ?? fallback;
-      if (typeof v !== "boolean") bad(`${key} must be a bool, got ${String(v)}`);
+      if (typeof v !== "boolean") bad(`${key} must be a bool, got ${show(v)}`);
       return v as boolean;
     };
     const pre = file.get("tokenizer.ggml.pre");
     this.bosId = id("tokenizer.ggml.bos_token_id");
-    this.addsBos = flag("tokenizer.ggml.add_bos_token", model === "llama" ? true : BPE_ADDS_BOS[String(pre)] ?? false);
+    this.addsBos = flag("tokenizer.ggml.add_bos_token", model === "llama" ? true : own(BPE_ADDS_BOS, pre) ?? false);
     if (this.addsBos && this.bosId === undefined) bad("add_bos_token is set but no bos_token_id is given");
     // End-of-generation ids, as llama.cpp's is_eog: EOS, then end-of-turn / end-of-message.
     const eos: number[] = [];
@@ -95,7 +100,7 @@ export class GgufTokenizer implements TextTokenizer {
     specials.sort((a, b) => b.length - a.length);
     this.#specials = specials.length === 0 ? null : new RegExp(specials.map(escapeRegex).join("|"), "g");
 
-    if (model === "gpt2") this.#bpe = this.#buildBpe(file, String(pre ?? "default"));
+    if (model === "gpt2") this.#bpe = this.#buildBpe(file, pre ?? "default");
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
@@ -227,19 +232,20 @@ export class GgufTokenizer implements TextTokenizer {
     return unk;
   }
 
-  #buildBpe(file: GgufFile, pre: string): Tokenizer {
-    const regex = BPE_PRE_REGEX[pre];
+  #buildBpe(file: GgufFile, pre: GgufValue): Tokenizer {
+    const regex = own(BPE_PRE_REGEX, pre);
     if (regex === undefined) {
       throw new ModelFormatError(
-        `"${file.path}": tokenizer.ggml.pre "${pre}" is not supported; supported: ${Object.keys(BPE_PRE_REGEX).join(", ")}`,
+        `${quote(file.path, 200)}: tokenizer.ggml.pre ${show(pre)} is not supported; supported: ${Object.keys(BPE_PRE_REGEX).join(", ")}`,
         "Each BPE pre-tokenizer is a different regex; use the model's Hugging Face folder (tokenizer.json) instead.",
       );
     }
     const merges = file.get("tokenizer.ggml.merges");
-    if (!Array.isArray(merges) || (merges.length > 0 && typeof merges[0] !== "string")) {
-      throw new ModelFormatError(`"${file.path}": tokenizer.ggml.merges is missing or not a list of strings`, "A byte-level BPE vocabulary needs its merges.");
+    if (!Array.isArray(merges) || !merges.every((m) => typeof m === "string" && m.includes(" "))) {
+      throw new ModelFormatError(`${quote(file.path, 200)}: tokenizer.ggml.merges is missing or not a list of "left right" strings`, "A byte-level BPE vocabulary needs its merges.");
     }
-    const vocab: Record<string, number> = {};
+    // No prototype: a piece spelled "__proto__" is a key like any other.
+    const vocab: Record<string, number> = Object.create(null);
     this.#tokens.forEach((t, i) => (vocab[t] = i));
     const added = this.#tokens.flatMap((content, id) => {
       const type = this.#types[id];
@@ -250,13 +256,7 @@ export class GgufTokenizer implements TextTokenizer {
       version: "1.0",
       added_tokens: added,
       normalizer: null,
-      pre_tokenizer: {
-        type: "Sequence",
-        pretokenizers: [
-          { type: "Split", pattern: { Regex: regex }, behavior: "Isolated", invert: false },
-          { type: "ByteLevel", add_prefix_space: false, trim_offsets: true, use_regex: false },
-        ],
-      },
+      pre_tokenizer: byteLevelPreTokenizer(regex),
       post_processor: null,
       decoder: { type: "ByteLevel", add_prefix_space: true, trim_offsets: true, use_regex: true },
       model: { type: "BPE", dropout: null, unk_token: null, fuse_unk: false, byte_fallback: false, ignore_merges: pre === "llama-bpe", vocab, merges },
@@ -264,7 +264,7 @@ export class GgufTokenizer implements TextTokenizer {
     try {
       return new Tokenizer(json, {});
     } catch (e) {
-      throw new ModelFormatError(`"${file.path}": the BPE vocabulary cannot be loaded: ${(e as Error).message}`, "The file's tokenizer metadata is inconsistent.");
+      throw new ModelFormatError(`${quote(file.path, 200)}: the BPE vocabulary cannot be loaded: ${(e as Error).message}`, "The file's tokenizer metadata is inconsistent.");
     }
   }
 }

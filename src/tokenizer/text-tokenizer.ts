@@ -14,6 +14,8 @@ export interface TextTokenizer {
   readonly vocabSize: number;
   /** Whether encode() prepends BOS when asked to. */
   readonly addsBos: boolean;
+  /** UTF-8 bytes of the longest vocabulary piece: a text of n bytes encodes to at least n / this tokens. */
+  readonly maxTokenBytes: number;
   /** Token ids of `text`; special-token text in it becomes those tokens. */
   encode(text: string, options?: EncodeOptions): number[];
   /** The text of `ids`; throws UsageError for an id outside the vocabulary. */

@@ -1,5 +1,6 @@
 // Human sizes for budgets: "256MiB", "4GiB", "1.5GB", "4096" (bytes).
 import { UsageError } from "../errors.ts";
+import { own, show } from "./validate.ts";
 
 const UNITS: Record<string, number> = {
   "": 1, b: 1,
@@ -8,17 +9,22 @@ const UNITS: Record<string, number> = {
   k: 2 ** 10, m: 2 ** 20, g: 2 ** 30,
 };
 
-export function parseSize(text: string | number, what = "size"): number {
+const HINT = "write it like 512MiB, 4GiB, 1.5GB or a plain number of bytes";
+
+/** A byte count from text or a number; `positive`: 0 is refused too (a budget of nothing). */
+export function parseSize(text: string | number, what = "size", positive = false): number {
+  let bytes: number;
   if (typeof text === "number") {
-    if (!(text >= 0 && Number.isFinite(text))) throw new UsageError(`${what} ${text} is not a valid byte count`);
-    return Math.floor(text);
+    bytes = Math.floor(text);
+  } else {
+    const m = /^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$/.exec(text);
+    const unit = m ? own(UNITS, m[2]!.toLowerCase()) : undefined;
+    if (!m || unit === undefined) throw new UsageError(`${what} ${show(text)} is not a size`, HINT);
+    bytes = Math.floor(Number(m[1]) * unit);
   }
-  const m = /^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined) {
-    throw new UsageError(`${what} "${text}" is not a size`, "write it like 512MiB, 4GiB, 1.5GB or a plain number of bytes");
-  }
-  return Math.floor(Number(m[1]) * unit);
+  if (!(Number.isSafeInteger(bytes) && bytes >= 0)) throw new UsageError(`${what} ${show(text)} is not a valid byte count`, HINT);
+  if (positive && bytes === 0) throw new UsageError(`${what} ${show(text)} must be more than 0 bytes`, HINT);
+  return bytes;
 }
 
 export function formatBytes(bytes: number): string {

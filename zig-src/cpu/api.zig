@@ -122,8 +122,9 @@ pub fn airllm_rmsnorm(out: usize, x: usize, w: usize, dtype: u32, n: u32, T: u32
     return .ok;
 }
 
-pub fn airllm_rope(x: usize, T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: usize, attn_factor: f32, interleaved: u32) callconv(.c) Status {
-    return if (rope.rope(f32Ptr(x), T, n_heads, head_dim, pos0, f32Ptr(inv_freq), attn_factor, interleaved != 0)) .ok else .bad_shape;
+/// Rotates the first rot_dim elements of each head (rot_dim ≤ head_dim, even).
+pub fn airllm_rope(x: usize, T: u32, n_heads: u32, head_dim: u32, rot_dim: u32, pos0: u32, inv_freq: usize, attn_factor: f32, interleaved: u32) callconv(.c) Status {
+    return if (rope.rope(f32Ptr(x), T, n_heads, head_dim, rot_dim, pos0, f32Ptr(inv_freq), attn_factor, interleaved != 0)) .ok else .bad_shape;
 }
 
 /// The paged cache of one layer (kv_pages.zig): page_table is a host array of int32 page ids.
@@ -142,11 +143,13 @@ pub fn airllm_store_kv(k_pool: usize, v_pool: usize, page_table: usize, page_siz
     return .ok;
 }
 
-pub fn airllm_attention(out: usize, q: usize, k: usize, v: usize, page_table: usize, page_size: u32, kv_dtype: u32, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32) callconv(.c) Status {
+/// alibi: address of f32 slopes [n_heads], or 0 for none.
+pub fn airllm_attention(out: usize, q: usize, k: usize, v: usize, page_table: usize, page_size: u32, kv_dtype: u32, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32, alibi: usize) callconv(.c) Status {
     const kv = pagedKv(k, v, page_table, page_size, kv_dtype) orelse return .bad_dtype;
     const shape = attention.Shape{
         .T = T, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
         .pos0 = pos0, .window = window, .scale = scale,
+        .alibi = if (alibi == 0) null else @ptrFromInt(alibi),
     };
     attention.attention(f32Ptr(out), f32Ptr(q), kv, shape) catch |e| return switch (e) {
         error.BadShape => .bad_shape,
@@ -162,6 +165,25 @@ pub fn airllm_swiglu(out: usize, gate: usize, up: usize, n: u64) callconv(.c) vo
 
 pub fn airllm_add(out: usize, a: usize, b: usize, n: u64) callconv(.c) void {
     elementwise.add(f32Ptr(out), f32Ptr(a), f32Ptr(b), n);
+}
+
+/// x[t, :] *= scales[t] (f32 [T]) for rows of n floats.
+pub fn airllm_scale_rows(x: usize, scales: usize, n: u32, T: u32) callconv(.c) void {
+    elementwise.scaleRows(f32Ptr(x), f32Ptr(scales), n, T);
+}
+
+/// x[t, :] *= scales (f32/f16/bf16 [n]) for t < T.
+pub fn airllm_scale_columns(x: usize, scales: usize, dtype: u32, n: u32, T: u32) callconv(.c) Status {
+    const dt = floatDtypeOf(dtype) orelse return .bad_dtype;
+    elementwise.scaleColumns(f32Ptr(x), scales, dt, n, T);
+    return .ok;
+}
+
+/// out[r] = L2 norm of row r of src[rows, cols] (f32/f16/bf16).
+pub fn airllm_row_norms(out: usize, src: usize, dtype: u32, rows: u32, cols: u32) callconv(.c) Status {
+    const dt = floatDtypeOf(dtype) orelse return .bad_dtype;
+    norm.rowNorms(f32Ptr(out), src, dt, rows, cols);
+    return .ok;
 }
 
 pub fn airllm_softmax(x: usize, rows: u32, n: u32) callconv(.c) void {

@@ -1,5 +1,6 @@
 //! Causal grouped-query attention over one sequence's paged KV cache (kv_pages.zig), with an
-//! optional sliding window. Keys and values are f32, f16 or bf16 (comptime), widened to f32 as
+//! optional sliding window and optional ALiBi (Baichuan2-13B): head h adds slope_h · (j - p) to
+//! the score of key j at query position p. Keys and values are f32, f16 or bf16 (comptime), widened to f32 as
 //! they are loaded; all arithmetic is f32.
 //!
 //! Memory order drives the design. A cache row holds every KV head of one position
@@ -33,6 +34,8 @@ pub const Shape = struct {
     pos0: usize,
     window: usize,
     scale: f32,
+    /// ALiBi slopes, one per query head, or null.
+    alibi: ?[*]const f32 = null,
 };
 
 pub const Error = error{ BadShape, BadIndex, OutOfMemory };
@@ -196,6 +199,16 @@ fn softmaxBlock(p: []f32, m: *f32, l: *f32) f32 {
     return corr;
 }
 
+/// scores[h·block + j] += slope_h · (j0 + j - p): the bias of keys j0 .. j0+nj seen from position p.
+fn addAlibi(slopes: [*]const f32, nh: usize, j0: usize, p: usize, nj: usize, scores: [*]f32) void {
+    for (0..nh) |h| {
+        for (0..nj) |j| {
+            const dist: f32 = @floatFromInt(@as(i64, @intCast(j0 + j)) - @as(i64, @intCast(p)));
+            scores[h * block + j] = @mulAdd(f32, slopes[h], dist, scores[h * block + j]);
+        }
+    }
+}
+
 /// Visible keys of query t (position pos0 + t), cut into `splits` equal ranges.
 fn keyRange(s: Shape, t: usize, splits: usize, split: usize) [2]usize {
     const p = s.pos0 + t;
@@ -236,6 +249,7 @@ fn task(comptime dt: DType, a: *const Args, i: usize) void {
                 vrows[u] = @ptrFromInt(a.kv.v + off);
             }
             scoreBlock(dt, a, q, &krows, &vrows, nj, &scores);
+            if (s.alibi) |slopes| addAlibi(slopes, nh, j0, s.pos0 + t, nj, &scores);
             for (0..nh) |h| corr[h] = softmaxBlock(scores[h * block ..][0..nj], &m[h], &l[h]);
             accumulateBlock(dt, a, acc, &corr, &scores, &vrows, nj);
         }

@@ -61,3 +61,42 @@ pub fn addBias(x: [*]f32, bias: usize, dt: DType, n: usize, T: usize) void {
     if (n == 0) return;
     pool.forRange(T, @max(1, min_elems / n), 1, &Bias{ .x = x, .bias = bias, .dt = dt, .n = n }, biasRows);
 }
+
+const RowScale = struct { x: [*]f32, scales: [*]const f32, n: usize };
+
+fn scaleRowRange(c: *const RowScale, lo: usize, hi: usize) void {
+    for (lo..hi) |t| {
+        const x = c.x + t * c.n;
+        const s: V = @splat(c.scales[t]);
+        var i: usize = 0;
+        while (i + lanes <= c.n) : (i += lanes) cv.storeF32(x, i, cv.loadF32(x, i) * s);
+        while (i < c.n) : (i += 1) x[i] *= c.scales[t];
+    }
+}
+
+/// x[t, :] *= scales[t] for t < T (Qwen's logn scaling of each query row by its position).
+pub fn scaleRows(x: [*]f32, scales: [*]const f32, n: usize, T: usize) void {
+    if (n == 0) return;
+    pool.forRange(T, @max(1, min_elems / n), 1, &RowScale{ .x = x, .scales = scales, .n = n }, scaleRowRange);
+}
+
+fn scaleColumnRows(c: *const Bias, lo: usize, hi: usize) void {
+    switch (c.dt) {
+        inline .f32, .f16, .bf16 => |dt| {
+            const s = cv.at(dt, c.bias);
+            for (lo..hi) |t| {
+                const x = c.x + t * c.n;
+                var i: usize = 0;
+                while (i + lanes <= c.n) : (i += lanes) cv.storeF32(x, i, cv.loadF32(x, i) * cv.load8(dt, s, i));
+                while (i < c.n) : (i += 1) x[i] *= cv.load1(dt, s, i);
+            }
+        },
+        else => unreachable, // api.zig refuses quantized scales
+    }
+}
+
+/// x[t, :] *= scales (elementwise, one factor per column) for t < T.
+pub fn scaleColumns(x: [*]f32, scales: usize, dt: DType, n: usize, T: usize) void {
+    if (n == 0) return;
+    pool.forRange(T, @max(1, min_elems / n), 1, &Bias{ .x = x, .bias = scales, .dt = dt, .n = n }, scaleColumnRows);
+}

@@ -43,3 +43,27 @@ pub fn rmsnorm(out: [*]f32, x: [*]const f32, w: usize, dt: DType, n: usize, T: u
     const a = Args{ .out = out, .x = x, .w = w, .dt = dt, .n = n, .eps = eps };
     pool.forRange(T, @max(1, (1 << 15) / n), 1, &a, rows);
 }
+
+const RowNormArgs = struct { out: [*]f32, src: usize, dt: DType, cols: usize };
+
+fn rowNormRange(a: *const RowNormArgs, lo: usize, hi: usize) void {
+    switch (a.dt) {
+        inline .f32, .f16, .bf16 => |dt| for (lo..hi) |r| {
+            const w = cv.at(dt, a.src) + r * a.cols;
+            var ss: f64 = 0;
+            for (0..a.cols) |i| {
+                const v: f64 = cv.load1(dt, w, i);
+                ss += v * v;
+            }
+            a.out[r] = @floatCast(@sqrt(ss));
+        },
+        else => unreachable, // api.zig refuses quantized rows
+    }
+}
+
+/// out[r] = ‖src[r, :]‖₂ for r < rows (summed in f64, rounded once): the norms Baichuan2's head
+/// divides its rows by.
+pub fn rowNorms(out: [*]f32, src: usize, dt: DType, n_rows: usize, cols: usize) void {
+    if (cols == 0) return;
+    pool.forRange(n_rows, @max(1, (1 << 15) / cols), 1, &RowNormArgs{ .out = out, .src = src, .dt = dt, .cols = cols }, rowNormRange);
+}

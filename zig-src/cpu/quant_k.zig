@@ -14,6 +14,7 @@
 //! CUDA global), so the CPU and CUDA backends share these layouts.
 const DType = @import("../dtype.zig").DType;
 const lg = @import("quant_legacy.zig");
+const iq = @import("quant_iq.zig");
 
 const V8 = lg.V8;
 const U8x8 = @Vector(8, u8);
@@ -85,6 +86,7 @@ pub inline fn dequant8(comptime dt: DType, blk: anytype, j: usize) V8 {
 /// Weights 8j .. 8j+7 of a block of any quantized dt (j < blockElems / 8): the one entry point
 /// the CPU ops and the CUDA kernels decode through.
 pub inline fn dequant8Any(comptime dt: DType, blk: anytype, j: usize) V8 {
+    if (comptime dt.isIq()) return iq.dequant8(dt, blk, j);
     return if (comptime dt.blockElems() == 32) lg.dequant8(dt, blk, j) else dequant8(dt, blk, j);
 }
 

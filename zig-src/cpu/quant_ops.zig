@@ -1,4 +1,5 @@
-//! CPU ops on GGUF block-quantized weights (layouts in quant_legacy.zig and quant_k.zig):
+//! CPU ops on GGUF block-quantized weights (layouts in quant_legacy.zig, quant_k.zig and
+//! quant_iq.zig):
 //! dequantization (bit-exact to ggml), embedding rows, and matmul that reads the blocks itself.
 //! - Decode (T = 1): each weight row is decoded 8 weights at a time straight into FMAs against
 //!   x; nothing but registers holds decoded weights, so the op streams the quantized bytes.
@@ -10,6 +11,7 @@ const DType = @import("../dtype.zig").DType;
 const pool = @import("thread_pool.zig");
 const lg = @import("quant_legacy.zig");
 const kq = @import("quant_k.zig");
+const iq = @import("quant_iq.zig");
 const bnb = @import("quant_bnb.zig");
 
 const V8 = lg.V8;
@@ -38,6 +40,8 @@ inline fn loadV8(p: [*]const f32) V8 {
 fn dequantBlocks(comptime dt: DType, src: [*]const u8, dst: [*]f32, nblocks: usize) void {
     const B = comptime dt.blockElems();
     const BB = comptime dt.blockBytes();
+    // 32 groups of 8 unrolled, each with small inline loops: past the default quota.
+    @setEvalBranchQuota(10_000);
     for (0..nblocks) |b| {
         const blk = src + b * BB;
         inline for (0..B / 8) |j| storeV8(dst + b * B + 8 * j, dequant8(dt, blk, j));
@@ -96,7 +100,8 @@ const Args = tasks.Args;
 /// Dot product of one quantized weight row with x (cols weights), f32 accumulation.
 inline fn dotRow(comptime dt: DType, wrow: [*]const u8, x: [*]const f32, nb: usize) f32 {
     const B = comptime dt.blockElems();
-    // K-quants: per-group scales applied to sums of code·x (quant_k.zig `dotRow`).
+    // K-quants and i-quants: per-group scales applied to sums of code·x (their `dotRow`s).
+    if (comptime dt.isIq()) return iq.dotRow(dt, wrow, x, nb);
     if (comptime B == 256) return kq.dotRow(dt, wrow, x, nb);
     var acc: [2]V8 = .{ @splat(0), @splat(0) };
     for (0..nb) |b| {

@@ -1,7 +1,9 @@
-//! Rotary position embedding in place. Hugging Face rotate-half layout: within each head, element
-//! i pairs with i + half; interleaved layout (what llama.cpp's GGUF conversion stores): element 2i
-//! pairs with 2i + 1. Angles follow HF: the f32 product position * inv_freq, then cos/sin of
-//! that f32 angle, both scaled by the attention factor.
+//! Rotary position embedding in place, on the first `rot_dim` elements of each head (all of it
+//! usually; half of it in ChatGLM, a `rotary_pct` of it in Qwen), the rest passing through.
+//! Hugging Face rotate-half layout: element i pairs with i + rot_dim/2; interleaved layout (what
+//! llama.cpp's GGUF conversion stores, and ChatGLM's own): element 2i pairs with 2i + 1. Angles
+//! follow HF: the f32 product position * inv_freq, then cos/sin of that f32 angle, both scaled by
+//! the attention factor.
 const std = @import("std");
 const pool = @import("thread_pool.zig");
 const cv = @import("convert.zig");
@@ -14,6 +16,7 @@ const Args = struct {
     x: [*]f32,
     n_heads: usize,
     head_dim: usize,
+    rot_dim: usize,
     pos0: usize,
     inv_freq: [*]const f32,
     attn_factor: f32,
@@ -21,7 +24,7 @@ const Args = struct {
 };
 
 fn rows(a: *const Args, lo: usize, hi: usize) void {
-    const half = a.head_dim / 2;
+    const half = a.rot_dim / 2;
     var cos: [max_head_dim / 2]f32 = undefined;
     var sin: [max_head_dim / 2]f32 = undefined;
     for (lo..hi) |t| {
@@ -66,11 +69,11 @@ fn rows(a: *const Args, lo: usize, hi: usize) void {
     }
 }
 
-/// Returns false for a head dimension that is odd or above max_head_dim.
-pub fn rope(x: [*]f32, T: usize, n_heads: usize, head_dim: usize, pos0: usize, inv_freq: [*]const f32, attn_factor: f32, interleaved: bool) bool {
-    if (head_dim % 2 != 0 or head_dim > max_head_dim) return false;
-    if (head_dim == 0 or n_heads == 0) return true;
-    const a = Args{ .x = x, .n_heads = n_heads, .head_dim = head_dim, .pos0 = pos0, .inv_freq = inv_freq, .attn_factor = attn_factor, .interleaved = interleaved };
+/// Returns false for a rotary dimension that is odd, above the head dimension or above max_head_dim.
+pub fn rope(x: [*]f32, T: usize, n_heads: usize, head_dim: usize, rot_dim: usize, pos0: usize, inv_freq: [*]const f32, attn_factor: f32, interleaved: bool) bool {
+    if (rot_dim % 2 != 0 or rot_dim > head_dim or rot_dim > max_head_dim) return false;
+    if (rot_dim == 0 or n_heads == 0) return true;
+    const a = Args{ .x = x, .n_heads = n_heads, .head_dim = head_dim, .rot_dim = rot_dim, .pos0 = pos0, .inv_freq = inv_freq, .attn_factor = attn_factor, .interleaved = interleaved };
     pool.forRange(T, @max(1, (1 << 14) / (n_heads * head_dim)), 1, &a, rows);
     return true;
 }

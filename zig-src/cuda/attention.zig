@@ -1,7 +1,8 @@
 //! Causal grouped-query attention over one sequence's paged KV cache (see backend.ts
 //! `attention`, and paged_kv.zig for the layout). Query t sits at position p = pos0 + t and
 //! sees keys j with max(0, p - window + 1) <= j <= p (window 0: no lower bound). Query head h
-//! reads KV head h / (nHeads / nKvHeads). Keys and values are read in the cache's dtype (f32,
+//! reads KV head h / (nHeads / nKvHeads). With `use_alibi`, head h adds alibi[h] · (j - p) to
+//! each score (Baichuan2-13B); otherwise `alibi` is never read. Keys and values are read in the cache's dtype (f32,
 //! f16 or bf16: a 16-bit cache moves half the bytes) and widened to f32.
 //!
 //! Flash-decoding shape: the visible keys of one (query, head) are cut into `splits` equal
@@ -106,6 +107,8 @@ pub fn Attention(comptime dt: DType) type {
             scale: f32,
             splits: u32,
             page_size: u32,
+            alibi: c.ConstPtr(f32),
+            use_alibi: u32,
         ) callconv(.kernel) void {
             const lane = c.threadIdx() & 31;
             const warp = c.threadIdx() >> 5;
@@ -136,6 +139,8 @@ pub fn Attention(comptime dt: DType) type {
                 }
             }
 
+            // ALiBi in base 2, like the scores: slope · log2 e per key of distance.
+            const slope: f32 = if (use_alibi != 0) alibi[h] * c.log2e else 0;
             var m: f32 = -c.inf;
             var l: f32 = 0;
             // Rounds of 8 steps: step s of warp w takes keys jw + G*warps*s .. + G-1, where jw
@@ -169,6 +174,10 @@ pub fn Attention(comptime dt: DType) type {
                         var dot: f32 = 0;
                         inline for (0..chunks) |e| dot += @reduce(.Add, qv[e] * c.widen(dt, 4, kr[g][e]));
                         s[g] = c.warpSum(dot);
+                        if (use_alibi != 0) {
+                            const dist: f32 = @floatFromInt(@as(i64, @intCast(j0 + g)) - @as(i64, @intCast(p)));
+                            s[g] += slope * dist;
+                        }
                     }
                     var m_new = m;
                     inline for (0..G) |g| {

@@ -3,7 +3,8 @@
 //! (paged_kv.zig): query t sits at position p = pos0 + t and sees keys j with
 //! max(0, p - window + 1) <= j <= p (window 0: no lower bound); query head h reads KV head
 //! h / (nHeads / nKvHeads). Keys and values are read in the cache's dtype and widened to f32 as
-//! they are staged in shared memory.
+//! they are staged in shared memory. With `use_alibi`, head h adds alibi[h] · (j - p) to each
+//! score (Baichuan2-13B), as attention.zig does.
 //!
 //! One block takes a tile of `tile_q` consecutive queries of one head, so each key and value row
 //! is read from L2 once per tile rather than once per query (the one-query-per-block kernel spent
@@ -67,6 +68,8 @@ pub fn AttentionPrefill(comptime dt: DType) type {
             window: u32,
             scale: f32,
             page_size: u32,
+            alibi: c.ConstPtr(f32),
+            use_alibi: u32,
         ) callconv(.kernel) void {
             const tid = c.threadIdx();
             const lane = tid & 31;
@@ -93,6 +96,8 @@ pub fn AttentionPrefill(comptime dt: DType) type {
                 }
             }
 
+            // ALiBi in base 2, like the scores.
+            const slope: f32 = if (use_alibi != 0) alibi[h] * c.log2e else 0;
             var m: [q_per_warp]f32 = .{-c.inf} ** q_per_warp;
             var l: [q_per_warp]f32 = .{0} ** q_per_warp;
             var acc: [q_per_warp][per_lane]f32 = .{.{0} ** per_lane} ** q_per_warp;
@@ -145,6 +150,7 @@ pub fn AttentionPrefill(comptime dt: DType) type {
                             const kv = @as(*addrspace(.shared) align(16) const @Vector(4, f32), @ptrCast(@alignCast(&sk[lane * k_stride + d]))).*;
                             s += @reduce(.Add, qv * kv);
                         }
+                        if (use_alibi != 0) s += slope * (@as(f32, @floatFromInt(j)) - @as(f32, @floatFromInt(p)));
                         if (j > p or j < lo) s = -c.inf;
                         const m_new = @max(m[qq], c.warpMax(s));
                         // No visible key yet (a window's early tiles): nothing to add, and

@@ -33,3 +33,21 @@ pub fn AddBias(comptime dt: DType) type {
         }
     };
 }
+
+/// x[t, j] *= scales[t] over T rows of n (Qwen's logn query scaling); count = T * n.
+pub fn scaleRows(x: c.Ptr(f32), scales: c.ConstPtr(f32), n: u32, count: u32) callconv(.kernel) void {
+    const i = globalId();
+    if (i >= count) return;
+    x[i] *= scales[i / n];
+}
+
+/// x[t, j] *= scales[j] over T rows of n (Baichuan2's row-normalized head); count = T * n.
+pub fn ScaleColumns(comptime dt: DType) type {
+    return struct {
+        pub fn kernel(x: c.Ptr(f32), scales: c.ConstPtr(c.Elem(dt)), n: u32, count: u32) callconv(.kernel) void {
+            const i = globalId();
+            if (i >= count) return;
+            x[i] *= c.toF32(dt, scales[i % n]);
+        }
+    };
+}

@@ -21,7 +21,9 @@ const moe = @import("moe.zig");
 
 /// GGUF block-quantized weight types: each gets a t1 and t4 matvec, a prefill matmul and an
 /// embedding gather, named like the float kernels with the dtype last.
-pub const quant_types = [_]DType{ .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k };
+pub const quant_types = [_]DType{ .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k } ++ iq_types;
+/// llama.cpp's i-quants and ternary types (zig-src/cpu/quant_iq.zig), through the same kernels.
+pub const iq_types = [_]DType{ .iq2_xxs, .iq2_xs, .iq2_s, .iq3_xxs, .iq3_s, .iq1_s, .iq1_m, .iq4_nl, .iq4_xs, .tq1_0, .tq2_0 };
 
 /// AirLLM's compression (bitsandbytes layouts, flattened blocks): the same four kernels per type,
 /// from quant_bnb.zig.
@@ -76,6 +78,10 @@ pub const list = .{
     .{ "add_bias_f32", &elementwise.AddBias(.f32).kernel },
     .{ "add_bias_f16", &elementwise.AddBias(.f16).kernel },
     .{ "add_bias_bf16", &elementwise.AddBias(.bf16).kernel },
+    .{ "scale_columns_f32", &elementwise.ScaleColumns(.f32).kernel },
+    .{ "scale_columns_f16", &elementwise.ScaleColumns(.f16).kernel },
+    .{ "scale_columns_bf16", &elementwise.ScaleColumns(.bf16).kernel },
+    .{ "scale_rows_f32", &elementwise.scaleRows },
     .{ "embedding_f32", &embedding.Embedding(.f32).kernel },
     .{ "embedding_f16", &embedding.Embedding(.f16).kernel },
     .{ "embedding_bf16", &embedding.Embedding(.bf16).kernel },

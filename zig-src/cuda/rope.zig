@@ -1,14 +1,14 @@
-//! Rotary embedding in place (see backend.ts `rope`): within each head, element i pairs with
-//! i + headDim/2 (Hugging Face rotate-half), or element 2i with 2i + 1 when `interleaved` (the
-//! layout llama.cpp's GGUF conversion stores); both are rotated by
-//! angle = (pos0 + t) * invFreq[i], then scaled by attnFactor (HF folds it into cos and sin).
+//! Rotary embedding in place (see backend.ts `rope`) on the first rot_dim elements of each head,
+//! the rest untouched: element i pairs with i + rot_dim/2 (Hugging Face rotate-half), or element
+//! 2i with 2i + 1 when `interleaved` (llama.cpp's GGUF layout, and ChatGLM's); both are rotated
+//! by angle = (pos0 + t) * invFreq[i], then scaled by attnFactor (HF folds it into cos and sin).
 //!
-//! Launch: grid (ceil(T * nHeads * headDim/2 / 256)), block 256; one thread per pair, so the
+//! Launch: grid (ceil(T * nHeads * rotDim/2 / 256)), block 256; one thread per pair, so the
 //! in-place update has no races.
 const c = @import("common.zig");
 
-pub fn kernel(x: c.Ptr(f32), T: u32, n_heads: u32, head_dim: u32, pos0: u32, inv_freq: c.ConstPtr(f32), attn_factor: f32, interleaved: u32) callconv(.kernel) void {
-    const half: usize = head_dim / 2;
+pub fn kernel(x: c.Ptr(f32), T: u32, n_heads: u32, head_dim: u32, rot_dim: u32, pos0: u32, inv_freq: c.ConstPtr(f32), attn_factor: f32, interleaved: u32) callconv(.kernel) void {
+    const half: usize = rot_dim / 2;
     const idx = @as(usize, c.blockIdx(0)) * c.blockDim() + c.threadIdx();
     const per_token = @as(usize, n_heads) * half;
     if (idx >= @as(usize, T) * per_token) return;

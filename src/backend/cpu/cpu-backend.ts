@@ -178,10 +178,10 @@ export class CpuBackend implements Backend {
     check(this.lib.airllm_rmsnorm(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], n, T, eps), "airllm_rmsnorm", `w ${w.dtype} [${n}], T=${T}`);
   }
 
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false): void {
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false, rotaryDim = headDim): void {
     this.alive();
-    const status = this.lib.airllm_rope(asPtr(x), T, nHeads, headDim, pos0, asPtr(invFreq), attnFactor, interleaved ? 1 : 0);
-    check(status, "airllm_rope", `T=${T} nHeads=${nHeads} headDim=${headDim} (even, at most 1024)`);
+    const status = this.lib.airllm_rope(asPtr(x), T, nHeads, headDim, rotaryDim, pos0, asPtr(invFreq), attnFactor, interleaved ? 1 : 0);
+    check(status, "airllm_rope", `T=${T} nHeads=${nHeads} headDim=${headDim} rotaryDim=${rotaryDim} (even, at most headDim and 1024)`);
   }
 
   storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void {
@@ -196,7 +196,7 @@ export class CpuBackend implements Backend {
     this.alive();
     const status = this.lib.airllm_attention(
       asPtr(out), asPtr(q), asPtr(kv.k), asPtr(kv.v), asPtr(kv.pageTable), kv.pageSize, DTYPE_CODE[kv.dtype],
-      s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale,
+      s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, asPtr(s.alibiSlopes ?? 0),
     );
     check(
       status,
@@ -219,6 +219,24 @@ export class CpuBackend implements Backend {
   softmax(x: number, rows: number, n: number): void {
     this.alive();
     this.lib.airllm_softmax(asPtr(x), rows, n);
+  }
+
+  scaleRows(x: number, scales: number, T: number, n: number): void {
+    this.alive();
+    this.lib.airllm_scale_rows(asPtr(x), asPtr(scales), n, T);
+  }
+
+  scaleColumns(x: number, scales: Weight, T: number): void {
+    this.alive();
+    const n = vectorLength(scales, "scaleColumns");
+    check(this.lib.airllm_scale_columns(asPtr(x), asPtr(scales.addr), DTYPE_CODE[scales.dtype], n, T), "airllm_scale_columns", `scales ${scales.dtype} [${n}], T=${T}`);
+  }
+
+  /** out[r] = ‖w[r, :]‖₂ of a float matrix (summed in f64): Baichuan2's head norms, at load. */
+  rowNorms(out: number, w: Weight): void {
+    this.alive();
+    const [rows, cols] = matrixShape(w, "rowNorms");
+    check(this.lib.airllm_row_norms(asPtr(out), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols), "airllm_row_norms", `w ${w.dtype} [${rows}, ${cols}] (f32/f16/bf16 only)`);
   }
 
   moeRoute(ids: number, weights: number, logits: number, N: number, o: RouteOptions): void {

@@ -15,13 +15,13 @@ export const opSymbols = {
   airllm_add_bias: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
   /** (out, x, w, dtype, n, T, eps) → status */
   airllm_rmsnorm: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "f32"], returns: "i32" },
-  /** (x, T, nHeads, headDim, pos0, invFreq, attnFactor) → status */
-  airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "ptr", "f32", "u32"], returns: "i32" },
+  /** (x, T, nHeads, headDim, rotaryDim, pos0, invFreq, attnFactor, interleaved) → status */
+  airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "u32", "ptr", "f32", "u32"], returns: "i32" },
   /** (kPool, vPool, pageTable i32[], pageSize, kvDtype, k, v, pos0, T, width) → status */
   airllm_store_kv: { args: ["ptr", "ptr", "ptr", "u32", "u32", "ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
-  /** (out, q, kPool, vPool, pageTable i32[], pageSize, kvDtype, T, nHeads, nKvHeads, headDim, pos0, window, scale) → status */
+  /** (out, q, kPool, vPool, pageTable i32[], pageSize, kvDtype, T, nHeads, nKvHeads, headDim, pos0, window, scale, alibi slopes or 0) → status */
   airllm_attention: {
-    args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32"],
+    args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32", "ptr"],
     returns: "i32",
   },
   /** (out, gate, up, n) */
@@ -30,6 +30,12 @@ export const opSymbols = {
   airllm_add: { args: ["ptr", "ptr", "ptr", "u64"], returns: "void" },
   /** (x, rows, n) */
   airllm_softmax: { args: ["ptr", "u32", "u32"], returns: "void" },
+  /** (x, scales f32[T], n, T) */
+  airllm_scale_rows: { args: ["ptr", "ptr", "u32", "u32"], returns: "void" },
+  /** (x, scales, dtype, n, T) → status */
+  airllm_scale_columns: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
+  /** (out f32[rows], src, dtype, rows, cols) → status */
+  airllm_row_norms: { args: ["ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
   /**
    * (ids, weights, logits, N, experts, topK, scoring 0 softmax / 1 sigmoid, normalize, scale,
    * bias (0 = none), biasDtype, groups (0 = none), topGroups, groupRule 0 max / 1 top2sum) → status

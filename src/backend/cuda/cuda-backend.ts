@@ -255,8 +255,16 @@ export class CudaBackend implements Backend {
     if (T > 0) this.run(plans.rmsnormPlan(out, x, w, T, eps));
   }
 
-  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false): void {
-    if (T > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved));
+  rope(x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false, rotaryDim = headDim): void {
+    if (T > 0 && rotaryDim > 0) this.run(plans.ropePlan(x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved, rotaryDim));
+  }
+
+  scaleRows(x: number, scales: number, T: number, n: number): void {
+    if (T > 0 && n > 0) this.run(plans.scaleRowsPlan(x, scales, T, n));
+  }
+
+  scaleColumns(x: number, scales: Weight, T: number): void {
+    if (T > 0) this.run(plans.scaleColumnsPlan(x, scales, T));
   }
 
   storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void {

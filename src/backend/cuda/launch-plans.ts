@@ -164,18 +164,31 @@ export function embeddingPlan(out: number, table: Weight, ids: number, T: number
   return { kernel: byDtype("embedding", table.dtype), grid: [T, cdiv(cols, BLOCK), 1], block: B256, args: [out, table.addr, ids, cols] };
 }
 
-/** One thread per rotated pair: grid (ceil(T*nHeads*headDim/2 / 256)). */
+/** One thread per rotated pair: grid (ceil(T*nHeads*rotaryDim/2 / 256)). */
 export function ropePlan(
-  x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false,
+  x: number, T: number, nHeads: number, headDim: number, pos0: number, invFreq: number, attnFactor: number, interleaved = false, rotaryDim = headDim,
 ): LaunchPlan {
-  if (headDim % 2 !== 0) throw new UsageError(`rope: headDim ${headDim} is odd; rotate-half needs an even head size`);
-  const pairs = T * nHeads * (headDim / 2);
+  if (rotaryDim % 2 !== 0 || rotaryDim > headDim) {
+    throw new UsageError(`rope: rotaryDim ${rotaryDim} is odd or above headDim ${headDim}; rotary pairs need an even count within the head`);
+  }
+  const pairs = T * nHeads * (rotaryDim / 2);
   return {
     kernel: "rope_f32",
     grid: [cdiv(pairs, BLOCK), 1, 1],
     block: B256,
-    args: [x, T, nHeads, headDim, pos0, invFreq, attnFactor, interleaved ? 1 : 0],
+    args: [x, T, nHeads, headDim, rotaryDim, pos0, invFreq, attnFactor, interleaved ? 1 : 0],
   };
+}
+
+/** x[t, :] *= scales[t] (device f32 [T]): one thread per element, grid (ceil(T*n/256)). */
+export function scaleRowsPlan(x: number, scales: number, T: number, n: number): LaunchPlan {
+  return { kernel: "scale_rows_f32", grid: [cdiv(T * n, BLOCK), 1, 1], block: B256, args: [x, scales, n, T * n] };
+}
+
+/** x[t, :] *= scales (a float vector [n]): one thread per element, grid (ceil(T*n/256)). */
+export function scaleColumnsPlan(x: number, scales: Weight, T: number): LaunchPlan {
+  const n = vectorLength(scales, "scaleColumns");
+  return { kernel: byDtype("scale_columns", scales.dtype), grid: [cdiv(T * n, BLOCK), 1, 1], block: B256, args: [x, scales.addr, n, T * n] };
 }
 
 /** Flash-decoding splits: at least this many keys per block, so splitting pays for the merge. */
@@ -233,6 +246,8 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
     throw new UsageError(`attention: nHeads ${s.nHeads} is not a multiple of nKvHeads ${s.nKvHeads}`);
   }
   checkPages(kv, "attention");
+  // ALiBi slopes are read only when used; without them the query stands in for the pointer.
+  const alibi = s.alibiSlopes ? [s.alibiSlopes, 1] : [q, 0];
   const rowAlign = 4 * DTYPE_BYTES[kv.dtype];
   const tiled = s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && kv.k % rowAlign === 0 && kv.v % rowAlign === 0;
   if (tiled && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
@@ -240,7 +255,7 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
       kernel: byDtype("attention_prefill", kv.dtype),
       grid: [cdiv(s.T, PREFILL_TILE_Q), s.nHeads, 1],
       block: B256,
-      args: [out, q, kv.k, kv.v, kv.pageTable, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale, kv.pageSize],
+      args: [out, q, kv.k, kv.v, kv.pageTable, s.nHeads, s.nKvHeads, s.headDim, s.T, s.pos0, s.window, s.scale, kv.pageSize, ...alibi],
     }];
   }
   const splits = attentionSplits(s, sms);
@@ -248,7 +263,7 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
     kernel: byDtype("attention", kv.dtype),
     grid: [s.T, s.nHeads, splits],
     block: B256,
-    args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize],
+    args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize, ...alibi],
   };
   if (splits === 1) return [main];
   return [main, { kernel: "attention_combine_f32", grid: [s.T, s.nHeads, 1], block: B256, args: [out, scratch, s.nHeads, s.headDim, splits] }];

@@ -6,6 +6,9 @@ import ptxText from "../../../zig-out/ptx/airllm.ptx" with { type: "text" };
 import { ptr } from "bun:ffi";
 import { check, OUT_A, outA, type Driver } from "./driver.ts";
 
+/** i-quants and ternary types (kernels.zig iq_types), after the K-quants in quant_types. */
+const IQ_TYPES = ["iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m", "iq4_nl", "iq4_xs", "tq1_0", "tq2_0"] as const;
+
 /** Kernel parameter kinds: a device pointer (u64), a u32, an f32. */
 export type ArgKind = "ptr" | "u32" | "f32";
 
@@ -24,16 +27,16 @@ const MATMUL = [P, P, P, U, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
-// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize
-const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U] as const;
-// out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize
-const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U] as const;
+// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi
+const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U, P, U] as const;
+// out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize, alibi, useAlibi
+const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U, P, U] as const;
 const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable, k, v, pos0, width, pageSize
 // ids, weights, logits, bias, N, E, k, sigmoid, normalize, scale, hasBias, groups, groupTopk, top2sum
 const MOE_ROUTE = [P, P, P, P, U, U, U, U, U, F, U, U, U, U] as const;
 
 /** Block-quantized types (zig-src/cuda/kernels.zig quant_types, then bnb_types): four kernels each. */
-const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "nf4", "q8_block"] as const;
+const QUANT_TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k", ...IQ_TYPES, "nf4", "q8_block"] as const;
 type QuantName = (typeof QUANT_TYPES)[number];
 type QuantKernels = Record<`matvec_t1_${QuantName}`, typeof MATVEC> &
   Record<`matvec_t4_${QuantName}`, typeof MATVEC_LD> &
@@ -83,11 +86,15 @@ export const KERNELS = {
   add_bias_f32: ADD_BIAS,
   add_bias_f16: ADD_BIAS,
   add_bias_bf16: ADD_BIAS,
+  scale_columns_f32: ADD_BIAS, // x, scales, n, count
+  scale_columns_f16: ADD_BIAS,
+  scale_columns_bf16: ADD_BIAS,
+  scale_rows_f32: ADD_BIAS, // x, scales, n, count
   embedding_f32: EMBEDDING,
   embedding_f16: EMBEDDING,
   embedding_bf16: EMBEDDING,
-  // x, T, nHeads, headDim, pos0, invFreq, attnFactor
-  rope_f32: [P, U, U, U, U, P, F, U],
+  // x, T, nHeads, headDim, rotaryDim, pos0, invFreq, attnFactor, interleaved
+  rope_f32: [P, U, U, U, U, U, P, F, U],
   store_kv_f32: STORE_KV,
   store_kv_f16: STORE_KV,
   store_kv_bf16: STORE_KV,

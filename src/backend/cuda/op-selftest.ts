@@ -23,12 +23,23 @@ export interface OpCheck {
 const DTYPES: readonly FloatDType[] = ["f32", "f16", "bf16"];
 const QUANT_DTYPES = Object.keys(QUANT_BLOCKS) as QuantDType[];
 /** Byte offsets of each block's scale fields (d, and dmin/m where the type has one): f16, but
- *  the f32 absmax for nf4/q8_block. */
+ *  the f32 absmax for nf4/q8_block. iq1_m has none: its f16 d is spread over the top nibbles of
+ *  the four scale words at byte 48 (setIq1mScale). */
 const QUANT_SCALE_OFFSETS: Record<QuantDType, readonly number[]> = {
   q8_0: [0], q4_0: [0], q4_1: [0, 2], q5_0: [0], q5_1: [0, 2],
   q2_k: [80, 82], q3_k: [108], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208],
+  iq2_xxs: [0], iq2_xs: [0], iq2_s: [0], iq3_xxs: [0], iq3_s: [0], iq1_s: [0], iq1_m: [],
+  iq4_nl: [0], iq4_xs: [0], tq1_0: [52], tq2_0: [64],
   nf4: [0], q8_block: [0],
 };
+
+/** IQ1_M's f16 d: nibble k of its bits goes to the top nibble of the u16 scale word k at byte 48. */
+function setIq1mScale(view: DataView, block: number, bits: number): void {
+  for (let k = 0; k < 4; k++) {
+    const o = block + 48 + 2 * k;
+    view.setUint16(o, (view.getUint16(o, true) & 0x0fff) | (((bits >> (4 * k)) & 0xf) << 12), true);
+  }
+}
 /** f32 arithmetic in a different order: a few ulps of the output scale. */
 const TOL_F32 = 2e-5;
 /** Prefill on tensor cores rounds the activations to the weight format (matmul_mma.zig). */
@@ -71,6 +82,33 @@ export function decodeValues(bytes: Uint8Array, dtype: FloatDType): Float32Array
   return new Float32Array(Uint32Array.from(half, (h) => h << 16).buffer);
 }
 
+/** Random blocks of `dtype` for a tensor of `shape` (every bit pattern is a valid weight) whose
+ *  scales are set to small values, so outputs stay in a sane range. */
+export function randomQuantBlocks(rand: () => number, dtype: QuantDType, shape: readonly number[]): Uint8Array {
+  const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
+  setSmallScales(bytes, dtype, rand);
+  return bytes;
+}
+
+/** Overwrites the scales of every block of `dtype` in `bytes` with values in [0.002, 0.022). */
+export function setSmallScales(bytes: Uint8Array, dtype: QuantDType, rand: () => number): void {
+  const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const half = new Float16Array(1);
+  const halfBits = new Uint16Array(half.buffer);
+  for (let b = 0; b < bytes.length; b += blockBytes) {
+    if (dtype === "iq1_m") {
+      half[0] = 0.002 + rand() * 0.02;
+      setIq1mScale(view, b, halfBits[0]);
+    }
+    for (const off of QUANT_SCALE_OFFSETS[dtype]) {
+      half[0] = 0.002 + rand() * 0.02;
+      if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
+      else view.setUint16(b + off, halfBits[0], true);
+    }
+  }
+}
+
 /** The same buffers on both backends. */
 class Pair {
   private readonly owned: [number, number][] = [];
@@ -101,22 +139,9 @@ class Pair {
     return this.put(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
 
-  /** A quantized weight of random blocks (every bit pattern is a valid weight) whose f16
-   *  scales are set to small values, so outputs stay in a sane range. */
+  /** A quantized weight of random blocks with sane scales (randomQuantBlocks). */
   quantWeight(rand: () => number, dtype: QuantDType, shape: [number, number]): [Weight, Weight] {
-    const bytes = Uint8Array.from({ length: tensorBytes(dtype, shape) }, () => Math.floor(rand() * 256));
-    const { bytes: blockBytes } = QUANT_BLOCKS[dtype];
-    const view = new DataView(bytes.buffer);
-    const half = new Float16Array(1);
-    const halfBits = new Uint16Array(half.buffer);
-    for (let b = 0; b < bytes.length; b += blockBytes) {
-      for (const off of QUANT_SCALE_OFFSETS[dtype]) {
-        half[0] = 0.002 + rand() * 0.02;
-        if (isBnb(dtype)) view.setFloat32(b + off, half[0], true);
-        else view.setUint16(b + off, halfBits[0], true);
-      }
-    }
-    const [a, t] = this.put(bytes);
+    const [a, t] = this.put(randomQuantBlocks(rand, dtype, shape));
     return [{ addr: a, dtype, shape }, { addr: t, dtype, shape }];
   }
 
@@ -191,7 +216,7 @@ interface Ctx {
  */
 function checkStridedMatmul({ cpu, gpu, p, rand, uniform, record }: Ctx): void {
   const cases: [DType, number, number, number][] = [
-    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["nf4", 33, 30, 172],
+    ["f32", 100, 37, 136], ["f16", 100, 37, 136], ["bf16", 100, 37, 136], ["q4_k", 45, 20, 512], ["iq2_xs", 45, 20, 512], ["nf4", 33, 30, 172],
   ];
   const gap = 5;
   for (const [dtype, rA, rB, cols] of cases) {
@@ -282,7 +307,7 @@ function checkStoreKv(x: Ctx): void {
  */
 function checkPagedAttention(x: Ctx): void {
   const { cpu, gpu, p, uniform, record } = x;
-  const att: (AttentionShape & { offset?: number })[] = [
+  const att: (AttentionShape & { offset?: number; alibi?: boolean })[] = [
     { T: 1, nHeads: 4, nKvHeads: 2, headDim: 64, pos0: 10, window: 0, scale: 1 / 8 },
     { T: 9, nHeads: 4, nKvHeads: 1, headDim: 32, pos0: 0, window: 0, scale: 1 / Math.sqrt(32) },
     { T: 6, nHeads: 2, nKvHeads: 2, headDim: 128, pos0: 20, window: 5, scale: 1 / Math.sqrt(128) },
@@ -303,6 +328,12 @@ function checkPagedAttention(x: Ctx): void {
     { T: 33, nHeads: 64, nKvHeads: 64, headDim: 32, pos0: 100, window: 50, scale: 1 / Math.sqrt(32) },
     // The same prefill with K and V one element off their alignment: the fallback, element by element.
     { T: 75, nHeads: 32, nKvHeads: 8, headDim: 128, pos0: 0, window: 0, scale: 1 / Math.sqrt(128), offset: 1 },
+    // ALiBi (Baichuan2-13B: 40 heads, the non-power-of-two slope rule) on every kernel: decode,
+    // decode split across blocks, the per-query fallback and the tiled prefill.
+    { T: 1, nHeads: 40, nKvHeads: 40, headDim: 128, pos0: 30, window: 0, scale: 1 / Math.sqrt(128), alibi: true },
+    { T: 1, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 4000, window: 0, scale: 1 / 8, alibi: true },
+    { T: 6, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 20, window: 0, scale: 1 / 8, alibi: true },
+    { T: 75, nHeads: 40, nKvHeads: 40, headDim: 128, pos0: 10, window: 0, scale: 1 / Math.sqrt(128), alibi: true },
   ];
   for (const s of att) {
     const positions = s.pos0 + s.T;
@@ -311,10 +342,12 @@ function checkPagedAttention(x: Ctx): void {
         const pool = pagedPool(x, dtype, positions, s.nKvHeads * s.headDim, pageSize, s.offset ?? 0);
         const q = p.f32(uniform(s.T * s.nHeads * s.headDim, 2));
         const out = p.f32(new Float32Array(s.T * s.nHeads * s.headDim));
-        cpu.attention(out[0], q[0], pool.kv[0], s);
-        gpu.attention(out[1], q[1], pool.kv[1], s);
+        // Baichuan's slopes run from 2^-0.5 down to ~2^-8 (alibiSlopes in src/model/blocks/alibi.ts).
+        const slopes = s.alibi ? p.f32(Float32Array.from({ length: s.nHeads }, (_, h) => 2 ** (-(h + 1) * 8 / s.nHeads))) : null;
+        cpu.attention(out[0], q[0], pool.kv[0], slopes ? { ...s, alibiSlopes: slopes[0] } : s);
+        gpu.attention(out[1], q[1], pool.kv[1], slopes ? { ...s, alibiSlopes: slopes[1] } : s);
         const misaligned = s.offset ? " misaligned" : "";
-        const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window} page=${pageSize}${misaligned}`;
+        const shape = `T=${s.T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window} page=${pageSize}${misaligned}${s.alibi ? " alibi" : ""}`;
         record(compare("attention", dtype, shape, 1e-4, p.read(out, s.T * s.nHeads * s.headDim)));
         p.freeAll();
       }
@@ -566,15 +599,37 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
       }
     }
 
-    for (const [T, nHeads, headDim, pos0, factor, il] of [[5, 4, 64, 7, 1, 0], [2, 3, 128, 30000, 1.25, 0], [1, 2, 6, 0, 1, 0], [4, 3, 64, 100, 1, 1]]) {
-      const half = headDim / 2;
-      const inv = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / headDim));
+    // [T, nHeads, headDim, pos0, factor, interleaved, rotaryDim]: the last two partial (ChatGLM's
+    // interleaved half, Qwen's rotary_pct), whose unrotated elements must come back unchanged.
+    for (const [T, nHeads, headDim, pos0, factor, il, rot] of [
+      [5, 4, 64, 7, 1, 0, 64], [2, 3, 128, 30000, 1.25, 0, 128], [1, 2, 6, 0, 1, 0, 6], [4, 3, 64, 100, 1, 1, 64],
+      [6, 2, 128, 40, 1, 1, 64], [3, 4, 64, 9000, 1, 0, 32],
+    ]) {
+      const half = rot / 2;
+      const inv = Float32Array.from({ length: half }, (_, i) => 10000 ** (-(2 * i) / rot));
       const freq = p.f32(inv);
       const x = p.f32(uniform(T * nHeads * headDim));
-      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor, il === 1);
-      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor, il === 1);
-      const layout = il === 1 ? " interleaved" : "";
+      cpu.rope(x[0], T, nHeads, headDim, pos0, freq[0], factor, il === 1, rot);
+      gpu.rope(x[1], T, nHeads, headDim, pos0, freq[1], factor, il === 1, rot);
+      const layout = (il === 1 ? " interleaved" : "") + (rot < headDim ? ` rotary ${rot}` : "");
       record(compare("rope", "f32", `T=${T} heads=${nHeads} hd=${headDim} pos0=${pos0}${layout}`, TOL_F32 * 5, p.read(x, T * nHeads * headDim)));
+      p.freeAll();
+    }
+
+    // Qwen's logn query scaling (a factor per row) and Baichuan2's normalized head (one per column).
+    for (const [T, n] of [[1, 4096], [37, 1000]]) {
+      const x = p.f32(uniform(T * n, 3));
+      const rowScales = p.f32(uniform(T, 2));
+      cpu.scaleRows(x[0], rowScales[0], T, n);
+      gpu.scaleRows(x[1], rowScales[1], T, n);
+      record(compare("scaleRows", "f32", `T=${T} n=${n}`, 0, p.read(x, T * n)));
+      for (const dtype of DTYPES) {
+        const cols = uniform(n, 2);
+        const [sr, st] = p.put(encodeWeights(cols, dtype));
+        cpu.scaleColumns(x[0], { addr: sr, dtype, shape: [n] }, T);
+        gpu.scaleColumns(x[1], { addr: st, dtype, shape: [n] }, T);
+        record(compare("scaleColumns", dtype, `T=${T} n=${n}`, 0, p.read(x, T * n)));
+      }
       p.freeAll();
     }
 

@@ -8,7 +8,8 @@
 //   key row of (page p, slot s) = base + ((2l) · pages · pageSize + p · pageSize + s) · width · bytes
 import type { Backend, KvDType } from "../../backend/backend.ts";
 import { DTYPE_BYTES } from "../../backend/backend.ts";
-import { UsageError } from "../../errors.ts";
+import { AirLLMError, NativeError, UsageError } from "../../errors.ts";
+import { formatBytes } from "../../util/size.ts";
 
 export interface KvPoolShape {
   readonly layers: number;
@@ -50,7 +51,15 @@ export class KvPool {
     if (!(Number.isInteger(shape.pageSize) && shape.pageSize >= 1)) throw new UsageError(`KV page size ${shape.pageSize} must be a positive integer`);
     if (!(Number.isInteger(shape.pages) && shape.pages >= 1)) throw new UsageError(`the KV pool needs at least one page, got ${shape.pages}`);
     this.region = shape.pages * shape.pageSize * shape.width * DTYPE_BYTES[shape.dtype];
-    this.base = backend.alloc(KvPool.bytes(shape));
+    try {
+      this.base = backend.alloc(KvPool.bytes(shape));
+    } catch (e) {
+      if (!(e instanceof AirLLMError)) throw e;
+      throw new NativeError(
+        `the KV cache for ${shape.pages * shape.pageSize} positions (${formatBytes(KvPool.bytes(shape))}, ${shape.dtype}) cannot be allocated: ${e.message}`,
+        "lower the context (--ctx, max_seq_len), or give a memory budget (--max-memory, --max-gpu-memory) so it is sized to fit",
+      );
+    }
     this.refs = new Int32Array(shape.pages);
     for (let p = shape.pages - 1; p >= 0; p--) this.freeList.push(p);
   }

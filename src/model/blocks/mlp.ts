@@ -1,7 +1,9 @@
-// The gated MLP (SwiGLU) of a Llama-lineage decoder layer: x += down(silu(gate(xb)) * up(xb)) with
-// xb = rmsnorm(x). Shared by the dense layers of every architecture built on it and, over gathered
-// rows, by each expert of a mixture-of-experts layer.
+// The gated MLP (SwiGLU) of a decoder layer: x += down(silu(gate(xb)) * up(xb)) with
+// xb = rmsnorm(x). Shared by the dense layers of every architecture and, over gathered rows, by
+// each expert of a mixture-of-experts layer. Gate and up are two matrices, or one fused matrix
+// whose first half is the gate (ChatGLM's dense_h_to_4h).
 import type { Pass, TensorSpec } from "../architecture.ts";
+import { FusedSplit } from "./fused.ts";
 import { linear, residualLinear } from "./linear.ts";
 
 /** Checkpoint names of one gated MLP's three matrices (biases: the same names with .bias). */
@@ -55,8 +57,54 @@ export function mlpInto(p: Pass, x: number, xb: number, n: MlpNames, N: number, 
 
 /** x += mlp(rmsnorm(x)) for the dense MLP of layer `prefix` over every row of the pass. */
 export function denseMlpBlock(p: Pass, prefix: string, hidden: number, inter: number, eps: number, bias: boolean): void {
+  gatedMlpBlock(p, `${prefix}.post_attention_layernorm.weight`, denseMlpNames(prefix), hidden, inter, eps, bias);
+}
+
+/** x += mlp(rmsnorm(x)) over every row of the pass, for an MLP of any names (norm: its weight). */
+export function gatedMlpBlock(p: Pass, norm: string, n: MlpNames, hidden: number, inter: number, eps: number, bias: boolean): void {
   const s = p.buf;
   const N = p.batch.N;
-  p.backend.rmsnorm(s.xb!, s.x!, p.weights.get(`${prefix}.post_attention_layernorm.weight`), N, eps);
-  mlpInto(p, s.x!, s.xb!, denseMlpNames(prefix), N, hidden, inter, bias, s.out!);
+  p.backend.rmsnorm(s.xb!, s.x!, p.weights.get(norm), N, eps);
+  mlpInto(p, s.x!, s.xb!, n, N, hidden, inter, bias, s.out!);
+}
+
+/** A gated MLP whose gate and up are one matrix [2·inter, hidden], gate rows first (module names). */
+export interface FusedMlpNames {
+  readonly gateUp: string;
+  readonly down: string;
+}
+
+export function fusedMlpTensors(n: FusedMlpNames, hidden: number, inter: number): TensorSpec[] {
+  return [
+    { name: `${n.gateUp}.weight`, shape: [2 * inter, hidden], role: "matrix" },
+    { name: `${n.down}.weight`, shape: [hidden, inter], role: "matrix" },
+  ];
+}
+
+/** Activation widths of the fused MLP: gate, up, and the fused product's scratch. */
+export function fusedMlpActivations(inter: number): Record<string, number> {
+  return { gate: inter, up: inter, gateUp: 2 * inter };
+}
+
+/**
+ * x += down(silu(first half of xb·Wᵀ) * second half) with xb = rmsnorm(x) (ChatGLM's MLP): one
+ * fused gate/up launch over the halves where the backend has it, else the fused product, gathered
+ * into gate and up.
+ */
+export function fusedMlpBlock(p: Pass, norm: string, n: FusedMlpNames, split: FusedSplit, hidden: number, inter: number, eps: number): void {
+  const { backend: be, buf: s } = p;
+  const N = p.batch.N;
+  be.rmsnorm(s.xb!, s.x!, p.weights.get(norm), N, eps);
+  const weight = `${n.gateUp}.weight`;
+  const views = be.swigluMatmul ? split.views(p, weight, null) : null;
+  if (views === null || !be.swigluMatmul!(s.gate!, s.xb!, views.weights[0]!, views.weights[1]!, N)) {
+    split.project(p, [s.gate!, s.up!], s.xb!, weight, null, s.gateUp!, N);
+    be.swiglu(s.gate!, s.gate!, s.up!, N * inter);
+  }
+  residualLinear(p, s.x!, s.gate!, `${n.down}.weight`, null, N, hidden, s.out!);
+}
+
+/** The split of a fused gate|up matrix of `inter` rows each. */
+export function gateUpSplit(inter: number): FusedSplit {
+  return new FusedSplit("contiguous", [1, 1], inter);
 }

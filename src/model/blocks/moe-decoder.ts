@@ -2,6 +2,8 @@
 // Qwen2-MoE, Qwen3-MoE): the shared attention block, then per layer the sparse MLP or the dense
 // one. Each layer's experts are units of their own in the plan (entry.experts), fetched by the
 // streamer only when routed to; each sparse layer guesses the next sparse layer's experts.
+import { ModelFormatError } from "../../errors.ts";
+import { quote } from "../../util/validate.ts";
 import type { ArchFiles, ModelArch, Pass, TensorSpec } from "../architecture.ts";
 import type { DecoderConfig } from "../config.ts";
 import { attentionActivations, attentionBlock, attentionDims, attentionTensors } from "./attention.ts";
@@ -35,6 +37,16 @@ export function buildMoeDecoder(c: DecoderConfig, files: ArchFiles, names: MoeLa
     const j = moe.sparseLayers.indexOf(true, i + 1);
     return j < 0 ? null : { entryIndex: layerEntryIndex(j), names: sparseNames(j), dims };
   };
+  // Every sparse layer's plan lists each expert's tensors: an expert count beyond the files is
+  // refused before a spec is made for each (the files are checked whole after the plan is built).
+  const firstSparse = moe.sparseLayers.indexOf(true);
+  const lastExpert = firstSparse < 0 ? null : `${sparseNames(firstSparse).expert(moe.numExperts - 1).gate}.weight`;
+  if (lastExpert !== null && !files.has(lastExpert)) {
+    throw new ModelFormatError(
+      `${files.configName} gives each sparse layer ${moe.numExperts} experts, but the weights have no ${quote(lastExpert)} (expert ${moe.numExperts - 1})`,
+      "the expert count (num_experts, num_local_experts) and the weights disagree: check that they come from the same model",
+    );
+  }
   const inter = c.intermediateSize;
   return buildDecoder(c, files, {
     tensors: (i: number): TensorSpec[] => {

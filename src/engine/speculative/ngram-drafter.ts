@@ -1,0 +1,63 @@
+// Prompt-lookup drafting (Saxena 2023; llama.cpp's lookup decoding): the draft continues the
+// sequence's own context. The longest suffix of up to `maxN` tokens that occurred before is found
+// (its latest occurrence), and the tokens that followed it are proposed; repeated as the draft
+// grows, so a copied passage is drafted in full. No model, no extra memory beyond an index of
+// n-gram → last position, kept incrementally as the context grows.
+import { chain, EMPTY_TREE, type DraftTree } from "./draft-tree.ts";
+import type { Drafter } from "./drafter.ts";
+
+const key = (tokens: readonly number[], end: number, n: number) => tokens.slice(end - n, end).join(",");
+
+export class NgramDrafter implements Drafter {
+  /** For n = 1..maxN: the n-gram ending just before position e → the latest such e. */
+  private readonly index = new Map<string, number>();
+  /** Positions e already indexed are < this. */
+  private indexed = 1;
+  private tokens: number[] = [];
+
+  constructor(private readonly maxN = 3, private readonly minN = 1) {}
+
+  propose(context: readonly number[], budget: number): DraftTree {
+    this.sync(context);
+    const drafts: number[] = [];
+    // Extend the lookup with the draft itself: a match that runs to the end continues from there.
+    const seq = [...context];
+    while (drafts.length < budget) {
+      const next = this.lookup(seq);
+      if (next === null) break;
+      drafts.push(next);
+      seq.push(next);
+    }
+    return drafts.length === 0 ? EMPTY_TREE : chain(drafts);
+  }
+
+  /** The token after the latest earlier occurrence of the longest matching suffix of `seq`. */
+  private lookup(seq: readonly number[]): number | null {
+    const len = seq.length;
+    for (let n = Math.min(this.maxN, len - 1); n >= this.minN; n--) {
+      const e = this.index.get(key(seq, len, n));
+      // e indexes a position in the context proper, whose token is known.
+      if (e !== undefined && e < this.tokens.length) return this.tokens[e]!;
+    }
+    return null;
+  }
+
+  /** Indexes every n-gram of `context` that is followed by a token (all but the last position). */
+  private sync(context: readonly number[]): void {
+    // The context only grows between proposals; a shorter or different one starts over.
+    const same = context.length >= this.tokens.length && this.tokens.every((t, i) => context[i] === t);
+    if (!same) {
+      this.index.clear();
+      this.indexed = 1;
+    }
+    this.tokens = [...context];
+    for (let e = this.indexed; e < context.length; e++) {
+      for (let n = 1; n <= Math.min(this.maxN, e); n++) this.index.set(key(context, e, n), e);
+    }
+    this.indexed = Math.max(this.indexed, context.length);
+  }
+
+  dispose(): void {
+    this.index.clear();
+  }
+}
