@@ -17,12 +17,17 @@ async function tail(path: string, size: number): Promise<void> {
     const h = new Bun.CryptoHasher("sha256");
     const buf = new Uint8Array(BLOCK);
     let reported = 0;
+    // Caught up with the writer: wait 1 ms, doubling up to 32 ms while nothing arrives, so eight
+    // slow downloads do not poll thousands of times a second.
+    let idleMs = 1;
     for (let at = 0; at < size; ) {
       const have = Math.min(fstatSync(fd).size, size);
       if (have <= at) {
-        await Bun.sleep(1);
+        await Bun.sleep(idleMs);
+        idleMs = Math.min(idleMs * 2, 32);
         continue;
       }
+      idleMs = 1;
       const n = readSync(fd, buf, 0, Math.min(BLOCK, have - at), at);
       h.update(buf.subarray(0, n));
       at += n;
