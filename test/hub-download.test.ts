@@ -132,6 +132,19 @@ describe("downloadBlobs, the Worker following the file on disk", () => {
     expect(existsSync(incompletePath(repoDir(), short.etag))).toBe(false);
   });
 
+  test("files download in parallel: one that stalls does not hold up the next", async () => {
+    server.stall = { file: "model.safetensors", afterBytes: 1_000_000 };
+    const abort = new AbortController();
+    const config: BlobJob = { path: "config.json", url: `${server.url}/${REPO}/resolve/${server.commitOf(REPO)}/config.json`, size: statSync(join(model, "config.json")).size, etag: server.etagOf(REPO, "config.json"), hash: "git-sha1" };
+    const done: string[] = [];
+    const pending = downloadBlobs(repoDir(), [job(), config], { fetch, signal: abort.signal, onBlob: (j) => done.push(j.path) });
+    await waitFor(() => done.includes("config.json"), "config.json beside the stalled weights");
+    abort.abort();
+    await expect(pending).rejects.toThrow();
+    expect(done).toEqual(["config.json"]);
+    expect(readFileSync(blobPath(repoDir(), config.etag), "utf8")).toBe(readFileSync(join(model, "config.json"), "utf8"));
+  });
+
   test("aborted mid-file: rejects, keeps the partial blob for a resume, links nothing", async () => {
     const STALL_AT = 6_000_000;
     server.stall = { file: "model.safetensors", afterBytes: STALL_AT };
