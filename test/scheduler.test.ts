@@ -29,6 +29,22 @@ afterAll(() => {
 });
 
 describe("continuous batching", () => {
+  test("concurrent streams get each pass's token before the next pass runs, not in bursts", async () => {
+    // Each stream records the scheduler's pass count as each token arrives: token k of every
+    // stream comes after one more pass than token k - 1 (the first after the prefill passes).
+    const arrivals = await Promise.all(
+      PROMPTS.slice(0, 4).map(async (p) => {
+        const seen: number[] = [];
+        for await (const _ of model.stream(p, { maxNewTokens: 12 })) seen.push(model.scheduler.stats().passes);
+        return seen;
+      }),
+    );
+    for (const seen of arrivals) {
+      expect(seen.length).toBe(12);
+      for (let k = 1; k < seen.length; k++) expect(seen[k]! - seen[k - 1]!).toBe(1);
+    }
+  });
+
   test("concurrent generate() calls share passes and each equals its call alone", async () => {
     const alone = [];
     for (const p of PROMPTS) alone.push((await uncached.generate(p, { maxNewTokens: 30 })).text);

@@ -163,11 +163,12 @@ export class Scheduler {
             yield e;
             if (e.kind !== "chunk") return;
           }
-          // Run a pass unless one is running (another consumer drives it), then let timers,
-          // signals, messages and other consumers run before looking again: a cancel arrives
-          // between passes, as in a generation loop that yields after every token.
-          if (!self.stepping) self.step();
+          // Let timers, signals, messages and the other consumers run first: a cancel arrives
+          // between passes, and every stream hands on the token of the last pass before the
+          // next pass starts (stepping at once would give each of N streams its tokens in
+          // bursts of N). Then run a pass unless one is running or this job already has events.
           await new Promise<void>((r) => setImmediate(r));
+          if (job.events.length === 0 && !self.stepping) self.step();
         }
       },
     };
