@@ -343,6 +343,18 @@ describe("GGUF repos, list, rm, and the other commands", () => {
     expect(weightDownloads(from)).toEqual([]);
   });
 
+  test("tokenize ORG/NAME fetches the config and tokenizer, no weights: the ids the local folder gives", async () => {
+    const from = server.log.length;
+    const byId = await airllm(["tokenize", STORIES_REPO, "Once upon a time"]);
+    expect(byId.code).toBe(0);
+    const local = await airllm(["tokenize", STORIES_HF, "Once upon a time"]);
+    expect(byId.stdout).toBe(local.stdout);
+    expect(byId.stdout.trim().split("\n").length).toBeGreaterThan(2);
+    expect(weightDownloads(from)).toEqual([]);
+    expect(existsSync(blob(STORIES_REPO, "model.safetensors"))).toBe(false);
+    expect(existsSync(join(snapshot(STORIES_REPO), "tokenizer.json"))).toBe(true);
+  });
+
   test("split and bench take an id from the cache", async () => {
     expect((await airllm(["pull", STORIES_REPO])).code).toBe(0);
     const out = join(work, `split-${Date.now()}`);

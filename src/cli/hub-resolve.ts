@@ -95,6 +95,20 @@ export async function resolveModelArg(spec: string, f: Flags, err: (s: string) =
   return withDownloadUi(f, err, o.mustRun === true, (po) => resolveModel(spec, po));
 }
 
+/**
+ * For `airllm tokenize`: what holds MODEL's tokenizer. A hub id the cache lacks brings only its
+ * config and tokenizer files (what a dry-run pull fetches), no weights; a GGUF repo's tokenizer is
+ * in the file's metadata, so that file is downloaded.
+ */
+export async function resolveTokenizerArg(spec: string, f: Flags, err: (s: string) => void): Promise<string> {
+  const id = parseHubId(spec);
+  if (existsSync(spec) || id === null) return spec;
+  const s = hubSettings(hubOptions(f));
+  if (s.offline || cachedModelPath(id, s) !== null) return resolveModelArg(spec, f, err);
+  const r = await pullModel(id, { ...hubOptions(f), dryRun: true });
+  return r.fit.kind === "gguf" ? resolveModelArg(spec, f, err) : r.snapshotDir;
+}
+
 /** `airllm pull`: always asks the hub for the revision's current commit. */
 export function pullArg(spec: string, f: Flags, err: (s: string) => void, dryRun: boolean): Promise<PullResult> {
   const id = parseHubId(spec);

@@ -5,10 +5,13 @@
 import { UsageError } from "../errors.ts";
 import { openTokenizer } from "../tokenizer/load-tokenizer.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
+import { HUB_FLAGS } from "./hub-flags.ts";
+import { resolveTokenizerArg } from "./hub-resolve.ts";
 
 const FLAGS: readonly FlagSpec[] = [
   { name: "ids", help: "TEXT is token ids (comma- or space-separated): print their decoded text" },
   { name: "no-special", help: "add no BOS/prefix tokens (with --ids: leave special tokens out of the text)" },
+  ...HUB_FLAGS,
   { name: "help", short: "h", help: "show this help" },
 ];
 
@@ -17,7 +20,8 @@ const HELP = `usage: airllm tokenize MODEL TEXT [--ids] [--no-special]
 Prints the token ids of TEXT, one line each: the id, a tab, and the token's vocabulary entry as a
 JSON string. Special-token text in TEXT ("<|im_start|>") becomes that token where the model's
 tokenizer does so. MODEL is a model folder (tokenizer.json, tokenizer.model or qwen.tiktoken) or a
-.gguf file; no weights are read.
+.gguf file, or a hub id (ORG/NAME): one the cache lacks brings only its config and tokenizer
+files (a GGUF repo: its file). No weights are read.
 
 options:
 ${flagHelp(FLAGS)}
@@ -35,7 +39,7 @@ export async function tokenizeCommand(argv: readonly string[], out: (s: string) 
   }
   const [model, text] = parsed.positionals as [string, string];
   const special = !f.has("no-special");
-  const { tokenizer, close } = openTokenizer(model);
+  const { tokenizer, close } = openTokenizer(await resolveTokenizerArg(model, f, err));
   try {
     if (f.has("ids")) {
       const ids = text.split(/[\s,[\]]+/).filter((s) => s !== "").map((s) => {
