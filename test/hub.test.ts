@@ -355,6 +355,15 @@ describe("GGUF repos, list, rm, and the other commands", () => {
     expect(existsSync(join(snapshot(STORIES_REPO), "tokenizer.json"))).toBe(true);
   });
 
+  test("--draft-model takes an id too: speculative greedy decoding gives llama2.c's text", async () => {
+    expect((await airllm(["pull", STORIES_REPO])).code).toBe(0);
+    const r = await airllm(["run", STORIES_REPO, "-p", "", "-n", "200", "--device", "cpu", "--draft-model", STORIES_REPO, "--offline"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/\(\d+ of \d+ drafts accepted/);
+    expectCleanError(await airllm(["run", STORIES_REPO, "-p", "", "--device", "cpu", "--draft-model", "nobody/uncached", "--offline"]), /nobody\/uncached is not in the cache .* offline/);
+    expect(r.stdout).toBe(storiesExpectedText() + "\n");
+  });
+
   test("split and bench take an id from the cache", async () => {
     expect((await airllm(["pull", STORIES_REPO])).code).toBe(0);
     const out = join(work, `split-${Date.now()}`);

@@ -9,7 +9,7 @@ import { AutoModel } from "../model/auto-model.ts";
 import { inspectModelSource } from "../model/model-source.ts";
 import { noChatTemplate } from "../tokenizer/chat-template.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
-import { resolveModelArg } from "./hub-resolve.ts";
+import { resolveDraftArg, resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
 import { SPECULATION_FLAGS, speculationFlags, speculationSummary } from "./speculation-flags.ts";
@@ -57,7 +57,7 @@ export async function chatCommand(argv: readonly string[], out: (s: string) => v
   const spec = speculationFlags(f);
   const model = await AutoModel.from_pretrained(modelPath, {
     ...modelOptions(f, err),
-    draft_model: spec.draftModel,
+    draft_model: await resolveDraftArg(spec.draftModel, f, err),
     max_seq_len: ctx ?? Math.min(maxPos, DEFAULT_CONTEXT),
     min_seq_len: ctx ?? Math.min(maxPos, 256),
     chat_template: f.string("chat-template"),

@@ -95,6 +95,11 @@ export async function resolveModelArg(spec: string, f: Flags, err: (s: string) =
   return withDownloadUi(f, err, o.mustRun === true, (po) => resolveModel(spec, po));
 }
 
+/** `--draft-model`: a path or a hub id, like MODEL (no budget check: a draft is loaded outside it). */
+export async function resolveDraftArg(spec: string | undefined, f: Flags, err: (s: string) => void): Promise<string | undefined> {
+  return spec === undefined ? undefined : resolveModelArg(spec, f, err);
+}
+
 /**
  * For `airllm tokenize`: what holds MODEL's tokenizer. A hub id the cache lacks brings only its
  * config and tokenizer files (what a dry-run pull fetches), no weights; a GGUF repo's tokenizer is

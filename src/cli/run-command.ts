@@ -9,7 +9,7 @@ import { planLines, predictedMsPerToken } from "./plan-report.ts";
 import { ProgressLine } from "./progress-line.ts";
 import { expertSummary, Profiler } from "../engine/profiler.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
-import { resolveModelArg } from "./hub-resolve.ts";
+import { resolveDraftArg, resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SAMPLING_FLAGS, samplingOptions } from "./sampling-flags.ts";
 import { SPECULATION_FLAGS, speculationFlags, speculationSummary } from "./speculation-flags.ts";
@@ -96,7 +96,7 @@ export async function runCommand(argv: readonly string[], out: (s: string) => vo
     // --max-memory bounds the whole process's peak RSS: what the tokenizer took is not the model's.
     max_memory: options.max_memory === undefined ? undefined : Math.max(0, parseSize(options.max_memory) - heldBeyondRuntime()),
     tokenizer,
-    draft_model: spec.draftModel,
+    draft_model: await resolveDraftArg(spec.draftModel, f, err),
     max_seq_len: ctx ?? Math.min(maxPos, ids.length + maxNewTokens),
     // The prompt and one new token at least; an explicit --ctx does not shrink.
     min_seq_len: ctx ?? Math.min(maxPos, ids.length + 1),

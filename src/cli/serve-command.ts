@@ -7,7 +7,7 @@ import { inspectModelSource } from "../model/model-source.ts";
 import { OpenAIServer } from "../serve/server.ts";
 import { WorkerModel } from "../worker/worker-model.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
-import { resolveModelArg } from "./hub-resolve.ts";
+import { resolveDraftArg, resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { SPECULATION_FLAGS, speculationFlags } from "./speculation-flags.ts";
 
@@ -73,7 +73,7 @@ export async function serveCommand(argv: readonly string[], out: (s: string) => 
   const spec = speculationFlags(f);
   const load = WorkerModel.load(modelPath, {
     ...options,
-    draft_model: spec.draftModel,
+    draft_model: await resolveDraftArg(spec.draftModel, f, err),
     max_seq_len: context,
     // An explicit --ctx is kept; the default may shrink to what the budget holds (printed below).
     min_seq_len: ctx ?? Math.min(context, 256),
