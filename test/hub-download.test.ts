@@ -66,6 +66,7 @@ afterAll(() => {
 beforeEach(() => {
   cache = mkdtempSync(join(work, "cache-"));
   server.stall = null;
+  server.dropOnce = null;
   server.ignoreRange = false;
   server.corruptOnce.clear();
 });
@@ -88,6 +89,20 @@ describe("downloadBlobs, the Worker following the file on disk", () => {
     await downloadBlobs(repoDir(), [job()], { fetch, onBytes: (n) => (counted += n) });
     expect(ranges(from)).toEqual([`bytes=${have}-`]);
     expect(counted).toBe(weights.length - have);
+    expectBlobIsTheFile();
+  });
+
+  test("a connection that breaks mid-file is resumed from where it broke, in the same call", async () => {
+    server.dropOnce = { file: "model.safetensors", afterBytes: 10_000_000 };
+    const from = server.log.length;
+    await downloadBlobs(repoDir(), [job()], { fetch });
+    const got = ranges(from);
+    expect(got[0]).toBeNull();
+    expect(got.length).toBe(2);
+    // Resumed from what reached the disk: at most the bytes sent before the break.
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(got[1] ?? "")?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(10_000_000);
     expectBlobIsTheFile();
   });
 

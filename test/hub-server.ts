@@ -5,7 +5,7 @@
 // to a second server on another port (the CDN) that honours Range. Gated repos answer 401 without a
 // token and 403 with one that has no access; unknown repos and revisions 404 with the hub's
 // X-Error-Code. Files are read in place (../shared is never copied). Every request is logged, and a
-// download can be made to stall (to kill a client mid-file) or to arrive corrupted once.
+// download can be made to stall (to kill a client mid-file), to break off, or to arrive corrupted once.
 import { closeSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 
 export interface ServedRepo {
@@ -111,6 +111,8 @@ export class HubServer {
   readonly log: LoggedRequest[] = [];
   /** The next download of `file` sends `afterBytes` bytes, then stalls until the client goes away. */
   stall: { file: string; afterBytes: number } | null = null;
+  /** The next download of `file` sends `afterBytes` bytes, then the connection breaks. */
+  dropOnce: { file: string; afterBytes: number } | null = null;
   /** The next full download of each of these files arrives with one byte flipped. */
   readonly corruptOnce = new Set<string>();
   /** Answer every request for bytes with the whole file (200), as a server without Range support does. */
@@ -314,6 +316,20 @@ export class HubServer {
     if (stall !== null && stall.file === file && start < stall.afterBytes && end >= stall.afterBytes) {
       this.stall = null;
       return new Response(this.stalledBody(f, start, stall.afterBytes), { status, headers: h });
+    }
+    const drop = this.dropOnce;
+    if (drop !== null && drop.file === file && start < drop.afterBytes && end >= drop.afterBytes) {
+      this.dropOnce = null;
+      const head = Bun.file(f.local).slice(start, drop.afterBytes);
+      return new Response(
+        new ReadableStream<Uint8Array>({
+          async start(controller) {
+            controller.enqueue(new Uint8Array(await head.arrayBuffer()));
+            controller.error(new Error("dropped by the test hub"));
+          },
+        }),
+        { status, headers: h },
+      );
     }
     if (this.corruptOnce.has(`${repo}/${file}`) && start === 0 && end === f.size - 1) {
       this.corruptOnce.delete(`${repo}/${file}`);
