@@ -46,13 +46,6 @@ export function treeAttentionRows(t: DraftTree): Int32Array {
   return rows;
 }
 
-/** Rows at depth d+1 follow their parent at depth d: the first chain's length (rows 1..n are it). */
-export function firstChainLength(t: DraftTree): number {
-  let n = 0;
-  while (n < t.parents.length && t.parents[n] === n - 1) n++;
-  return n;
-}
-
 /** Whether accepted nodes (root's child first) are rows 1..n of the preorder: the first chain. */
 export function isFirstChain(path: readonly number[]): boolean {
   return path.every((node, i) => node === i);

@@ -1,0 +1,116 @@
+// Drafting a token tree (SpecInfer, SpecExec, Sequoia): several guesses per step, verified in one
+// pass with tree attention (tree-layout.ts), so a miss at depth d can still be caught by a sibling.
+//
+// With a draft model the tree grows best first by the draft's own estimate that a node is reached
+// — the product of its probabilities along the path, SpecExec's rule. The candidates are the
+// draft's `width` likeliest tokens after each node of its main chain; choosing the first of them
+// extends the chain (one draft pass), the others stay leaves (growing them would take draft passes
+// of their own). Continuations found in the context (prompt lookup, ngram-drafter.ts) join as
+// forks at the root, which makes this mode useful without a draft model too.
+//
+// Every node is a deterministic function of the context (q = null): acceptance uses the
+// multi-draft rule (accept.ts), which keeps the target's distribution when sampling as well.
+import { DraftModel } from "./draft-model.ts";
+import { EMPTY_TREE, type DraftTree } from "./draft-tree.ts";
+import type { Drafter } from "./drafter.ts";
+import { NgramDrafter } from "./ngram-drafter.ts";
+
+/** The draft's forks per node, when none is given. */
+export const DEFAULT_TREE_WIDTH = 3;
+
+interface Candidate {
+  readonly parent: number;
+  readonly token: number;
+  /** The draft's probability of the path to this node. */
+  readonly score: number;
+  /** The draft's likeliest token after its parent: choosing it extends the main chain. */
+  readonly extends: boolean;
+}
+
+/** The `k` largest logits' ids with their softmax probabilities (temperature 1), likeliest first. */
+export function topCandidates(logits: Float32Array, k: number): [number, number][] {
+  let max = -Infinity;
+  for (const x of logits) max = Math.max(max, x);
+  let total = 0;
+  for (const x of logits) total += Math.exp(x - max);
+  const best: number[] = [];
+  for (let i = 0; i < logits.length; i++) {
+    if (best.length === k && logits[i]! <= logits[best[k - 1]!]!) continue;
+    let at = Math.min(best.length, k - 1);
+    best[at] = i;
+    while (at > 0 && logits[best[at - 1]!]! < logits[i]!) {
+      best[at] = best[at - 1]!;
+      best[--at] = i;
+    }
+  }
+  return best.map((id) => [id, Math.exp(logits[id]! - max) / total]);
+}
+
+/** `b`'s nodes added to `a` where they are not already there (the same token under the same parent). */
+export function mergeTrees(a: DraftTree, b: DraftTree): DraftTree {
+  const tokens = [...a.tokens];
+  const parents = [...a.parents];
+  const at = new Map<string, number>(tokens.map((t, i) => [`${parents[i]}:${t}`, i]));
+  const mapped: number[] = [];
+  b.tokens.forEach((t, i) => {
+    const parent = b.parents[i]! < 0 ? -1 : mapped[b.parents[i]!]!;
+    const key = `${parent}:${t}`;
+    let node = at.get(key);
+    if (node === undefined) {
+      node = tokens.length;
+      tokens.push(t);
+      parents.push(parent);
+      at.set(key, node);
+    }
+    mapped.push(node);
+  });
+  return { tokens, parents, q: tokens.map(() => null) };
+}
+
+export class TreeDrafter implements Drafter {
+  private readonly ngram = new NgramDrafter();
+
+  constructor(
+    /** The draft model, or null: the tree comes from the context alone. */
+    private readonly model: DraftModel | null,
+    private readonly width = DEFAULT_TREE_WIDTH,
+  ) {}
+
+  propose(context: readonly number[], budget: number): DraftTree {
+    if (budget <= 0 || context.length === 0) return EMPTY_TREE;
+    // With a draft model, the context's continuations get up to half the nodes.
+    const looked = this.ngram.branches(context, this.model === null ? budget : Math.ceil(budget / 2), this.width);
+    const rest = budget - looked.tokens.length;
+    const drafted = this.model !== null && rest > 0 ? this.modelTree(this.model, context, rest) : EMPTY_TREE;
+    return mergeTrees(drafted, looked);
+  }
+
+  /** Up to `budget` nodes from the draft model, best first by path probability. */
+  private modelTree(model: DraftModel, context: readonly number[], budget: number): DraftTree {
+    const k = Math.min(budget, model.room(context));
+    if (k <= 0) return EMPTY_TREE;
+    const tokens: number[] = [];
+    const parents: number[] = [];
+    const candidates: Candidate[] = [];
+    const offer = (logits: Float32Array, parent: number, score: number) => {
+      topCandidates(logits, this.width).forEach(([token, p], i) => candidates.push({ parent, token, score: score * p, extends: i === 0 }));
+    };
+    offer(model.follow(context), -1, 1);
+    while (tokens.length < k && candidates.length > 0) {
+      let best = 0;
+      candidates.forEach((c, i) => {
+        if (c.score > candidates[best]!.score) best = i;
+      });
+      const c = candidates.splice(best, 1)[0]!;
+      tokens.push(c.token);
+      parents.push(c.parent);
+      if (c.extends && tokens.length < k) offer(model.step(c.token), tokens.length - 1, c.score);
+    }
+    return { tokens, parents, q: tokens.map(() => null) };
+  }
+
+  dispose(): void {
+    this.ngram.dispose();
+    this.model?.dispose();
+  }
+}
