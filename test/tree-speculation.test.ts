@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { GenerationResult } from "../src/engine/job.ts";
 import { probabilityOf, Sampler, type Distribution } from "../src/engine/sampler.ts";
 import { Scheduler, type JobHandle } from "../src/engine/scheduler.ts";
-import { acceptTree } from "../src/engine/speculative/accept.ts";
+import { acceptTree, residual } from "../src/engine/speculative/accept.ts";
 import type { DraftTree } from "../src/engine/speculative/draft-tree.ts";
 import type { Drafter } from "../src/engine/speculative/drafter.ts";
 import { NgramDrafter } from "../src/engine/speculative/ngram-drafter.ts";
@@ -97,16 +97,16 @@ describe("greedy stays exact with trees", () => {
 });
 
 describe("sampling keeps the target's distribution with trees", () => {
-  test("the token at step 4 over 800 seeds: trees from the model itself (its top 3 at each fork, often accepted) against plain, chi-square below the p = 0.001 bound", async () => {
+  test("the token at step 4 over 1000 seeds: trees from the model itself (a drawn next token and its likeliest others at each fork, mostly accepted) against plain, chi-square below the p = 0.001 bound", async () => {
     const opts = { maxNewTokens: 4, temperature: 1, topK: 20 };
     const accepted = await expectSameTokenDistribution(
-      800,
+      1000,
       4,
       (seed) => plain.generate([1, 403], { ...opts, seed }),
       (seed) => withSelf.generate([1, 403], { ...opts, seed, speculate: "tree", draftTokens: 4 }),
     );
     // The multi-draft rule decided (drafts were accepted), not only the fallback draw.
-    expect(accepted).toBeGreaterThan(400);
+    expect(accepted).toBeGreaterThan(1000);
   });
 
   test("the multi-draft rule over three forks against draws from p itself; a biased rule (the first fork accepted twice as often) fails", () => {
@@ -126,6 +126,24 @@ describe("sampling keeps the target's distribution with trees", () => {
       if (s.rng.next() < Math.min(1, 2 * probabilityOf(p, forks[0]!))) return { accepted, biased: forks[0]! };
       const rest = acceptTree({ tokens: forks.slice(1), parents: [-1, -1], q: [null, null] }, () => without(p, forks[0]!), s.rng);
       return { accepted, biased: rest.path.length === 1 ? forks[1 + rest.path[0]!]! : rest.next };
+    });
+  });
+
+  test("a drawn child tried first, then two forks on the residual, against draws from p itself; the drawn child biased (min(1, 2p/q)) fails", () => {
+    // p from real logits; q a flattened copy (temperature 3), as a draft's would be.
+    const logits = new Float32Array(storiesRef().logits[0]!);
+    const p = new Sampler({ temperature: 1, topK: 12 }).distribution(logits, [1]);
+    const flat = new Sampler({ temperature: 3, topK: 12 }).distribution(logits, [1]);
+    expectRuleKeepsP(p, 9, (s) => {
+      const x = s.draw(flat);
+      // The forks beside it: p's two likeliest others (a draft's top-k).
+      const forks = p.ids.filter((id) => id !== x).slice(0, 2);
+      const tree: DraftTree = { tokens: [...forks, x], parents: [-1, -1, -1], q: [null, null, flat] };
+      const r = acceptTree(tree, () => p, s.rng);
+      const accepted = r.path.length === 1 ? tree.tokens[r.path[0]!]! : r.next;
+      if (s.rng.next() < Math.min(1, (2 * probabilityOf(p, x)) / probabilityOf(flat, x))) return { accepted, biased: x };
+      const rest = acceptTree({ tokens: forks, parents: [-1, -1], q: [null, null] }, () => residual(p, flat), s.rng);
+      return { accepted, biased: rest.path.length === 1 ? forks[rest.path[0]!]! : rest.next };
     });
   });
 });

@@ -86,7 +86,7 @@ export class CausalLM {
   /** A request's drafter for speculative decoding. */
   private drafter(mode: Exclude<SpeculationMode, "off">, request: GenerationRequest): Drafter {
     if (mode === "ngram") return new NgramDrafter();
-    if (mode === "tree") return new TreeDrafter(this.draft === null ? null : new DraftModel(this.draft.engine, this.tokenizer.vocabSize));
+    if (mode === "tree") return new TreeDrafter(this.draft === null ? null : new DraftModel(this.draft.engine, this.tokenizer.vocabSize), request.sampling ?? {});
     if (this.draft === null) {
       throw new UsageError(`speculative decoding "${mode}" needs a draft model`, "load one with --draft-model PATH (draft_model): a small model with the same vocabulary; or use --speculate ngram, which needs none");
     }

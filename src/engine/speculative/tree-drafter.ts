@@ -2,14 +2,18 @@
 // pass with tree attention (tree-layout.ts), so a miss at depth d can still be caught by a sibling.
 //
 // With a draft model the tree grows best first by the draft's own estimate that a node is reached
-// — the product of its probabilities along the path, SpecExec's rule. The candidates are the
-// draft's `width` likeliest tokens after each node of its main chain; choosing the first of them
-// extends the chain (one draft pass), the others stay leaves (growing them would take draft passes
-// of their own). Continuations found in the context (prompt lookup, ngram-drafter.ts) join as
-// forks at the root, which makes this mode useful without a draft model too.
+// — the product of its probabilities along the path, SpecExec's rule. After each node of its main
+// chain the candidates are the draft's next token — its argmax when the target is greedy, else a
+// draw from its sampling distribution q — and its likeliest others, `width` in all; choosing the
+// first extends the chain (one draft pass), the others stay leaves (growing them would take draft
+// passes of their own). Continuations found in the context (prompt lookup, ngram-drafter.ts) join
+// as forks at the root, which makes this mode useful without a draft model too.
 //
-// Every node is a deterministic function of the context (q = null): acceptance uses the
-// multi-draft rule (accept.ts), which keeps the target's distribution when sampling as well.
+// The drawn chain nodes carry their q; every other node is a deterministic function of the
+// context and the draft's draws (q = null). Acceptance (accept.ts) tries a drawn child by
+// Leviathan's rule, then the others by the multi-draft rule on the residual: the target's
+// distribution is kept, and when q is close to it the chain is accepted as often as a chain.
+import { probabilityOf, Sampler, type Distribution, type SamplingOptions } from "../sampler.ts";
 import { DraftModel } from "./draft-model.ts";
 import { EMPTY_TREE, type DraftTree } from "./draft-tree.ts";
 import type { Drafter } from "./drafter.ts";
@@ -23,8 +27,10 @@ interface Candidate {
   readonly token: number;
   /** The draft's probability of the path to this node. */
   readonly score: number;
-  /** The draft's likeliest token after its parent: choosing it extends the main chain. */
+  /** The draft's next token after its parent: choosing it extends the main chain. */
   readonly extends: boolean;
+  /** The distribution it was drawn from, for a drawn next token. */
+  readonly q: Distribution | null;
 }
 
 /** The `k` largest logits' ids with their softmax probabilities (temperature 1), likeliest first. */
@@ -64,17 +70,23 @@ export function mergeTrees(a: DraftTree, b: DraftTree): DraftTree {
     }
     mapped.push(node);
   });
-  return { tokens, parents, q: tokens.map(() => null) };
+  return { tokens, parents, q: [...a.q, ...tokens.slice(a.tokens.length).map(() => null)] };
 }
 
 export class TreeDrafter implements Drafter {
   private readonly ngram = new NgramDrafter();
+  private readonly sampler: Sampler;
 
   constructor(
     /** The draft model, or null: the tree comes from the context alone. */
     private readonly model: DraftModel | null,
+    /** The request's sampling: the draft draws its chain the same way. */
+    sampling: SamplingOptions = {},
     private readonly width = DEFAULT_TREE_WIDTH,
-  ) {}
+  ) {
+    // Its own generator: the target's draws must not depend on how many drafts were made.
+    this.sampler = new Sampler({ ...sampling, seed: ((sampling.seed ?? (Math.random() * 2 ** 32) >>> 0) ^ 0x27d4eb2f) >>> 0 });
+  }
 
   propose(context: readonly number[], budget: number): DraftTree {
     if (budget <= 0 || context.length === 0) return EMPTY_TREE;
@@ -91,9 +103,21 @@ export class TreeDrafter implements Drafter {
     if (k <= 0) return EMPTY_TREE;
     const tokens: number[] = [];
     const parents: number[] = [];
+    const qs: (Distribution | null)[] = [];
     const candidates: Candidate[] = [];
+    const history = [...context];
     const offer = (logits: Float32Array, parent: number, score: number) => {
-      topCandidates(logits, this.width).forEach(([token, p], i) => candidates.push({ parent, token, score: score * p, extends: i === 0 }));
+      const top = topCandidates(logits, this.width);
+      let q: Distribution | null = null;
+      if (!this.sampler.greedy) {
+        // The chain's next token is drawn (with the request's penalties and truncation), the
+        // likeliest others beside it.
+        q = this.sampler.distribution(logits, history);
+        const x = this.sampler.draw(q);
+        const px = top.find(([id]) => id === x)?.[1] ?? probabilityOf(q, x);
+        top.splice(0, top.length, [x, px], ...top.filter(([id]) => id !== x).slice(0, this.width - 1));
+      }
+      top.forEach(([token, p], i) => candidates.push({ parent, token, score: score * p, extends: i === 0, q: i === 0 ? q : null }));
     };
     offer(model.follow(context), -1, 1);
     while (tokens.length < k && candidates.length > 0) {
@@ -104,9 +128,13 @@ export class TreeDrafter implements Drafter {
       const c = candidates.splice(best, 1)[0]!;
       tokens.push(c.token);
       parents.push(c.parent);
-      if (c.extends && tokens.length < k) offer(model.step(c.token), tokens.length - 1, c.score);
+      qs.push(c.q);
+      if (c.extends && tokens.length < k) {
+        history.push(c.token);
+        offer(model.step(c.token), tokens.length - 1, c.score);
+      }
     }
-    return { tokens, parents, q: tokens.map(() => null) };
+    return { tokens, parents, q: qs };
   }
 
   dispose(): void {
