@@ -74,9 +74,12 @@ describe("greedy stays exact with trees", () => {
     expect(r.speculation!.drafted).toBeGreaterThan(0);
   });
 
-  test("the self-draft's tree is accepted along its first chain, several tokens per pass", async () => {
-    const r = await withSelf.generate([1], { maxNewTokens: 200, speculate: "tree", draftTokens: 12, adaptiveDraft: false });
-    expect(r.tokens.length / r.decodePasses).toBeGreaterThan(3);
+  test("a draft that agrees with the target: the tree learns its chain is always accepted and grows it nearly as deep as a chain", async () => {
+    const opts = { maxNewTokens: 200, draftTokens: 8, adaptiveDraft: false };
+    const tree = await withSelf.generate([1], { ...opts, speculate: "tree" });
+    const chain = await withSelf.generate([1], { ...opts, speculate: "draft" });
+    expect(tree.tokens.length / tree.decodePasses).toBeGreaterThan(0.9 * (chain.tokens.length / chain.decodePasses));
+    expect(chain.tokens.length / chain.decodePasses).toBeGreaterThan(6);
   });
 
   test("every accepted token on a side branch (the right token second at each fork): llama2.c's text, depth + 1 tokens per pass", async () => {

@@ -1,12 +1,15 @@
 // Drafting a token tree (SpecInfer, SpecExec, Sequoia): several guesses per step, verified in one
 // pass with tree attention (tree-layout.ts), so a miss at depth d can still be caught by a sibling.
 //
-// With a draft model the tree grows best first by the draft's own estimate that a node is reached
-// — the product of its probabilities along the path, SpecExec's rule. After each node of its main
-// chain the candidates are the draft's next token — its argmax when the target is greedy, else a
-// draw from its sampling distribution q — and its likeliest others, `width` in all; choosing the
-// first extends the chain (one draft pass), the others stay leaves (growing them would take draft
-// passes of their own). Continuations found in the context (prompt lookup, ngram-drafter.ts) join
+// With a draft model the tree grows best first by an estimate that a node is reached — the
+// product of its acceptance estimates along the path, SpecExec's rule. After each node of its
+// main chain the candidates are the draft's next token — its argmax when the target is greedy,
+// else a draw from its sampling distribution q — and its likeliest others, `width` in all;
+// choosing the first extends the chain (one draft pass), the others stay leaves (growing them
+// would take draft passes of their own). The chain's token is accepted at the rate measured so
+// far (read back from the context the next proposal gets); the others share what is left in
+// proportion to the draft's probabilities. A draft that agrees with the target thus gets a deep
+// chain, one that often misses gets forks. Continuations found in the context (prompt lookup, ngram-drafter.ts) join
 // as forks at the root, which makes this mode useful without a draft model too.
 //
 // The drawn chain nodes carry their q; every other node is a deterministic function of the
@@ -14,6 +17,7 @@
 // Leviathan's rule, then the others by the multi-draft rule on the residual: the target's
 // distribution is kept, and when q is close to it the chain is accepted as often as a chain.
 import { probabilityOf, Sampler, type Distribution, type SamplingOptions } from "../sampler.ts";
+import { AcceptanceRate } from "./draft-length.ts";
 import { DraftModel } from "./draft-model.ts";
 import { EMPTY_TREE, type DraftTree } from "./draft-tree.ts";
 import type { Drafter } from "./drafter.ts";
@@ -31,6 +35,14 @@ interface Candidate {
   readonly extends: boolean;
   /** The distribution it was drawn from, for a drawn next token. */
   readonly q: Distribution | null;
+}
+
+/** The last proposal: which of its nodes were chain nodes, to learn how often they are accepted. */
+interface Proposed {
+  readonly tree: DraftTree;
+  readonly extends: readonly boolean[];
+  /** The context's length when it was proposed. */
+  readonly at: number;
 }
 
 /** The `k` largest logits' ids with their softmax probabilities (temperature 1), likeliest first. */
@@ -76,6 +88,9 @@ export function mergeTrees(a: DraftTree, b: DraftTree): DraftTree {
 export class TreeDrafter implements Drafter {
   private readonly ngram = new NgramDrafter();
   private readonly sampler: Sampler;
+  /** How often the draft's chain token is accepted where it is offered. */
+  private readonly chainRate = new AcceptanceRate();
+  private last: Proposed | null = null;
 
   constructor(
     /** The draft model, or null: the tree comes from the context alone. */
@@ -89,21 +104,44 @@ export class TreeDrafter implements Drafter {
   }
 
   propose(context: readonly number[], budget: number): DraftTree {
+    this.learn(context);
     if (budget <= 0 || context.length === 0) return EMPTY_TREE;
-    // With a draft model, the context's continuations get up to half the nodes.
-    const looked = this.ngram.branches(context, this.model === null ? budget : Math.ceil(budget / 2), this.width);
+    // With a draft model, the context's continuations get up to half the nodes the draft's chain
+    // is not expected to use.
+    const share = this.model === null ? budget : Math.round((budget * (1 - this.chainRate.rate)) / 2);
+    const looked = share > 0 ? this.ngram.branches(context, share, this.width) : EMPTY_TREE;
     const rest = budget - looked.tokens.length;
-    const drafted = this.model !== null && rest > 0 ? this.modelTree(this.model, context, rest) : EMPTY_TREE;
-    return mergeTrees(drafted, looked);
+    const drafted = this.model !== null && rest > 0 ? this.modelTree(this.model, context, rest) : { tree: EMPTY_TREE, extends: [] };
+    this.last = { ...drafted, at: context.length };
+    return mergeTrees(drafted.tree, looked);
   }
 
-  /** Up to `budget` nodes from the draft model, best first by path probability. */
-  private modelTree(model: DraftModel, context: readonly number[], budget: number): DraftTree {
+  /** Walks the last proposal along what the target accepted (the context since): was each chain node on the way taken? */
+  private learn(context: readonly number[]): void {
+    const last = this.last;
+    this.last = null;
+    if (last === null || context.length <= last.at) return;
+    const { tree } = last;
+    let node = -1;
+    for (let pos = last.at; pos < context.length; pos++) {
+      const kids = tree.parents.flatMap((p, i) => (p === node ? [i] : []));
+      const chainKid = kids.find((k) => last.extends[k]);
+      const taken = kids.find((k) => tree.tokens[k] === context[pos]);
+      if (chainKid !== undefined) this.chainRate.record(1, taken === chainKid ? 1 : 0);
+      if (taken === undefined) return;
+      node = taken;
+    }
+  }
+
+  /** Up to `budget` nodes from the draft model, best first by the estimate that each is reached. */
+  private modelTree(model: DraftModel, context: readonly number[], budget: number): { tree: DraftTree; extends: boolean[] } {
     const k = Math.min(budget, model.room(context));
-    if (k <= 0) return EMPTY_TREE;
+    if (k <= 0) return { tree: EMPTY_TREE, extends: [] };
     const tokens: number[] = [];
     const parents: number[] = [];
     const qs: (Distribution | null)[] = [];
+    const chainNodes: boolean[] = [];
+    const a = this.chainRate.rate;
     const candidates: Candidate[] = [];
     const history = [...context];
     const offer = (logits: Float32Array, parent: number, score: number) => {
@@ -117,7 +155,9 @@ export class TreeDrafter implements Drafter {
         const px = top.find(([id]) => id === x)?.[1] ?? probabilityOf(q, x);
         top.splice(0, top.length, [x, px], ...top.filter(([id]) => id !== x).slice(0, this.width - 1));
       }
-      top.forEach(([token, p], i) => candidates.push({ parent, token, score: score * p, extends: i === 0, q: i === 0 ? q : null }));
+      // Another token is the target's when the chain's is not: its share of the rest of the draft's mass.
+      const rest = Math.max(1e-30, 1 - top[0]![1]);
+      top.forEach(([token, p], i) => candidates.push({ parent, token, score: score * (i === 0 ? a : ((1 - a) * p) / rest), extends: i === 0, q: i === 0 ? q : null }));
     };
     offer(model.follow(context), -1, 1);
     while (tokens.length < k && candidates.length > 0) {
@@ -129,12 +169,13 @@ export class TreeDrafter implements Drafter {
       tokens.push(c.token);
       parents.push(c.parent);
       qs.push(c.q);
+      chainNodes.push(c.extends);
       if (c.extends && tokens.length < k) {
         history.push(c.token);
         offer(model.step(c.token), tokens.length - 1, c.score);
       }
     }
-    return { tokens, parents, q: qs };
+    return { tree: { tokens, parents, q: qs }, extends: chainNodes };
   }
 
   dispose(): void {
