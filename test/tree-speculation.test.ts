@@ -106,7 +106,7 @@ describe("sampling keeps the target's distribution with trees", () => {
       1000,
       4,
       (seed) => plain.generate([1, 403], { ...opts, seed }),
-      (seed) => withSelf.generate([1, 403], { ...opts, seed, speculate: "tree", draftTokens: 4 }),
+      (seed) => withSelf.generate([1, 403], { ...opts, seed, speculate: "tree", draftTokens: 4, adaptiveDraft: false }),
     );
     // The multi-draft rule decided (drafts were accepted), not only the fallback draw.
     expect(accepted).toBeGreaterThan(1000);
