@@ -6,12 +6,18 @@
 //  3. tok/s with and without speculation in the same run;
 //  4. a draft model (stories260K drafting for the 1B random Llama shares its vocabulary, but not
 //     its knowledge: acceptance is what random weights give);
-//  5. wall time per pass against the pass's token count (1, 8, 32, 64), streamed.
-//   bun bench/speculative.ts [--draft-tokens 8] [--json bench/results/speculative.json]
+//  5. wall time per pass against the pass's token count (1, 8, 32, 64), streamed, for a chain and
+//     for a token tree of as many rows (tree attention);
+//  6. token trees (--speculate tree): from the context alone on stories260K; stories260K drafting
+//     for itself (the only same-vocabulary pair at hand: the draft is the target, so only sampling
+//     leaves anything to reject), chain against tree, greedy and at temperature 1; the 1B model
+//     with stories260K's trees.
+//   bun bench/speculative.ts [--draft-tokens 8] [--passes-only] [--json bench/results/speculative.json]
 import { writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { NgramDrafter } from "../src/engine/speculative/ngram-drafter.ts";
+import { preorder, treeAttentionRows } from "../src/engine/speculative/tree-layout.ts";
 import { AutoModel, type CausalLM, type FromPretrainedOptions } from "../src/index.ts";
 import { LLAMA_1B, writeRandomLlama } from "./random-model.ts";
 
@@ -20,6 +26,8 @@ const arg = (name: string, dflt: string) => {
   return i > 0 ? process.argv[i + 1]! : dflt;
 };
 const K = Number(arg("draft-tokens", "8"));
+/** Only the 1B model's pass times (chain and tree), not the generation runs. */
+const passesOnly = process.argv.includes("--passes-only");
 const root = resolve(import.meta.dir, "..");
 const stories = resolve(root, "../shared/models/stories260K-hf");
 const ref: number[] = JSON.parse(await Bun.file(resolve(root, "../shared/refs/stories260K/ref_bos_200.json")).text()).sequence_after_bos_prompt_then_greedy;
@@ -64,10 +72,15 @@ function simulate(context: number[], sequence: number[], k: number): { passes: n
 }
 
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
+
+/** A tree given by its parents (each after its parent), in preorder. */
+function preorderOf(parents: number[]) {
+  return preorder({ tokens: parents.map((_, i) => 3 + i), parents, q: parents.map(() => null) });
+}
 const results: Record<string, unknown> = { date: new Date().toISOString(), cpus: navigator.hardwareConcurrency, draftTokens: K };
 
 // 1-3: stories260K streamed, greedy from <s>.
-{
+if (!passesOnly) {
   const m = await streamed(stories, { max_seq_len: 512, min_seq_len: 512, threads: 1 });
   // The simulation's drafter drafts K tokens whenever it can: so does this run (no adaptation).
   const fixed = await m.generate([1], { maxNewTokens: 200, speculate: "ngram", draftTokens: K, adaptiveDraft: false });
@@ -76,7 +89,9 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), cpus:
   // Timed A B A B (plain, speculative with the default adaptive length): the faster of each.
   let plainMs = Infinity;
   let specMs = Infinity;
+  let treeMs = Infinity;
   let spec = fixed;
+  let tree = fixed;
   for (let round = 0; round < 3; round++) {
     const t0 = performance.now();
     const plain = await m.generate([1], { maxNewTokens: 200 });
@@ -84,7 +99,10 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), cpus:
     const t1 = performance.now();
     spec = await m.generate([1], { maxNewTokens: 200, speculate: "ngram", draftTokens: K });
     specMs = Math.min(specMs, performance.now() - t1);
-    if (spec.tokens.join() !== ref.join() || plain.tokens.join() !== ref.join() || fixed.tokens.join() !== ref.join()) throw new Error("greedy output differs from llama2.c's reference");
+    const t2 = performance.now();
+    tree = await m.generate([1], { maxNewTokens: 200, speculate: "tree", draftTokens: K });
+    treeMs = Math.min(treeMs, performance.now() - t2);
+    for (const r of [spec, plain, fixed, tree]) if (r.tokens.join() !== ref.join()) throw new Error("greedy output differs from llama2.c's reference");
   }
   const perPass = spec.tokens.length / spec.decodePasses;
   const speedup = plainMs / specMs;
@@ -92,6 +110,12 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), cpus:
   console.log(`  tokens per pass with ${K} drafts whenever there is a match: ${round(perPassFixed, 3)}; the simulation over llama2.c's sequence: ${round(sim.tokens / sim.passes, 3)}`);
   console.log(`  adaptive length: ${round(perPass)} tokens per pass, ${spec.speculation!.accepted} of ${spec.speculation!.drafted} drafts accepted`);
   console.log(`  ${round(200 / (plainMs / 1000), 1)} tok/s plain, ${round(200 / (specMs / 1000), 1)} tok/s speculative: ${round(speedup)}× (${round(speedup / perPass)} × tokens per pass)`);
+  const treeFixed = await m.generate([1], { maxNewTokens: 200, speculate: "tree", draftTokens: K, adaptiveDraft: false });
+  if (treeFixed.tokens.join() !== ref.join()) throw new Error("tree speculation changed the greedy output");
+  const treePerPass = tree.tokens.length / tree.decodePasses;
+  console.log(`  tree from the context (n-gram forks at the root), ${K} nodes whenever there is a match: ${round(treeFixed.tokens.length / treeFixed.decodePasses, 3)} tokens per pass`);
+  console.log(`  tree, adaptive: ${round(treePerPass)} tokens per pass, ${round(200 / (treeMs / 1000), 1)} tok/s: ${round(plainMs / treeMs)}× plain (${round(plainMs / treeMs / treePerPass)} × tokens per pass)`);
+  results.storiesTree = { fixedTokensPerPass: round(treeFixed.tokens.length / treeFixed.decodePasses, 3), adaptiveTokensPerPass: round(treePerPass, 3), treeMs: Math.round(treeMs), speedup: round(plainMs / treeMs, 3) };
   results.storiesNgram = {
     fixedTokensPerPass: round(perPassFixed, 3), simulated: round(sim.tokens / sim.passes, 3), adaptiveTokensPerPass: round(perPass, 3),
     plainMs: Math.round(plainMs), specMs: Math.round(specMs), speedup: round(speedup, 3), accepted: spec.speculation!.accepted, drafted: spec.speculation!.drafted,
@@ -108,22 +132,66 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), cpus:
   m.dispose();
 }
 
+// 6: stories260K streamed, drafting for itself (resident): chain against tree, greedy and sampled.
+if (!passesOnly) {
+  const m = await streamed(stories, { max_seq_len: 512, min_seq_len: 512, threads: 1, draft_model: stories });
+  const perPass = (rs: { tokens: number[]; decodePasses: number }[]) => rs.reduce((a, r) => a + r.tokens.length, 0) / rs.reduce((a, r) => a + r.decodePasses, 0);
+  const self: Record<string, number> = {};
+  for (const mode of ["draft", "tree"] as const) {
+    const greedy = await m.generate([1], { maxNewTokens: 200, speculate: mode, draftTokens: K, adaptiveDraft: false });
+    if (greedy.tokens.join() !== ref.join()) throw new Error(`${mode} speculation changed the greedy output`);
+    const sampled = [];
+    for (let seed = 0; seed < 8; seed++) sampled.push(await m.generate([1], { maxNewTokens: 100, speculate: mode, draftTokens: K, adaptiveDraft: false, temperature: 1, seed }));
+    self[`${mode}Greedy`] = round(perPass([greedy]), 3);
+    self[`${mode}Sampled`] = round(perPass(sampled), 3);
+  }
+  console.log(`stories260K streamed, drafting for itself, ${K} draft tokens (nodes) every pass:`);
+  console.log(`  greedy: chain ${self.draftGreedy} tokens per pass, tree ${self.treeGreedy}; temperature 1 (8 seeds × 100 tokens): chain ${self.draftSampled}, tree ${self.treeSampled}`);
+  results.storiesSelfDraft = self;
+  m.dispose();
+}
+
 // 4-5: the 1B random Llama streamed (BF16, nothing resident).
 {
   const m = await streamed(big, { max_seq_len: 160, min_seq_len: 160 });
   console.log(`1B BF16 random Llama streamed (${(m.engine.weightStats().streamedBytes / 2 ** 30).toFixed(2)} GiB per pass):`);
+  // Chain and tree passes interleaved, the fastest of 3 each (the machine is shared). The tree:
+  // the last token, then forks of 4 under each node in turn.
   const curve: { tokens: number; ms: number }[] = [];
-  for (const T of [1, 8, 32, 64]) {
+  const treeCurve: { tokens: number; ms: number }[] = [];
+  const pass = (T: number, tree: boolean) => {
     const seq = m.newSequence();
     m.forward([seq], [[1]]);
     const ids = Array.from({ length: T }, (_, i) => 3 + i);
+    const opts = tree ? { trees: [treeAttentionRows(preorderOf(Array.from({ length: T - 1 }, (_, i) => Math.floor(i / 4) - 1)))] } : {};
     const t0 = performance.now();
-    m.forward([seq], [ids]);
-    curve.push({ tokens: T, ms: Math.round(performance.now() - t0) });
+    m.forward([seq], [ids], opts);
+    const ms = performance.now() - t0;
     seq.dispose();
+    return ms;
+  };
+  const Ts = [1, 8, 32, 64];
+  const best = { chain: Ts.map(() => Infinity), tree: Ts.map(() => Infinity) };
+  for (let rep = 0; rep < 3; rep++) {
+    Ts.forEach((T, i) => {
+      best.chain[i] = Math.min(best.chain[i]!, pass(T, false));
+      if (T > 1) best.tree[i] = Math.min(best.tree[i]!, pass(T, true));
+    });
   }
-  console.log(`  pass time against tokens in the pass: ${curve.map((c) => `${c.tokens}: ${c.ms} ms`).join(", ")}`);
+  Ts.forEach((T, i) => {
+    curve.push({ tokens: T, ms: Math.round(best.chain[i]!) });
+    if (T > 1) treeCurve.push({ tokens: T, ms: Math.round(best.tree[i]!) });
+  });
+  console.log(`  pass time against tokens in the pass (fastest of 3): ${curve.map((c) => `${c.tokens}: ${c.ms} ms`).join(", ")}`);
+  console.log(`  the same as token trees (forks of 4): ${treeCurve.map((c) => `${c.tokens}: ${c.ms} ms`).join(", ")}`);
   results.passCurve1B = curve;
+  results.treePassCurve1B = treeCurve;
+  if (passesOnly) {
+    m.dispose();
+    const out = arg("json", "");
+    if (out) writeFileSync(out, JSON.stringify(results, null, 1) + "\n");
+    process.exit(0);
+  }
   // n-gram drafts on the 1B model (its random weights repeat themselves), A B A B.
   let plainMs = Infinity;
   let specMs = Infinity;
@@ -150,6 +218,13 @@ const results: Record<string, unknown> = { date: new Date().toISOString(), cpus:
   if (drafted.tokens.join() !== plain.tokens.join()) throw new Error("draft-model speculation changed the 1B model's greedy output");
   const s = drafted.speculation!;
   console.log(`  draft model stories260K: ${round(drafted.tokens.length / drafted.decodePasses)} tokens per pass, ${s.accepted} of ${s.drafted} drafts accepted, ${round(draftPlainMs / draftSpecMs)}× the plain decode (drafting ${Math.round(s.draftMs)} ms)`);
+  const t2 = performance.now();
+  const treeDrafted = await draftModel.generate([1, 403, 407, 261, 378], { maxNewTokens: 24, speculate: "tree", draftTokens: K });
+  const treeSpecMs = performance.now() - t2;
+  if (treeDrafted.tokens.join() !== plain.tokens.join()) throw new Error("tree speculation changed the 1B model's greedy output");
+  const ts = treeDrafted.speculation!;
+  console.log(`  tree from stories260K and the context: ${round(treeDrafted.tokens.length / treeDrafted.decodePasses)} tokens per pass, ${ts.accepted} of ${ts.drafted} nodes accepted, ${round(draftPlainMs / treeSpecMs)}× the plain decode (drafting ${Math.round(ts.draftMs)} ms)`);
+  results.tree1B = { tokensPerPass: round(treeDrafted.tokens.length / treeDrafted.decodePasses, 3), accepted: ts.accepted, drafted: ts.drafted, specMs: Math.round(treeSpecMs), draftMs: Math.round(ts.draftMs) };
   results.draft1B = { tokensPerPass: round(drafted.tokens.length / drafted.decodePasses, 3), accepted: s.accepted, drafted: s.drafted, plainMs: Math.round(draftPlainMs), specMs: Math.round(draftSpecMs), draftMs: Math.round(s.draftMs) };
   draftModel.dispose();
   m.dispose();

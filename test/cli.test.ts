@@ -79,8 +79,8 @@ describe("airllm run", () => {
     expect(typeof j.timings.tokens_per_s).toBe("number");
   });
 
-  test("--speculate ngram and --draft-model give the same tokens, with tokens per pass in the summary", () => {
-    for (const flags of [["--speculate", "ngram"], ["--draft-model", STORIES_HF, "--draft-tokens", "4"]]) {
+  test("--speculate ngram, --draft-model and --speculate tree give the same tokens, with tokens per pass in the summary", () => {
+    for (const flags of [["--speculate", "ngram"], ["--draft-model", STORIES_HF, "--draft-tokens", "4"], ["--speculate", "tree", "--draft-model", STORIES_HF]]) {
       const r = airllm(["run", STORIES_HF, "-p", "", "-n", "200", "--device", "cpu", "--json", ...flags]);
       expect(r.code).toBe(0);
       const j = JSON.parse(r.stdout);

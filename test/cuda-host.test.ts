@@ -138,10 +138,15 @@ describe("launch geometry", () => {
     // Decode at position 8191: 32 heads fill 264 blocks with 9 splits of ~910 keys.
     const decode = plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", pageSize: 1 }, { ...s, T: 1, pos0: 8191 }, 5, 132);
     expect(decode.map((p) => [p.kernel, p.grid])).toEqual([["attention_bf16", [1, 32, 9]], ["attention_combine_f32", [1, 32, 1]]]);
-    // out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi
-    expect(decode[0].args).toEqual([1, 2, 4096, 8192, 12288, 5, 32, 8, 128, 8191, 0, 0.1, 9, 1, 2, 0]);
+    // out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi,
+    // then the tree rows and their count (none: the query again, 0)
+    expect(decode[0].args).toEqual([1, 2, 4096, 8192, 12288, 5, 32, 8, 128, 8191, 0, 0.1, 9, 1, 2, 0, 2, 0]);
     const alibi = plans.attentionPlans(1, 2, { ...kv, dtype: "bf16", pageSize: 1 }, { ...s, T: 1, pos0: 8191, alibiSlopes: 777 }, 5, 132);
-    expect(alibi[0].args.slice(-2)).toEqual([777, 1]);
+    expect(alibi[0].args.slice(-4, -2)).toEqual([777, 1]);
+    // A draft tree takes the per-query kernel even where query tiles would fill the GPU.
+    const tree = plans.attentionPlans(1, 2, kv, { ...s, T: 4096, tree: 999 }, 5, 132);
+    expect(tree.map((p) => [p.kernel, p.grid])).toEqual([["attention_f16", [4096, 32, 1]]]);
+    expect(tree[0].args.slice(-2)).toEqual([999, 4096]);
     expect(decode[1].args).toEqual([1, 5, 32, 128, 9]);
     // Short contexts and sliding windows keep at least 256 keys per split.
     expect(plans.attentionSplits({ ...s, T: 1, pos0: 300 }, 132)).toBe(2);

@@ -103,8 +103,8 @@ describe("batched equals alone", () => {
     }
   });
 
-  test("speculate per request (an extension field): greedy output unchanged; a draft without a draft model is a 400", async () => {
-    const spec = await Promise.all(PROMPTS.slice(0, 4).map((p) => complete(cached, { ...p, temperature: 0, speculate: "ngram", draft_tokens: 6 })));
+  test("speculate per request (an extension field: n-grams, context trees): greedy output unchanged; a draft without a draft model is a 400", async () => {
+    const spec = await Promise.all(PROMPTS.slice(0, 4).map((p, i) => complete(cached, { ...p, temperature: 0, speculate: i % 2 === 0 ? "ngram" : "tree", draft_tokens: 6 })));
     spec.forEach((r, i) => expect(r.choices[0].text).toBe(alone[i]!));
     const bad = await postJson(`${cached.url}/v1/completions`, { prompt: "x", speculate: "draft" }, auth);
     expect(bad.status).toBe(400);

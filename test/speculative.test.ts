@@ -1,21 +1,24 @@
 // Speculative decoding: greedy output is exactly the non-speculative output (llama2.c's expected
 // text, transformers' greedy ids), sampling keeps the target's distribution (a chi-square test
 // that a biased acceptance rule fails), rejected tokens leave no trace in the KV cache, and a
-// draft model must share the target's vocabulary.
+// draft model must share the target's vocabulary (trees too where they share the setup; the
+// rest of tree speculation: test/tree-speculation.test.ts).
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeRandomLlama } from "../bench/random-model.ts";
 import { acceptTree, residual } from "../src/engine/speculative/accept.ts";
+import type { Engine } from "../src/engine/engine.ts";
+import type { Sequence } from "../src/engine/sequence.ts";
 import { chain } from "../src/engine/speculative/draft-tree.ts";
+import { preorder, treeAttentionRows } from "../src/engine/speculative/tree-layout.ts";
 import { NgramDrafter } from "../src/engine/speculative/ngram-drafter.ts";
 import { probabilityOf, Sampler } from "../src/engine/sampler.ts";
 import { AutoModel, type CausalLM } from "../src/index.ts";
 import { readExpected } from "./parity.ts";
 import { ROOT, SHARED, STORIES_HF } from "./paths.ts";
 import type { TextTokenizer } from "../src/tokenizer/text-tokenizer.ts";
+import { loadSpeculationModels, type SpeculationModels } from "./speculation-models.ts";
 import { storiesExpectedText, storiesRef } from "./stories-reference.ts";
+import { expectRuleKeepsP, expectSameTokenDistribution } from "./chi-square.ts";
 
 /** A tokenizer for models that ship none: id i is the text "<i>". */
 function idTokenizer(vocabSize: number): TextTokenizer {
@@ -34,24 +37,15 @@ function idTokenizer(vocabSize: number): TextTokenizer {
   };
 }
 
-let work: string;
-/** A random Llama with stories260K's tokenizer: a draft that shares the vocabulary but not much else. */
-let otherDraft: string;
+let models: SpeculationModels;
 let withSelf: CausalLM;
 let withOther: CausalLM;
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), "airllm-spec-"));
-  otherDraft = join(work, "random-draft");
-  writeRandomLlama(otherDraft, { hidden: 64, intermediate: 128, layers: 2, heads: 4, kvHeads: 4, dtype: "F32", seed: 7 }, STORIES_HF);
-  withSelf = await AutoModel.from_pretrained(STORIES_HF, { device: "cpu", max_seq_len: 256, draft_model: STORIES_HF });
-  withOther = await AutoModel.from_pretrained(STORIES_HF, { device: "cpu", max_seq_len: 256, draft_model: otherDraft, parallel: 8 });
+  models = await loadSpeculationModels({ seed: 7 });
+  ({ withSelf, withOther } = models);
 });
-afterAll(() => {
-  withSelf?.dispose();
-  withOther?.dispose();
-  rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => models?.dispose());
 
 describe("greedy stays exact", () => {
   test.each(["ngram", "draft"] as const)("%s: stories260K's 200 greedy tokens are llama2.c's expected text", async (mode) => {
@@ -76,78 +70,48 @@ describe("greedy stays exact", () => {
     expect(r.speculation!.accepted).toBeLessThan(r.speculation!.drafted);
   });
 
-  test.each(["llama", "llama3", "mistral"])("transformers' greedy ids for the %s fixture are unchanged with n-gram drafts", async (name) => {
+  test.each([
+    ["llama", "ngram"],
+    ["llama3", "ngram"],
+    ["mistral", "ngram"],
+    ["llama", "tree"],
+    ["llama3", "tree"],
+    ["mistral", "tree"],
+  ] as const)("transformers' greedy ids for the %s fixture are unchanged with %s drafts (no draft model)", async (name, mode) => {
     const dir = join(ROOT, "test/fixtures/hf", name);
     const expected = readExpected(dir, "test/fixtures/gen_hf_fixtures.py");
     // The fixtures ship no tokenizer: generation is by ids, so a stand-in names each id.
     const model = await AutoModel.from_pretrained(dir, { device: "cpu", max_seq_len: 128, kv_dtype: "f32", tokenizer: idTokenizer(128) });
     try {
-      const r = await model.generate(expected.prompt, { maxNewTokens: expected.greedy_ids.length, speculate: "ngram", eosIds: [] });
+      const r = await model.generate(expected.prompt, { maxNewTokens: expected.greedy_ids.length, speculate: mode, eosIds: [] });
       expect(r.tokens).toEqual(expected.greedy_ids);
     } finally {
       model.dispose();
     }
   });
 
-  test("batched requests with speculation each equal their plain greedy output", async () => {
+  test.each([
+    ["draft and ngram", () => withOther, ["draft", "ngram", "draft", "ngram"]],
+    ["trees (a random draft and the context), chains and n-grams", () => withOther, ["tree", "draft", "tree", "ngram"]],
+  ] as const)("batched requests with %s each equal their plain greedy output", async (_, model, modes) => {
     const prompts = [[1, 403, 407, 261, 378], [1], [1, 20, 30], [1, 300, 301, 302]];
     const plain = [];
-    for (const p of prompts) plain.push((await withOther.generate(p, { maxNewTokens: 60 })).tokens);
-    const spec = await Promise.all(prompts.map((p, i) => withOther.generate(p, { maxNewTokens: 60, speculate: i % 2 === 0 ? "draft" : "ngram" })));
+    for (const p of prompts) plain.push((await model().generate(p, { maxNewTokens: 60 })).tokens);
+    const spec = await Promise.all(prompts.map((p, i) => model().generate(p, { maxNewTokens: 60, speculate: modes[i]! })));
     expect(spec.map((r) => r.tokens)).toEqual(plain);
   });
 });
 
-/** Two-sample chi-square over the bins both samples fill (expected ≥ 5), the rest pooled. */
-function chiSquare(a: Map<number, number>, b: Map<number, number>): { stat: number; df: number } {
-  const na = [...a.values()].reduce((x, y) => x + y, 0);
-  const nb = [...b.values()].reduce((x, y) => x + y, 0);
-  const keys = new Set([...a.keys(), ...b.keys()]);
-  const bins: [number, number][] = [];
-  let rest: [number, number] = [0, 0];
-  for (const k of keys) {
-    const ca = a.get(k) ?? 0;
-    const cb = b.get(k) ?? 0;
-    if (ca + cb >= 10) bins.push([ca, cb]);
-    else rest = [rest[0] + ca, rest[1] + cb];
-  }
-  if (rest[0] + rest[1] > 0) bins.push(rest);
-  let stat = 0;
-  for (const [ca, cb] of bins) {
-    const total = ca + cb;
-    const ea = (total * na) / (na + nb);
-    const eb = (total * nb) / (na + nb);
-    stat += (ca - ea) ** 2 / ea + (cb - eb) ** 2 / eb;
-  }
-  return { stat, df: bins.length - 1 };
-}
-
-/** The chi-square value exceeded with probability 0.001 (Wilson-Hilferty). */
-function chiSquareBound(df: number): number {
-  const z = 3.09;
-  return df * (1 - 2 / (9 * df) + z * Math.sqrt(2 / (9 * df))) ** 3;
-}
-
 describe("sampling keeps the target's distribution", () => {
   // The bound: p = 0.001 under the null hypothesis that both samples come from one distribution.
   test("the token at step 4 over 1500 seeds: speculative (a random draft) against plain, chi-square below the p = 0.001 bound", async () => {
-    const N = 1500;
-    const step = 4;
-    const opts = { maxNewTokens: step, temperature: 1, topK: 20 };
-    const plain = new Map<number, number>();
-    const spec = new Map<number, number>();
-    for (let s = 0; s < N; s += 50) {
-      const batch = Array.from({ length: Math.min(50, N - s) }, (_, i) => s + i);
-      const [a, b] = await Promise.all([
-        Promise.all(batch.map((seed) => withOther.generate([1, 403], { ...opts, seed }))),
-        Promise.all(batch.map((seed) => withOther.generate([1, 403], { ...opts, seed: 100_000 + seed, speculate: "draft", draftTokens: 3 }))),
-      ]);
-      for (const r of a) plain.set(r.tokens[step - 1]!, (plain.get(r.tokens[step - 1]!) ?? 0) + 1);
-      for (const r of b) spec.set(r.tokens[step - 1]!, (spec.get(r.tokens[step - 1]!) ?? 0) + 1);
-    }
-    const { stat, df } = chiSquare(plain, spec);
-    expect(df).toBeGreaterThan(3);
-    expect(stat).toBeLessThan(chiSquareBound(df));
+    const opts = { maxNewTokens: 4, temperature: 1, topK: 20 };
+    await expectSameTokenDistribution(
+      1500,
+      4,
+      (seed) => withOther.generate([1, 403], { ...opts, seed }),
+      (seed) => withOther.generate([1, 403], { ...opts, seed, speculate: "draft", draftTokens: 3 }),
+    );
   });
 
   test("the acceptance rule against draws from p itself; a biased rule (accept twice as often) fails the same test", () => {
@@ -156,59 +120,84 @@ describe("sampling keeps the target's distribution", () => {
     const logits = new Float32Array(storiesRef().logits[0]!);
     const p = sampler.distribution(logits, [1]);
     const flat = new Sampler({ temperature: 3, topK: 12 }).distribution(logits, [1]);
-    const s = new Sampler({ temperature: 1, seed: 11 });
-    const rng = s.rng;
-    const N = 20000;
-    const direct = new Map<number, number>();
-    const accepted = new Map<number, number>();
-    const biased = new Map<number, number>();
-    const add = (m: Map<number, number>, k: number) => m.set(k, (m.get(k) ?? 0) + 1);
-    for (let i = 0; i < N; i++) {
-      add(direct, s.draw(p));
+    expectRuleKeepsP(p, 11, (s) => {
       const x = s.draw(flat);
-      const r = acceptTree(chain([x], [flat]), () => p, rng);
-      add(accepted, r.path.length === 1 ? x : r.next);
+      const r = acceptTree(chain([x], [flat]), () => p, s.rng);
       // Biased: accept with min(1, 2 p/q) instead of min(1, p/q), else the same residual draw.
-      const keep = rng.next() < Math.min(1, (2 * probabilityOf(p, x)) / probabilityOf(flat, x));
-      add(biased, keep ? x : s.draw(residual(p, flat)));
-    }
-    const good = chiSquare(direct, accepted);
-    expect(good.stat).toBeLessThan(chiSquareBound(good.df));
-    const bad = chiSquare(direct, biased);
-    expect(bad.stat).toBeGreaterThan(chiSquareBound(bad.df));
+      const keep = s.rng.next() < Math.min(1, (2 * probabilityOf(p, x)) / probabilityOf(flat, x));
+      return { accepted: r.path.length === 1 ? x : r.next, biased: keep ? x : s.draw(residual(p, flat)) };
+    });
   });
 });
+
+/** stories260K's greedy reference, and a sequence that holds BOS and its first 14 tokens. */
+function prefilled(e: Engine): { ref: number[]; prefix: number[]; seq: Sequence } {
+  const ref = storiesRef().sequence_after_bos_prompt_then_greedy;
+  const prefix = [1, ...ref.slice(0, 14)];
+  const seq = e.newSequence();
+  e.forward([seq], [prefix]);
+  return { ref, prefix, seq };
+}
+
+/** A fresh sequence fed `prefix`, then `tokens` (all their logits), then `next` (its logits). */
+function freshRun(e: Engine, prefix: number[], tokens: number[], next: number): { seq: Sequence; rows: Float32Array; after: Float32Array } {
+  const seq = e.newSequence();
+  e.forward([seq], [prefix]);
+  const rows = e.forward([seq], [tokens], { allLogits: true })[0]!;
+  return { seq, rows, after: e.forward([seq], [[next]])[0]! };
+}
+
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((w, x, i) => Math.max(w, Math.abs(x - b[i]!)), 0);
 
 describe("rollback", () => {
   test("after rejected drafts the next pass equals a run on the accepted prefix alone; pages are accounted for", () => {
     const e = withSelf.engine;
     const free = e.kvPool.freePages;
-    const ref = storiesRef().sequence_after_bos_prompt_then_greedy;
-    const prefix = [1, ...ref.slice(0, 14)];
-    const seq = e.newSequence();
-    e.forward([seq], [prefix]);
+    const { ref, prefix, seq } = prefilled(e);
     // Feed the true next token and five drafts of which two are right, as verification does.
     const fed = [ref[14]!, ref[15]!, ref[16]!, 7, 8, 9];
     e.forward([seq], [fed], { allLogits: true });
     seq.truncate(prefix.length + 3);
     expect(seq.pageCount).toBe(Math.ceil((prefix.length + 3) / e.kvPool.shape.pageSize));
     const after = e.forward([seq], [[ref[17]!]])[0]!;
-    const fresh = e.newSequence();
-    e.forward([fresh], [prefix]);
-    e.forward([fresh], [[ref[14]!, ref[15]!, ref[16]!]]);
-    const expected = e.forward([fresh], [[ref[17]!]])[0]!;
-    let worst = 0;
-    for (let i = 0; i < after.length; i++) worst = Math.max(worst, Math.abs(after[i]! - expected[i]!));
-    expect(worst).toBeLessThan(1e-5);
+    const fresh = freshRun(e, prefix, [ref[14]!, ref[15]!, ref[16]!], ref[17]!);
+    expect(maxDiff(after, fresh.after)).toBeLessThan(1e-5);
     seq.dispose();
-    fresh.dispose();
+    fresh.seq.dispose();
     expect(e.kvPool.freePages).toBe(free);
   });
 
-  test("a finished speculative request returns every page (target and draft)", async () => {
+  test("a tree's side branch accepted and moved into place: its logits and the next pass's equal a fresh run on the accepted prefix; pages are accounted for", () => {
+    const e = withSelf.engine;
+    const free = e.kvPool.freePages;
+    const { ref, prefix, seq } = prefilled(e);
+    // root ref14 ─ 7 ─ 9          preorder: 7 9 ref15 8 ref16
+    //          └ ref15 ─ 8
+    //                  └ ref16
+    const tree = preorder({ tokens: [7, ref[15]!, 8, ref[16]!, 9], parents: [-1, -1, 1, 1, 0], q: [null, null, null, null, null] });
+    expect(tree.tokens).toEqual([7, 9, ref[15]!, 8, ref[16]!]);
+    const logits = e.forward([seq], [[ref[14]!, ...tree.tokens]], { allLogits: true, trees: [treeAttentionRows(tree)] })[0]!;
+    const at = prefix.length + 1;
+    seq.keepPositions(at, [at + 2, at + 4]);
+    expect(seq.ids).toEqual([...prefix, ref[14]!, ref[15]!, ref[16]!]);
+    expect(seq.pageCount).toBe(Math.ceil((prefix.length + 3) / e.kvPool.shape.pageSize));
+    const after = e.forward([seq], [[ref[17]!]])[0]!;
+    const fresh = freshRun(e, prefix, [ref[14]!, ref[15]!, ref[16]!], ref[17]!);
+    const V = after.length;
+    // The tree's rows of the root, ref15 and ref16 against the chain's three rows.
+    for (const [row, chainRow] of [[0, 0], [3, 1], [5, 2]] as const) {
+      expect(maxDiff(logits.subarray(row * V, (row + 1) * V), fresh.rows.subarray(chainRow * V, (chainRow + 1) * V))).toBeLessThan(1e-5);
+    }
+    expect(maxDiff(after, fresh.after)).toBeLessThan(1e-5);
+    seq.dispose();
+    fresh.seq.dispose();
+    expect(e.kvPool.freePages).toBe(free);
+  });
+
+  test.each(["draft", "tree"] as const)("a finished speculative request (%s) returns every page (target and draft)", async (mode) => {
     const free = withOther.engine.kvPool.freePages;
     const draftFree = withOther.draft!.engine.kvPool.freePages;
-    await withOther.generate([1, 403, 407], { maxNewTokens: 50, speculate: "draft" });
+    await withOther.generate([1, 403, 407], { maxNewTokens: 50, speculate: mode });
     expect(withOther.engine.kvPool.freePages).toBe(free);
     expect(withOther.draft!.engine.kvPool.freePages).toBe(draftFree);
   });

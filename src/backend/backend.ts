@@ -139,6 +139,14 @@ export interface AttentionShape {
    * slopes[h] · (j - p) to its score of key j. 0 or absent: none.
    */
   readonly alibiSlopes?: number;
+  /**
+   * Tree attention (speculative decoding's draft trees): device address of int32 [2T], the T rows
+   * being a tree in depth-first preorder (row 0 its root) — depth[0..T) (row t sits at position
+   * pos0 + depth[t], depth[0] = 0), then end[0..T) (row r's subtree is rows r .. end[r]-1, end[0]
+   * = T). Row t sees keys 0 .. pos0-1 and the rows r with r ≤ t < end[r] (its ancestors and
+   * itself); ALiBi and the window measure positions, not slots. 0 or absent: causal rows at pos0 + t.
+   */
+  readonly tree?: number;
 }
 
 /** Element types a KV cache can be stored in (f16 by default, as llama.cpp). */
@@ -245,7 +253,8 @@ export interface Backend {
   storeKv(kv: PagedKv, k: number, v: number, pos0: number, T: number, width: number): void;
   /**
    * Causal grouped-query attention of q[T, nHeads*headDim] over this sequence's paged cache
-   * (positions 0 .. pos0+T-1 stored, width nKvHeads*headDim), into out[T, nHeads*headDim]. Keys
+   * (slots 0 .. pos0+T-1 stored, width nKvHeads*headDim), into out[T, nHeads*headDim], or tree
+   * attention where shape.tree is set. Keys
    * and values are read in kv.dtype and widened to f32; the result does not depend on pageSize.
    */
   attention(out: number, q: number, kv: PagedKv, shape: AttentionShape): void;

@@ -12,6 +12,7 @@ import { Activations } from "./activations.ts";
 import { makeBatch, type Batch, type BatchRow } from "./batch.ts";
 import type { KvPool } from "./kv/kv-pool.ts";
 import { firstNonFinite, nonFiniteLogits, type PassGuards } from "./pass-guards.ts";
+import { PassBuffer } from "./pass-buffer.ts";
 import type { Profiler } from "./profiler.ts";
 import { Sequence } from "./sequence.ts";
 import type { FetchStats, WeightProvider, WeightStats } from "./weight-provider.ts";
@@ -22,6 +23,12 @@ export interface ForwardOptions {
    * or one flag per sequence; default: only each sequence's last token.
    */
   readonly allLogits?: boolean | readonly boolean[];
+  /**
+   * Per sequence, its tokens as a draft tree (speculative/tree-layout.ts treeAttentionRows:
+   * depth then subtree end of each row, in preorder), verified with tree attention; null or
+   * absent: consecutive tokens. Every token's KV is stored at its row's slot all the same.
+   */
+  readonly trees?: readonly (Int32Array | null)[];
 }
 
 /** Called before each plan entry runs (progress lines, profiling). */
@@ -31,11 +38,11 @@ export class Engine {
   private readonly acts: Activations;
   private readonly constants: Record<string, number> = {};
   /** Page tables of the pass's sequences, one after the other (int32). */
-  private tables = 0;
-  private tableCapacity = 0;
+  private readonly pageTables: PassBuffer;
   /** The architecture's per-pass tables (ModelArch.passTables), one after the other (f32). */
-  private passTables = 0;
-  private passTableCapacity = 0;
+  private readonly passTables: PassBuffer;
+  /** Draft trees' rows (ForwardOptions.trees), one after the other (int32). */
+  private readonly treeRows: PassBuffer;
   private passes = 0;
   onEntry: EntryHook | null = null;
   /** Set to collect per-entry timings (--profile); costs two clock reads per entry. */
@@ -52,6 +59,9 @@ export class Engine {
     readonly context: number,
   ) {
     this.acts = new Activations(backend, arch.activations, arch.vocab);
+    this.pageTables = new PassBuffer(backend);
+    this.passTables = new PassBuffer(backend);
+    this.treeRows = new PassBuffer(backend);
     for (const [name, table] of Object.entries(arch.constants)) {
       const values = table.values();
       const addr = backend.alloc(values.byteLength);
@@ -89,7 +99,7 @@ export class Engine {
    */
   forward(seqs: readonly Sequence[], tokens: readonly (readonly number[])[], opts: ForwardOptions = {}): Float32Array[] {
     this.guards?.beforePass();
-    const batch = makeBatch(seqs, tokens);
+    const batch = makeBatch(seqs, tokens, opts.trees);
     if (new Set(seqs).size !== seqs.length) throw new UsageError("forward: the same sequence appears twice in one batch");
     const V = this.arch.vocab;
     for (const id of batch.ids) {
@@ -101,6 +111,7 @@ export class Engine {
     }
     const tableAt = this.writePageTables(batch.rows);
     const tables = this.writePassTables(batch);
+    const treeAt = this.writeTrees(batch.rows);
     // Rows whose logits are wanted: every row, or the last row of each sequence.
     const logitRows: number[] = [];
     const all = (b: number) => (typeof opts.allLogits === "boolean" ? opts.allLogits : (opts.allLogits?.[b] ?? false));
@@ -125,7 +136,7 @@ export class Engine {
       const t0 = prof ? performance.now() : 0;
       const weights = this.weights.acquire(entry);
       const t1 = prof ? performance.now() : 0;
-      const p: Pass = { backend: this.backend, batch, buf: this.acts.buf, logitRows, logits: this.acts.logits, weights, kv: kvOf, constants: this.constants, tables };
+      const p: Pass = { backend: this.backend, batch, buf: this.acts.buf, logitRows, logits: this.acts.logits, weights, kv: kvOf, tree: (r) => treeAt.get(r) ?? 0, constants: this.constants, tables };
       this.arch.forward(entry, p);
       this.weights.release(entry);
       if (prof) prof.recordEntry(entry, t1 - t0, performance.now() - t1);
@@ -149,27 +160,27 @@ export class Engine {
 
   /** Writes each sequence's page table to the device; returns where each one starts. */
   private writePageTables(rows: readonly BatchRow[]): Map<BatchRow, number> {
-    const tables = rows.map((r) => r.seq.pageTable());
-    const total = tables.reduce((a, t) => a + t.length, 0);
-    if (total > this.tableCapacity) {
-      // The previous pass's ops may still read the old tables.
-      if (this.tables !== 0) {
-        this.backend.sync();
-        this.backend.free(this.tables);
-      }
-      this.tableCapacity = Math.max(total, 2 * this.tableCapacity);
-      this.tables = this.backend.alloc(this.tableCapacity * 4);
-    }
-    const flat = new Int32Array(total);
-    const at = new Map<BatchRow, number>();
+    return this.writeEach(this.pageTables, rows.map((r) => r.seq.pageTable()), rows);
+  }
+
+  /** Writes the draft trees' rows to the device; returns where each tree's start. */
+  private writeTrees(rows: readonly BatchRow[]): Map<BatchRow, number> {
+    const trees = rows.filter((r) => r.tree !== null);
+    return this.writeEach(this.treeRows, trees.map((r) => r.tree!), trees);
+  }
+
+  /** `parts` one after the other in `buffer`: the address of each part, by its row. */
+  private writeEach(buffer: PassBuffer, parts: readonly Int32Array[], rows: readonly BatchRow[]): Map<BatchRow, number> {
+    const flat = new Int32Array(parts.reduce((a, t) => a + t.length, 0));
+    const offsets: number[] = [];
     let off = 0;
-    rows.forEach((r, i) => {
-      flat.set(tables[i]!, off);
-      at.set(r, this.tables + off * 4);
-      off += tables[i]!.length;
-    });
-    this.backend.write(this.tables, flat);
-    return at;
+    for (const t of parts) {
+      flat.set(t, off);
+      offsets.push(off);
+      off += t.length;
+    }
+    const base = buffer.write(flat);
+    return new Map(rows.map((r, i) => [r, base + offsets[i]! * 4]));
   }
 
   /** Uploads the architecture's tables for this pass (each on a 64-float boundary); returns their addresses. */
@@ -182,21 +193,10 @@ export class Engine {
       at[name] = total;
       total += Math.ceil(t.length / 64) * 64;
     }
-    if (total > this.passTableCapacity) {
-      // The previous pass's ops may still read the old tables.
-      if (this.passTables !== 0) {
-        this.backend.sync();
-        this.backend.free(this.passTables);
-      }
-      this.passTableCapacity = Math.max(total, 2 * this.passTableCapacity);
-      this.passTables = this.backend.alloc(this.passTableCapacity * 4);
-    }
     const flat = new Float32Array(total);
-    for (const [name, t] of Object.entries(made)) {
-      flat.set(t, at[name]!);
-      at[name] = this.passTables + at[name]! * 4;
-    }
-    if (total > 0) this.backend.write(this.passTables, flat);
+    for (const [name, t] of Object.entries(made)) flat.set(t, at[name]!);
+    const base = this.passTables.write(flat);
+    for (const name of Object.keys(made)) at[name] = base + at[name]! * 4;
     return at;
   }
 
@@ -204,8 +204,9 @@ export class Engine {
     this.backend.sync();
     this.acts.release();
     for (const addr of Object.values(this.constants)) this.backend.free(addr);
-    if (this.tables !== 0) this.backend.free(this.tables);
-    if (this.passTables !== 0) this.backend.free(this.passTables);
+    this.pageTables.free();
+    this.passTables.free();
+    this.treeRows.free();
     this.weights.dispose();
     this.kvPool.dispose();
   }

@@ -21,7 +21,7 @@ export interface GenerateOptions extends SamplingOptions {
   readonly signal?: AbortSignal;
   /** Log-probabilities of each token and of this many most likely ones. */
   readonly logprobs?: number;
-  /** Speculative decoding: "ngram" (prompt lookup), "draft" (the draft model), or "off". */
+  /** Speculative decoding: "ngram" (prompt lookup), "draft" (the draft model), "tree" (a token tree from the draft model and the context), or "off". */
   readonly speculate?: SpeculationMode;
   /** The most draft tokens per pass (default 8). */
   readonly draftTokens?: number;

@@ -11,8 +11,9 @@ import { Job, type GenerationRequest, type JobEvent } from "./job.ts";
 import { EMPTY_CHAIN, PrefixCache } from "./kv/prefix-cache.ts";
 import type { Sequence } from "./sequence.ts";
 import { chooseDraftLength, PassCost } from "./speculative/draft-length.ts";
-import type { DraftTree } from "./speculative/draft-tree.ts";
+import { isChain, type DraftTree } from "./speculative/draft-tree.ts";
 import type { Drafter, SpeculationMode } from "./speculative/drafter.ts";
+import { isFirstChain, preorder, treeAttentionRows } from "./speculative/tree-layout.ts";
 
 export interface SchedulerOptions {
   /** Requests running at once (the rest wait). Default 16. */
@@ -29,8 +30,10 @@ export interface SchedulerOptions {
 interface Row {
   readonly job: Job;
   readonly tokens: number[];
-  /** Draft tokens after the first token, verified when the pass returns. */
+  /** Draft tokens after the first token (in preorder), verified when the pass returns. */
   readonly tree: DraftTree | null;
+  /** The tree's attention rows where it forks (tree-layout.ts); null for a chain or no drafts. */
+  readonly treeRows: Int32Array | null;
 }
 
 const DEFAULT_DRAFT_TOKENS = 8;
@@ -188,7 +191,9 @@ export class Scheduler {
       let logits: Float32Array[];
       try {
         const drafted = rows.map((r) => r.tree !== null);
-        logits = this.engine.forward(rows.map((r) => r.job.seq!), rows.map((r) => r.tokens), drafted.some((d) => d) ? { allLogits: drafted } : {});
+        const trees = rows.map((r) => r.treeRows);
+        const opts = drafted.some((d) => d) ? { allLogits: drafted, ...(trees.some((t) => t !== null) ? { trees } : {}) } : {};
+        logits = this.engine.forward(rows.map((r) => r.job.seq!), rows.map((r) => r.tokens), opts);
       } catch (e) {
         // A pass that fails fails every request in it; the scheduler goes on with the rest.
         for (const r of rows) this.finishJob(r.job, () => r.job.fail(e));
@@ -205,10 +210,15 @@ export class Scheduler {
         const job = r.job;
         const seq = job.seq!;
         if (r.tree !== null) {
-          // Keep the KV of the last token and of the accepted drafts (a prefix of the chain).
+          // Keep the KV of the last token and of the accepted drafts. The first chain (rows
+          // 1..n of the preorder) is already in place; another branch's rows move down into
+          // it — a copy of a few KV rows per layer, where feeding the branch again would cost
+          // another pass over the weights.
           job.decodePasses++;
           const path = job.verify(logits[i]!, r.tree, this.engine.context);
-          seq.truncate(seq.length - r.tree.tokens.length + path.length);
+          const at = seq.length - r.tree.tokens.length;
+          if (isFirstChain(path)) seq.truncate(at + path.length);
+          else seq.keepPositions(at, path.map((node) => at + node));
         } else {
           job.feed = job.feed.slice(r.tokens.length);
           if (job.feed.length === 0) {
@@ -321,13 +331,13 @@ export class Scheduler {
       if (budget === 0) break;
       const tree = this.draftFor(job, budget - 1, decoding.length - 1);
       const tokens = tree === null ? job.feed.slice(0, 1) : [job.feed[0]!, ...tree.tokens];
-      rows.push({ job, tokens, tree });
+      rows.push({ job, tokens, tree, treeRows: tree === null || isChain(tree) ? null : treeAttentionRows(tree) });
       budget -= tokens.length;
     }
     for (const job of prefilling) {
       if (budget === 0) break;
       const n = Math.min(budget, job.feed.length);
-      rows.push({ job, tokens: job.feed.slice(0, n), tree: null });
+      rows.push({ job, tokens: job.feed.slice(0, n), tree: null, treeRows: null });
       budget -= n;
     }
     return this.fitPages(rows);
@@ -349,7 +359,7 @@ export class Scheduler {
     }
     job.passesWithoutDrafts = 0;
     const t0 = performance.now();
-    const tree = drafter.propose([...seq.ids, job.feed[0]!], k);
+    const tree = preorder(drafter.propose([...seq.ids, job.feed[0]!], k));
     job.speculation.draftMs += performance.now() - t0;
     if (tree.tokens.length === 0) {
       job.acceptance.idle();

@@ -106,6 +106,25 @@ export class Sequence {
     for (const t of tokens) this.ids.push(t);
   }
 
+  /**
+   * Keeps the first `at` tokens, then the tokens now at positions `from` (ascending, each at or
+   * past its new position at + i), whose keys and values move down to at, at + 1, ...; the rest
+   * is forgotten. A draft tree's accepted branch, verified in slots after other branches' rows,
+   * becomes the sequence's continuation; its keys were rotated at the positions they now take.
+   */
+  keepPositions(at: number, from: readonly number[]): void {
+    const size = this.pool.shape.pageSize;
+    from.forEach((src, i) => {
+      const dst = at + i;
+      if (src < dst || src >= this.length) throw new Error(`internal: position ${src} cannot move to ${dst} (length ${this.length})`);
+      if (src === dst) return;
+      // Only positions this pass wrote move, into pages reserve() made this sequence's own.
+      this.pool.copySlots(this.pages[Math.floor(src / size)]!, src % size, this.pages[Math.floor(dst / size)]!, dst % size, 1);
+      this.ids[dst] = this.ids[src]!;
+    });
+    this.truncate(at + from.length);
+  }
+
   /** Forget everything after `length` tokens; pages past it go back to the pool. */
   truncate(length: number): void {
     this.length = Math.min(this.length, length);

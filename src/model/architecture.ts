@@ -100,6 +100,8 @@ export interface Pass {
   readonly weights: EntryWeights;
   /** This layer's paged KV cache for one sequence of the batch. */
   kv(layer: number, row: BatchRow): PagedKv;
+  /** Device address of a draft tree's rows (row.tree, uploaded for the pass; backend.ts AttentionShape.tree). */
+  tree(row: BatchRow): number;
   /** Device addresses of the architecture's constant tables (uploaded once). */
   readonly constants: Readonly<Record<string, number>>;
   /** Device addresses of this pass's tables (ModelArch.passTables), uploaded before the pass. */

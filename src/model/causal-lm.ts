@@ -12,7 +12,9 @@ import type { MemoryPlan } from "../engine/memory-plan.ts";
 import type { Sequence } from "../engine/sequence.ts";
 import { Scheduler, type SchedulerOptions } from "../engine/scheduler.ts";
 import type { GenerationRequest } from "../engine/job.ts";
+import { DraftModel } from "../engine/speculative/draft-model.ts";
 import type { Drafter, SpeculationMode } from "../engine/speculative/drafter.ts";
+import { TreeDrafter } from "../engine/speculative/tree-drafter.ts";
 import { ModelDrafter } from "../engine/speculative/model-drafter.ts";
 import { NgramDrafter } from "../engine/speculative/ngram-drafter.ts";
 import { UsageError } from "../errors.ts";
@@ -84,6 +86,7 @@ export class CausalLM {
   /** A request's drafter for speculative decoding. */
   private drafter(mode: Exclude<SpeculationMode, "off">, request: GenerationRequest): Drafter {
     if (mode === "ngram") return new NgramDrafter();
+    if (mode === "tree") return new TreeDrafter(this.draft === null ? null : new DraftModel(this.draft.engine, this.tokenizer.vocabSize), request.sampling ?? {});
     if (this.draft === null) {
       throw new UsageError(`speculative decoding "${mode}" needs a draft model`, "load one with --draft-model PATH (draft_model): a small model with the same vocabulary; or use --speculate ngram, which needs none");
     }

@@ -88,7 +88,7 @@ export interface RequestDefaults {
   readonly draftTokens?: number;
 }
 
-const SPECULATION_MODES: readonly SpeculationMode[] = ["off", "ngram", "draft"];
+const SPECULATION_MODES: readonly SpeculationMode[] = ["off", "ngram", "draft", "tree"];
 
 /** The checked request; `context` bounds max_tokens' default for chat. */
 export function parseRequest(kind: "chat" | "completion", body: unknown, context: number, defaults: RequestDefaults = {}): ParsedRequest {

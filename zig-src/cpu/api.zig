@@ -144,12 +144,13 @@ pub fn airllm_store_kv(k_pool: usize, v_pool: usize, page_table: usize, page_siz
 }
 
 /// alibi: address of f32 slopes [n_heads], or 0 for none.
-pub fn airllm_attention(out: usize, q: usize, k: usize, v: usize, page_table: usize, page_size: u32, kv_dtype: u32, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32, alibi: usize) callconv(.c) Status {
+pub fn airllm_attention(out: usize, q: usize, k: usize, v: usize, page_table: usize, page_size: u32, kv_dtype: u32, T: u32, n_heads: u32, n_kv_heads: u32, head_dim: u32, pos0: u32, window: u32, scale: f32, alibi: usize, tree: usize) callconv(.c) Status {
     const kv = pagedKv(k, v, page_table, page_size, kv_dtype) orelse return .bad_dtype;
     const shape = attention.Shape{
         .T = T, .n_heads = n_heads, .n_kv_heads = n_kv_heads, .head_dim = head_dim,
         .pos0 = pos0, .window = window, .scale = scale,
         .alibi = if (alibi == 0) null else @ptrFromInt(alibi),
+        .tree = if (tree == 0) null else .{ .rows = @ptrFromInt(tree), .T = T },
     };
     attention.attention(f32Ptr(out), f32Ptr(q), kv, shape) catch |e| return switch (e) {
         error.BadShape => .bad_shape,

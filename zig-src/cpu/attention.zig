@@ -1,6 +1,7 @@
 //! Causal grouped-query attention over one sequence's paged KV cache (kv_pages.zig), with an
-//! optional sliding window and optional ALiBi (Baichuan2-13B): head h adds slope_h · (j - p) to
-//! the score of key j at query position p. Keys and values are f32, f16 or bf16 (comptime), widened to f32 as
+//! optional sliding window, optional ALiBi (Baichuan2-13B): head h adds slope_h · (j - p) to
+//! the score of key j at query position p, and an optional tree mask (attention_tree.zig: the rows
+//! of a draft tree see only their ancestors). Keys and values are f32, f16 or bf16 (comptime), widened to f32 as
 //! they are loaded; all arithmetic is f32.
 //!
 //! Memory order drives the design. A cache row holds every KV head of one position
@@ -23,6 +24,7 @@ const DType = @import("../dtype.zig").DType;
 const pool = @import("thread_pool.zig");
 const cv = @import("convert.zig");
 const pages = @import("kv_pages.zig");
+const Tree = @import("attention_tree.zig").Tree;
 const V = cv.V;
 const lanes = cv.lanes;
 
@@ -36,6 +38,19 @@ pub const Shape = struct {
     scale: f32,
     /// ALiBi slopes, one per query head, or null.
     alibi: ?[*]const f32 = null,
+    /// The T rows are a draft tree (attention_tree.zig), or null: causal rows at pos0 + t.
+    tree: ?Tree = null,
+
+    /// Position of query row t.
+    fn queryPosition(s: Shape, t: usize) usize {
+        return if (s.tree) |tr| tr.queryPosition(s.pos0, t) else s.pos0 + t;
+    }
+
+    /// The first slot any query row may see: the window's start (a tree's rows are masked later).
+    fn firstKey(s: Shape, p: usize) usize {
+        const first = if (s.window > 0 and p + 1 > s.window) p + 1 - s.window else 0;
+        return if (s.tree != null) @min(first, s.pos0) else first;
+    }
 };
 
 pub const Error = error{ BadShape, BadIndex, OutOfMemory };
@@ -187,6 +202,11 @@ fn softmaxBlock(p: []f32, m: *f32, l: *f32) f32 {
     var bmax = -std.math.inf(f32);
     for (p) |x| bmax = @max(bmax, x);
     const m_new = @max(m.*, bmax);
+    if (m_new == -std.math.inf(f32)) {
+        // Every key so far masked (a tree's other branches): nothing to add yet.
+        @memset(p, 0);
+        return 1;
+    }
     // exp(-inf) = 0 on the first block: the empty accumulator is simply replaced.
     const corr = @exp(m.* - m_new);
     m.* = m_new;
@@ -199,23 +219,26 @@ fn softmaxBlock(p: []f32, m: *f32, l: *f32) f32 {
     return corr;
 }
 
-/// scores[h·block + j] += slope_h · (j0 + j - p): the bias of keys j0 .. j0+nj seen from position p.
-fn addAlibi(slopes: [*]const f32, nh: usize, j0: usize, p: usize, nj: usize, scores: [*]f32) void {
-    for (0..nh) |h| {
+/// scores[h·block + j] += slope_h · (position of key j0 + j - p): the bias of keys j0 .. j0+nj
+/// seen from position p.
+fn addAlibi(s: Shape, slopes: [*]const f32, j0: usize, p: usize, nj: usize, scores: [*]f32) void {
+    for (0..s.n_heads) |h| {
         for (0..nj) |j| {
-            const dist: f32 = @floatFromInt(@as(i64, @intCast(j0 + j)) - @as(i64, @intCast(p)));
+            const kp = if (s.tree) |tr| tr.keyPosition(s.pos0, j0 + j) else j0 + j;
+            const dist: f32 = @floatFromInt(@as(i64, @intCast(kp)) - @as(i64, @intCast(p)));
             scores[h * block + j] = @mulAdd(f32, slopes[h], dist, scores[h * block + j]);
         }
     }
 }
 
-/// Visible keys of query t (position pos0 + t), cut into `splits` equal ranges.
+/// Keys of query t up to its own slot pos0 + t (a tree's rows masked later), cut into `splits`
+/// equal ranges.
 fn keyRange(s: Shape, t: usize, splits: usize, split: usize) [2]usize {
-    const p = s.pos0 + t;
-    const first = if (s.window > 0 and p + 1 > s.window) p + 1 - s.window else 0;
-    const chunk = std.math.divCeil(usize, p + 1 - first, splits) catch unreachable;
-    const lo = @min(p + 1, first + split * chunk);
-    return .{ lo, @min(p + 1, lo + chunk) };
+    const last = s.pos0 + t;
+    const first = s.firstKey(s.queryPosition(t));
+    const chunk = std.math.divCeil(usize, last + 1 - first, splits) catch unreachable;
+    const lo = @min(last + 1, first + split * chunk);
+    return .{ lo, @min(last + 1, lo + chunk) };
 }
 
 fn task(comptime dt: DType, a: *const Args, i: usize) void {
@@ -249,7 +272,8 @@ fn task(comptime dt: DType, a: *const Args, i: usize) void {
                 vrows[u] = @ptrFromInt(a.kv.v + off);
             }
             scoreBlock(dt, a, q, &krows, &vrows, nj, &scores);
-            if (s.alibi) |slopes| addAlibi(slopes, nh, j0, s.pos0 + t, nj, &scores);
+            if (s.tree) |tr| tr.mask(s.pos0, s.window, t, j0, nj, nh, block, &scores);
+            if (s.alibi) |slopes| addAlibi(s, slopes, j0, s.queryPosition(t), nj, &scores);
             for (0..nh) |h| corr[h] = softmaxBlock(scores[h * block ..][0..nj], &m[h], &l[h]);
             accumulateBlock(dt, a, acc, &corr, &scores, &vrows, nj);
         }
@@ -293,7 +317,7 @@ fn merge(a: *const Args) void {
     };
 }
 
-/// out[T, nH·hd] = attention of q over positions 0 .. pos0+T-1 of the paged cache `kv`.
+/// out[T, nH·hd] = attention of q over slots 0 .. pos0+T-1 of the paged cache `kv`.
 /// error.BadIndex when a page the queries can see has a negative id.
 pub fn attention(out: [*]f32, q: [*]const f32, kv: pages.Paged, s: Shape) Error!void {
     if (s.n_kv_heads == 0 or s.n_heads % s.n_kv_heads != 0 or s.n_heads > max_heads or s.head_dim == 0) return error.BadShape;
@@ -301,7 +325,7 @@ pub fn attention(out: [*]f32, q: [*]const f32, kv: pages.Paged, s: Shape) Error!
     if (s.T == 0) return;
     const keys = s.pos0 + s.T;
     // The first query sees the earliest key; pages wholly before the window are never read.
-    const first = if (s.window > 0 and s.pos0 + 1 > s.window) s.pos0 + 1 - s.window else 0;
+    const first = s.firstKey(s.pos0);
     if (!pages.pagesValid(kv, first, keys)) return error.BadIndex;
     const visible = if (s.window > 0) @min(keys, s.window) else keys;
     const work = s.T * s.n_heads * visible * s.head_dim;

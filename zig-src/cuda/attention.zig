@@ -5,6 +5,13 @@
 //! each score (Baichuan2-13B); otherwise `alibi` is never read. Keys and values are read in the cache's dtype (f32,
 //! f16 or bf16: a 16-bit cache moves half the bytes) and widened to f32.
 //!
+//! Tree attention (a draft tree verified in one pass; backend.ts AttentionShape.tree, the CPU's
+//! attention_tree.zig): with `tree_rows` = T > 0, `tree` is int32 [2T] — depth, then subtree end,
+//! of rows in depth-first preorder. Query t sits at position pos0 + depth[t] and sees slots before
+//! pos0 and the slots pos0 + r of its ancestors r (r <= t < end[r]); the others score -inf, and a
+//! step whose keys are all masked leaves the running state alone (a tree row reads only the
+//! slots up to its own, pos0 + t). With tree_rows = 0, `tree` is never read.
+//!
 //! Flash-decoding shape: the visible keys of one (query, head) are cut into `splits` equal
 //! chunks, one block each, so that decode (1 query × a few heads) still fills the GPU. In a
 //! block, each of the 8 warps runs an online softmax (running max m, running sum l, rescaled
@@ -109,6 +116,8 @@ pub fn Attention(comptime dt: DType) type {
             page_size: u32,
             alibi: c.ConstPtr(f32),
             use_alibi: u32,
+            tree: c.ConstPtr(i32),
+            tree_rows: u32,
         ) callconv(.kernel) void {
             const lane = c.threadIdx() & 31;
             const warp = c.threadIdx() >> 5;
@@ -116,12 +125,17 @@ pub fn Attention(comptime dt: DType) type {
             const h = c.blockIdx(1);
             const split = c.blockIdx(2);
             const hd: usize = head_dim;
-            const p: usize = @as(usize, pos0) + t;
-            const lo: usize = if (window > 0 and p + 1 > window) p + 1 - window else 0;
+            const is_tree = tree_rows != 0;
+            const depth_t: usize = if (is_tree) @intCast(tree[t]) else t;
+            // The query's position, and its own slot (the last it may read).
+            const p: usize = @as(usize, pos0) + depth_t;
+            const last: usize = @as(usize, pos0) + t;
+            const lo_window: usize = if (window > 0 and p + 1 > window) p + 1 - window else 0;
+            const lo: usize = if (is_tree) @min(lo_window, @as(usize, pos0)) else lo_window;
             // This block's keys: [first, end).
-            const chunk = (p + 1 - lo + splits - 1) / splits;
+            const chunk = (last + 1 - lo + splits - 1) / splits;
             const first = lo + split * chunk;
-            const end = @min(p + 1, first + chunk);
+            const end = @min(last + 1, first + chunk);
             const width = @as(usize, n_kv_heads) * hd;
             const kv_off = @as(usize, h / (n_heads / n_kv_heads)) * hd;
             const row = @as(usize, t) * n_heads + h;
@@ -174,16 +188,32 @@ pub fn Attention(comptime dt: DType) type {
                         var dot: f32 = 0;
                         inline for (0..chunks) |e| dot += @reduce(.Add, qv[e] * c.widen(dt, 4, kr[g][e]));
                         s[g] = c.warpSum(dot);
+                        const j = j0 + g;
+                        // A tree key's position is its row's depth past pos0; its row r is visible
+                        // to query t when r is an ancestor (or t itself) within the window.
+                        var key_pos: usize = j;
+                        var hidden = false;
+                        if (is_tree and j >= pos0 and j < end) {
+                            const r = j - pos0;
+                            const depth_r: usize = @intCast(tree[r]);
+                            key_pos = @as(usize, pos0) + depth_r;
+                            const end_r: usize = @intCast(tree[tree_rows + r]);
+                            hidden = t >= end_r or (window > 0 and depth_t - depth_r >= window);
+                        }
                         if (use_alibi != 0) {
-                            const dist: f32 = @floatFromInt(@as(i64, @intCast(j0 + g)) - @as(i64, @intCast(p)));
+                            const dist: f32 = @floatFromInt(@as(i64, @intCast(key_pos)) - @as(i64, @intCast(p)));
                             s[g] += slope * dist;
                         }
+                        if (hidden) s[g] = -c.inf;
                     }
                     var m_new = m;
                     inline for (0..G) |g| {
                         if (j0 + g >= end) s[g] = -c.inf; // past the chunk: weight 0
                         m_new = @max(m_new, s[g]);
                     }
+                    // Every key of the step masked, none seen before (a tree's other branches):
+                    // exp2(-inf - -inf) would be NaN. Uniform across the warp (the scores are sums).
+                    if (m_new == -c.inf) continue;
                     const corr = c.exp2(m - m_new); // 0 on the first step (m = -inf)
                     var pj: [G]f32 = undefined;
                     inline for (0..G) |g| pj[g] = c.exp2(s[g] - m_new);

@@ -196,7 +196,7 @@ export class CpuBackend implements Backend {
     this.alive();
     const status = this.lib.airllm_attention(
       asPtr(out), asPtr(q), asPtr(kv.k), asPtr(kv.v), asPtr(kv.pageTable), kv.pageSize, DTYPE_CODE[kv.dtype],
-      s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, asPtr(s.alibiSlopes ?? 0),
+      s.T, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, asPtr(s.alibiSlopes ?? 0), asPtr(s.tree ?? 0),
     );
     check(
       status,

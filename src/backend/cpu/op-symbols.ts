@@ -19,9 +19,9 @@ export const opSymbols = {
   airllm_rope: { args: ["ptr", "u32", "u32", "u32", "u32", "u32", "ptr", "f32", "u32"], returns: "i32" },
   /** (kPool, vPool, pageTable i32[], pageSize, kvDtype, k, v, pos0, T, width) → status */
   airllm_store_kv: { args: ["ptr", "ptr", "ptr", "u32", "u32", "ptr", "ptr", "u32", "u32", "u32"], returns: "i32" },
-  /** (out, q, kPool, vPool, pageTable i32[], pageSize, kvDtype, T, nHeads, nKvHeads, headDim, pos0, window, scale, alibi slopes or 0) → status */
+  /** (out, q, kPool, vPool, pageTable i32[], pageSize, kvDtype, T, nHeads, nKvHeads, headDim, pos0, window, scale, alibi slopes or 0, tree rows i32[2T] or 0) → status */
   airllm_attention: {
-    args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32", "ptr"],
+    args: ["ptr", "ptr", "ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "f32", "ptr", "ptr"],
     returns: "i32",
   },
   /** (out, gate, up, n) */

@@ -231,7 +231,8 @@ export function storeKvPlan(kv: PagedKv, k: number, v: number, pos0: number, T: 
  * Attention over a paged cache read in kv.dtype. Prefill (query tiles fill the GPU, head size
  * ≤ 128 and a multiple of 4, K and V bases on four elements): attention_prefill_<dtype>, one
  * block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_<dtype>: one
- * block of 8 warps per (query token, head, split), grid (T, nHeads, splits); with splits > 1,
+ * block of 8 warps per (query token, head, split), grid (T, nHeads, splits) — always for a draft
+ * tree (shape.tree, the mask in zig-src/cuda/attention.zig); with splits > 1,
  * attention_combine_f32 merges the partials, grid (T, nHeads).
  * scratch: device buffer of attentionScratchBytes(sms) bytes.
  */
@@ -248,9 +249,12 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
   checkPages(kv, "attention");
   // ALiBi slopes are read only when used; without them the query stands in for the pointer.
   const alibi = s.alibiSlopes ? [s.alibiSlopes, 1] : [q, 0];
+  // Likewise the tree rows (int32 [2T]) and their count, 0 for causal rows.
+  const tree = s.tree ? [s.tree, s.T] : [q, 0];
   const rowAlign = 4 * DTYPE_BYTES[kv.dtype];
   const tiled = s.headDim <= PREFILL_MAX_HEAD_DIM && s.headDim % 4 === 0 && kv.k % rowAlign === 0 && kv.v % rowAlign === 0;
-  if (tiled && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
+  // A draft tree's mask is in the per-query kernel only (its T is a few dozen rows).
+  if (tiled && !s.tree && cdiv(s.T, PREFILL_TILE_Q) * s.nHeads >= sms) {
     return [{
       kernel: byDtype("attention_prefill", kv.dtype),
       grid: [cdiv(s.T, PREFILL_TILE_Q), s.nHeads, 1],
@@ -263,7 +267,7 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
     kernel: byDtype("attention", kv.dtype),
     grid: [s.T, s.nHeads, splits],
     block: B256,
-    args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize, ...alibi],
+    args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize, ...alibi, ...tree],
   };
   if (splits === 1) return [main];
   return [main, { kernel: "attention_combine_f32", grid: [s.T, s.nHeads, 1], block: B256, args: [out, scratch, s.nHeads, s.headDim, splits] }];

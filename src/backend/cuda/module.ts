@@ -27,8 +27,8 @@ const MATMUL = [P, P, P, U, U, U, U] as const; // out, x, w, M=T, N=rows, K=cols
 const RMSNORM = [P, P, P, U, F] as const; // out, x, w, n, eps
 const ADD_BIAS = [P, P, U, U] as const; // x, bias, n, count
 const EMBEDDING = [P, P, P, U] as const; // out, table, ids, cols
-// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi
-const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U, P, U] as const;
+// out, q, kPages, vPages, pageTable, scratch, nHeads, nKvHeads, headDim, pos0, window, scale, splits, pageSize, alibi, useAlibi, tree, treeRows
+const ATTENTION = [P, P, P, P, P, P, U, U, U, U, U, F, U, U, P, U, P, U] as const;
 // out, q, kPages, vPages, pageTable, nHeads, nKvHeads, headDim, T, pos0, window, scale, pageSize, alibi, useAlibi
 const ATTENTION_PREFILL = [P, P, P, P, P, U, U, U, U, U, U, F, U, P, U] as const;
 const STORE_KV = [P, P, P, P, P, U, U, U] as const; // kPages, vPages, pageTable, k, v, pos0, width, pageSize

@@ -356,6 +356,47 @@ function checkPagedAttention(x: Ctx): void {
 }
 
 /**
+ * Tree attention (a draft tree verified in one pass): a tree of 10 rows in preorder — forks at
+ * the root and below, depths 0..3 — after a short prefix, after one long enough to split the keys
+ * across blocks, with a window shorter than the tree's depth, and with ALiBi (positions are
+ * depths, not slots); each KV dtype, pages of 1, 7 and one for all. The CPU's tree attention is
+ * checked against plain attention per root-to-leaf path (test/tree-attention.test.ts).
+ */
+function checkTreeAttention(x: Ctx): void {
+  const { cpu, gpu, p, uniform, record } = x;
+  // root ─ a ─ b ─ c      rows: root 0, a 1, b 2, c 3, d 4, e 5, f 6, g 7, h 8, i 9
+  //      │   └ d          depth then subtree end (backend.ts AttentionShape.tree)
+  //      ├ e ─ f
+  //      │   └ g ─ h
+  //      └ i
+  const rows = Int32Array.from([0, 1, 2, 3, 2, 1, 2, 2, 3, 1, 10, 5, 4, 4, 5, 9, 7, 9, 9, 10]);
+  const T = rows.length / 2;
+  const att: (Omit<AttentionShape, "T"> & { alibi?: boolean })[] = [
+    { nHeads: 4, nKvHeads: 2, headDim: 64, pos0: 10, window: 0, scale: 1 / 8 },
+    { nHeads: 4, nKvHeads: 1, headDim: 128, pos0: 5000, window: 0, scale: 1 / Math.sqrt(128) },
+    { nHeads: 6, nKvHeads: 3, headDim: 80, pos0: 30, window: 2, scale: 1 / Math.sqrt(80) },
+    { nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 20, window: 0, scale: 1 / 8, alibi: true },
+  ];
+  for (const s of att) {
+    const positions = s.pos0 + T;
+    for (const dtype of DTYPES) {
+      for (const pageSize of [1, 7, positions + 5]) {
+        const pool = pagedPool(x, dtype, positions, s.nKvHeads * s.headDim, pageSize);
+        const q = p.f32(uniform(T * s.nHeads * s.headDim, 2));
+        const out = p.f32(new Float32Array(T * s.nHeads * s.headDim));
+        const tree = p.put(new Uint8Array(rows.buffer));
+        const slopes = s.alibi ? p.f32(Float32Array.from({ length: s.nHeads }, (_, h) => 2 ** (-(h + 1) * 8 / s.nHeads))) : null;
+        cpu.attention(out[0], q[0], pool.kv[0], { ...s, T, tree: tree[0], ...(slopes ? { alibiSlopes: slopes[0] } : {}) });
+        gpu.attention(out[1], q[1], pool.kv[1], { ...s, T, tree: tree[1], ...(slopes ? { alibiSlopes: slopes[1] } : {}) });
+        const shape = `tree of ${T} heads=${s.nHeads}/${s.nKvHeads} hd=${s.headDim} pos0=${s.pos0} window=${s.window} page=${pageSize}${s.alibi ? " alibi" : ""}`;
+        record(compare("attention", dtype, shape, 1e-4, p.read(out, T * s.nHeads * s.headDim)));
+        p.freeAll();
+      }
+    }
+  }
+}
+
+/**
  * The gap, relative to the largest choice score, between the scores that decide one row's
  * routing (each chosen expert and the next, the last chosen and the first left out, the last
  * group kept and the first dropped), in f64. Inputs with a gap far above f32 rounding and the
@@ -637,6 +678,7 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
     checkStridedMatmul(x);
     checkStoreKv(x);
     checkPagedAttention(x);
+    checkTreeAttention(x);
     checkMoe(x);
 
     for (const n of [1000, 4099]) {

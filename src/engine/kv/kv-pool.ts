@@ -98,13 +98,18 @@ export class KvPool {
 
   /** Copies the first `slots` token slots of every layer's keys and values from page `src` to `dst`. */
   copyPage(src: number, dst: number, slots: number): void {
+    this.copySlots(src, 0, dst, 0, slots);
+  }
+
+  /** Copies `slots` token slots of every layer's keys and values from (page, slot) `src` to `dst`. */
+  copySlots(srcPage: number, srcSlot: number, dstPage: number, dstSlot: number, slots: number): void {
     const { layers, pageSize, width, dtype } = this.shape;
     const rowBytes = width * DTYPE_BYTES[dtype];
     const bytes = slots * rowBytes;
+    const from = (srcPage * pageSize + srcSlot) * rowBytes;
+    const to = (dstPage * pageSize + dstSlot) * rowBytes;
     for (let l = 0; l < layers; l++) {
-      for (const base of [this.keys(l), this.values(l)]) {
-        this.backend.copy(base + dst * pageSize * rowBytes, base + src * pageSize * rowBytes, bytes);
-      }
+      for (const base of [this.keys(l), this.values(l)]) this.backend.copy(base + to, base + from, bytes);
     }
   }
 

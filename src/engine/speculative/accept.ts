@@ -1,12 +1,15 @@
 // Which draft tokens the target accepts, so that what comes out is distributed exactly as the
 // target would sample it alone. At each node (the root first) the target's distribution p there
 // decides among the node's children:
-//  - one child drawn from a draft distribution q: accept it with probability min(1, p(x)/q(x));
-//    on rejection draw from max(p - q, 0), renormalized (Leviathan et al. 2023; Chen et al. 2023);
+//  - a child drawn from a draft distribution q: accept it with probability min(1, p(x)/q(x));
+//    on rejection what is left to draw from is max(p - q, 0), renormalized (Leviathan et al. 2023;
+//    Chen et al. 2023);
 //  - children chosen deterministically (n-gram continuations, a draft's top-k): try them in
-//    order, accepting each with its probability under what is left of p, zeroing it on rejection,
-//    and draw from the remainder when none is accepted — the multi-draft rule of SpecInfer and
-//    SpecExec for candidates with a point-mass draft.
+//    order, accepting each with its probability under what is left of p (the residual, after a
+//    rejected drawn child), zeroing it on rejection, and draw from the remainder when none is
+//    accepted — the multi-draft rule of SpecInfer and SpecExec for candidates with a point-mass
+//    draft. Any exact way to sample the residual keeps the whole exact, whatever the candidates
+//    were, as long as they were chosen before the target's random numbers are drawn.
 // Greedy targets put all mass on one id: a child is accepted exactly when it is the argmax, and
 // no random number is drawn, so greedy output equals non-speculative greedy output.
 import type { Distribution } from "../sampler.ts";
@@ -84,15 +87,22 @@ export function acceptTree(tree: DraftTree, target: (node: number, path: readonl
     const kids = children[node + 1]!;
     if (kids.length === 0) return { path, next: draw(p, rng) };
     let accepted = -1;
-    const first = kids[0]!;
-    const q = tree.q[first];
-    if (kids.length === 1 && q) {
-      const x = tree.tokens[first]!;
-      if (chance(probabilityOf(p, x) / Math.max(probabilityOf(q, x), 1e-30), rng)) accepted = first;
-      else return { path, next: draw(residual(p, q), rng) };
-    } else {
+    let candidates = kids;
+    // A child drawn from q first (Leviathan); on rejection the target's remaining law is the
+    // residual, from which the deterministic children are then tried.
+    const sampled = kids.find((k) => tree.q[k]);
+    if (sampled !== undefined) {
+      const q = tree.q[sampled]!;
+      const x = tree.tokens[sampled]!;
+      if (chance(probabilityOf(p, x) / Math.max(probabilityOf(q, x), 1e-30), rng)) accepted = sampled;
+      else {
+        p = residual(p, q);
+        candidates = kids.filter((k) => k !== sampled);
+      }
+    }
+    if (accepted < 0) {
       const rejected = new Set<number>();
-      for (const k of kids) {
+      for (const k of candidates) {
         const x = tree.tokens[k]!;
         if (rejected.has(x)) continue;
         if (chance(probabilityOf(p!, x), rng)) {
@@ -103,7 +113,7 @@ export function acceptTree(tree: DraftTree, target: (node: number, path: readonl
         p = without(p!, rejected);
         if (p === null) break;
       }
-      if (accepted < 0) return { path, next: p === null ? tree.tokens[kids.at(-1)!]! : draw(p, rng) };
+      if (accepted < 0) return { path, next: p === null ? tree.tokens[candidates.at(-1)!]! : draw(p, rng) };
     }
     path.push(accepted);
     node = accepted;

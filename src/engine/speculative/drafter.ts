@@ -2,7 +2,8 @@
 // decode passes and the target verifies what comes back in that pass.
 import type { DraftTree } from "./draft-tree.ts";
 
-export type SpeculationMode = "off" | "ngram" | "draft";
+/** "tree": a token tree (tree-drafter.ts) from the draft model, where one is loaded, and the context. */
+export type SpeculationMode = "off" | "ngram" | "draft" | "tree";
 
 export interface Drafter {
   /**

@@ -31,6 +31,39 @@ export class NgramDrafter implements Drafter {
     return drafts.length === 0 ? EMPTY_TREE : chain(drafts);
   }
 
+  /**
+   * Up to `width` continuations forking at the root, `budget` nodes in all: what `propose` drafts
+   * (the longest matching suffix), then one per shorter suffix whose latest occurrence was followed
+   * by another token — short side branches, each continued by lookup.
+   */
+  branches(context: readonly number[], budget: number, width: number): DraftTree {
+    this.sync(context);
+    const firsts: number[] = [];
+    for (let n = Math.min(this.maxN, context.length - 1); n >= this.minN && firsts.length < width; n--) {
+      const e = this.index.get(key(context, context.length, n));
+      if (e !== undefined && e < this.tokens.length && !firsts.includes(this.tokens[e]!)) firsts.push(this.tokens[e]!);
+    }
+    const side = Math.max(1, Math.floor(budget / (2 * width)));
+    const tokens: number[] = [];
+    const parents: number[] = [];
+    firsts.forEach((first, i) => {
+      const room = budget - tokens.length - (firsts.length - 1 - i) * side;
+      const length = Math.min(room, i === 0 ? room : side);
+      if (length <= 0) return;
+      const seq = [...context, first];
+      parents.push(-1);
+      tokens.push(first);
+      for (let d = 1; d < length; d++) {
+        const next = this.lookup(seq);
+        if (next === null) break;
+        parents.push(tokens.length - 1);
+        tokens.push(next);
+        seq.push(next);
+      }
+    });
+    return { tokens, parents, q: tokens.map(() => null) };
+  }
+
   /** The token after the latest earlier occurrence of the longest matching suffix of `seq`. */
   private lookup(seq: readonly number[]): number | null {
     const len = seq.length;

@@ -5,6 +5,7 @@
 // projection added to the residual stream. Rows are the batch's new tokens laid end to end
 // (engine/batch.ts).
 import type { Weight } from "../../backend/backend.ts";
+import { positionRuns } from "../../engine/batch.ts";
 import type { ArchFiles, Pass, TensorSpec } from "../architecture.ts";
 import type { DecoderConfig } from "../config.ts";
 import { FusedSplit, type FusedLayout } from "./fused.ts";
@@ -197,8 +198,12 @@ export class AttentionBlock {
       const vRows = s.v! + r.row0 * kvDim * 4;
       if (pos.rotaryDim > 0) {
         const freq = perSeq !== undefined ? perSeq + b * (pos.rotaryDim / 2) * 4 : p.constants.invFreq!;
-        be.rope(qRows, r.T, d.numHeads, d.headDim, r.pos0, freq, pos.attnFactor, pos.interleaved, pos.rotaryDim);
-        be.rope(kRows, r.T, d.numKvHeads, d.headDim, r.pos0, freq, pos.attnFactor, pos.interleaved, pos.rotaryDim);
+        // A draft tree's rows sit at pos0 + depth: one call per run of consecutive positions
+        // (a root-to-leaf stretch of the preorder), a plain run in one call.
+        for (const [t0, n, at] of positionRuns(r)) {
+          be.rope(qRows + t0 * qDim * 4, n, d.numHeads, d.headDim, at, freq, pos.attnFactor, pos.interleaved, pos.rotaryDim);
+          be.rope(kRows + t0 * kvDim * 4, n, d.numKvHeads, d.headDim, at, freq, pos.attnFactor, pos.interleaved, pos.rotaryDim);
+        }
       }
       if (logn !== undefined) be.scaleRows(qRows, logn + r.row0 * 4, r.T, qDim);
       const kv = p.kv(layer, r);
@@ -212,6 +217,7 @@ export class AttentionBlock {
         window: d.layerWindows[layer]!,
         scale: 1 / Math.sqrt(d.headDim),
         ...(pos.alibi ? { alibiSlopes: p.constants.alibiSlopes! } : {}),
+        ...(r.tree !== null ? { tree: p.tree(r) } : {}),
       });
     });
 

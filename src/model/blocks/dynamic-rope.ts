@@ -2,7 +2,7 @@
 // rotary frequencies of dynamic NTK scaling, one set per sequence of the batch (in batch order),
 // and Qwen's logn query factors, one per row. A pass whose sequences all keep the plain frequencies
 // (or all factors are 1) gets no table, and the attention uses the constant ones.
-import type { Batch } from "../../engine/batch.ts";
+import { positionSpan, rowPosition, type Batch } from "../../engine/batch.ts";
 import type { Sequence } from "../../engine/sequence.ts";
 
 /** inv_freq[i] = 1 / base^(2i / dim) for i < dim/2, in f64 rounded once (transformers: f32 throughout). */
@@ -15,7 +15,8 @@ export type BaseOf = (seq: Sequence, pos0: number, T: number) => number | null;
 
 /** tables.ropeFreq for the batch: dim/2 floats per sequence, or none when every sequence keeps the plain base. */
 export function frequencyTable(batch: Batch, dim: number, plain: Float32Array, baseOf: BaseOf): Record<string, Float32Array> {
-  const bases = batch.rows.map((r) => baseOf(r.seq, r.pos0, r.T));
+  // A draft tree's length is its deepest row's: what a chain of the same depth would have.
+  const bases = batch.rows.map((r) => baseOf(r.seq, r.pos0, positionSpan(r)));
   if (bases.every((b) => b === null)) return {};
   const half = dim / 2;
   const table = new Float32Array(batch.rows.length * half);
@@ -61,12 +62,12 @@ export function qwenNtkBase(theta: number, seqLength: number, dim: number): Base
  * when every factor is 1.
  */
 export function lognTable(batch: Batch, seqLength: number): Record<string, Float32Array> {
-  if (!batch.rows.some((r) => r.pos0 + r.T > seqLength)) return {};
+  if (!batch.rows.some((r) => r.pos0 + positionSpan(r) > seqLength)) return {};
   const table = new Float32Array(batch.N).fill(1);
   const lnS = Math.log(seqLength);
   for (const r of batch.rows) {
     for (let t = 0; t < r.T; t++) {
-      const i = r.pos0 + t + 1;
+      const i = rowPosition(r, t) + 1;
       if (i > seqLength) table[r.row0 + t] = Math.log(i) / lnS;
     }
   }
