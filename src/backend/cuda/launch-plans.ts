@@ -1,7 +1,7 @@
 // Launch geometry of every op: pure functions from an op's arguments to the kernel, grid,
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
-import type { AttentionShape, DType, PagedKv, RouteOptions, Weight } from "../backend.ts";
+import type { AttentionShape, DType, HeadsShape, PagedKv, RouteOptions, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_BYTES, isBnb, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
@@ -315,6 +315,26 @@ export function gatherRowsPlan(out: number, x: number, rows: number, n: number, 
 /** x[rows[i], :] += scales[i] * src[i, :] (rows, scales: device [n]): grid (n, ceil(width/256)). */
 export function scatterAddRowsPlan(x: number, src: number, rows: number, scales: number, n: number, width: number): LaunchPlan {
   return { kernel: "scatter_add_rows_f32", grid: [n, cdiv(width, BLOCK), 1], block: B256, args: [x, src, rows, scales, width] };
+}
+
+/**
+ * matmulHeads over a float matrix (zig-src/cuda/heads_matmul.zig): normal, a warp per output,
+ * grid (ceil(rows/8), heads, T); transposed, a thread per output column, grid (ceil(cols/256),
+ * heads, T). Quantized weights are the backend's (per-head matmuls).
+ */
+export function matmulHeadsPlan(out: number, x: number, w: Weight, s: HeadsShape): LaunchPlan {
+  if (isQuantized(w.dtype)) throw new UsageError(`matmulHeads: the CUDA kernel takes f32/f16/bf16 weights, not ${w.dtype}`);
+  if (s.T > 65535 || s.heads > 65535) throw new UsageError(`matmulHeads: ${s.T} tokens × ${s.heads} heads exceed the grid (65535 each)`);
+  const args = [out, x, w.addr, s.rows, s.cols, s.wHeadRows, s.xStride, s.xHead, s.outStride, s.outHead];
+  if (s.transposed) return { kernel: byDtype("matmul_heads_t", w.dtype), grid: [cdiv(s.cols, BLOCK), s.heads, s.T], block: B256, args };
+  return { kernel: byDtype("matmul_heads", w.dtype), grid: [cdiv(s.rows, 8), s.heads, s.T], block: B256, args };
+}
+
+/** dst[i·dstStride + j] = src[i·srcStride + j]: grid (ceil(width/256), rows). */
+export function copyRowsPlan(dst: number, dstStride: number, src: number, srcStride: number, rows: number, width: number): LaunchPlan {
+  if (width > dstStride || width > srcStride) throw new UsageError(`copyRows: rows of ${width} floats do not fit strides ${dstStride} and ${srcStride}`);
+  if (rows > 65535) throw new UsageError(`copyRows: ${rows} rows exceed the grid (65535)`);
+  return { kernel: "copy_rows_f32", grid: [cdiv(width, BLOCK), rows, 1], block: B256, args: [dst, dstStride, src, srcStride, width] };
 }
 
 /** One thread per element: grid (ceil(n/256)). */

@@ -11,6 +11,7 @@ import { checkPlanShapes } from "../plan-check.ts";
 import { own } from "../../util/validate.ts";
 import { baichuan } from "./baichuan.ts";
 import { chatglm } from "./chatglm.ts";
+import { deepseek } from "./deepseek.ts";
 import { internlm } from "./internlm.ts";
 import { internlm2 } from "./internlm2.ts";
 import { llama } from "./llama.ts";
@@ -32,6 +33,8 @@ const MODEL_TYPES: Record<string, Architecture<ModelConfig>> = {
   internlm,
   internlm2,
   qwen,
+  deepseek_v2: deepseek,
+  deepseek_v3: deepseek,
 };
 
 /** Remote-code model classes (the part after the last dot of an auto_map entry) → model_type. */
