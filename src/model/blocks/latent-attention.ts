@@ -17,7 +17,7 @@
 // kv_b_proj comes in two layouts: Hugging Face's (and llama.cpp's older attn_kv_b) [H·(nope+v), kvr],
 // each head's key rows then its value rows; or llama.cpp's split attn_k_b [H·kvr, nope] (W_k_hᵀ per
 // head) and attn_v_b [H·v, kvr]. Backend.matmulHeads multiplies by either block or its transpose.
-import type { HeadsShape, PagedKv, Weight } from "../../backend/backend.ts";
+import { isQuantized, type HeadsShape, type PagedKv, type Weight } from "../../backend/backend.ts";
 import type { Pass, TensorSpec } from "../architecture.ts";
 import { rowView } from "./fused.ts";
 import { linear, residualLinear } from "./linear.ts";
@@ -150,6 +150,10 @@ export function latentAttentionBlock(p: Pass, layer: number, prefix: string, d: 
   be.copyRows(s.ckv!, row, s.lat!, kvr, N, kvr);
 
   const blocks = kvBlocks(p, n, d);
+  // Expanding with llama.cpp's split attn_k_b reads it transposed; a quantized one is only ever
+  // read as stored (the CUDA backend multiplies quantized blocks in that orientation only), so
+  // such a model runs every call in the absorbed form.
+  const quantizedSplitKey = d.kvLayout === "split" && isQuantized(blocks.key.dtype);
   batch.rows.forEach((r) => {
     // Rotate each head's rope part of q (a "head" of qk floats starting at its rope part) and
     // the shared key (one head of a whole row, starting at the key).
@@ -160,7 +164,7 @@ export function latentAttentionBlock(p: Pass, layer: number, prefix: string, d: 
     const kv = p.kv(layer, r);
     be.storeKv(kv, cRows, cRows, r.pos0, r.T, row);
     const att = s.att! + r.row0 * H * d.vHeadDim * 4;
-    if (r.pos0 === 0 && expandable(d)) expandedAttention(p, r.row0, r.T, blocks, d, att);
+    if (r.pos0 === 0 && expandable(d) && !quantizedSplitKey) expandedAttention(p, r.row0, r.T, blocks, d, att);
     else absorbedAttention(p, r.row0, r.T, r.pos0, kv, blocks, d, att);
   });
 
