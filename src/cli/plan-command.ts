@@ -13,7 +13,7 @@ import { parseCompression } from "../split/split-model.ts";
 import { formatBytes } from "../util/size.ts";
 import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { parseDevice, parseKvDtype } from "./model-flags.ts";
-import { planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
+import { decodeBytesPerToken, planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
 
 const FLAGS: readonly FlagSpec[] = [
   { name: "device", value: "D", help: "plan for cuda or cpu (default: cuda with --max-gpu-memory or a GPU here, else cpu)" },
@@ -94,6 +94,8 @@ export async function planCommand(argv: readonly string[], out: (s: string) => v
     } else {
       out(`${config.modelType} · ${config.numLayers} layer${config.numLayers === 1 ? "" : "s"} · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}\n`);
       for (const l of planLines(plan, device, kvDtype, DEFAULT_PAGE_SIZE)) out(`${l}\n`);
+      const perToken = decodeBytesPerToken(plan, config);
+      out(`  per decode token: ${formatBytes(perToken.total)} of weights read, ${formatBytes(perToken.diskBytes)} of them from disk\n`);
       out(`  predicted ≥ ${predictedMsPerToken(plan, config, device === "cpu").toFixed(1)} ms per token (cost model, nominal bandwidths: not a measurement)\n`);
       if (device === "cpu" && !f.has("max-memory")) out(`  (no --max-memory: planned for the available RAM, ${formatBytes(budget)})\n`);
     }
