@@ -41,10 +41,14 @@ export const DEEPSEEK_R1_671B: SparseDeepseekSpec = {
   vHeadDim: 128, experts: 256, used: 8, groups: 8, groupsUsed: 4, expertFfn: 2048, vocab: 129280, downIq2Layers: 3,
 };
 
-/** The same structure scaled down (every row still whole 256-weight blocks): for the test. */
+/**
+ * The same structure scaled down: all 61 blocks (3 dense), all 256 experts with 8 used, narrow
+ * rows (still whole 256-weight blocks). Its 300-odd norms, routers and biases are more than the
+ * reader queues at once, as the real model's are.
+ */
 export const DEEPSEEK_SCALED: SparseDeepseekSpec = {
-  layers: 4, leadingDense: 1, hidden: 512, ffn: 1024, heads: 8, qLoraRank: 256, kvLoraRank: 256, nope: 64, rope: 32,
-  vHeadDim: 64, experts: 256, used: 8, groups: 8, groupsUsed: 4, expertFfn: 256, vocab: 1024, downIq2Layers: 1,
+  layers: 61, leadingDense: 3, hidden: 256, ffn: 512, heads: 4, qLoraRank: 256, kvLoraRank: 256, nope: 64, rope: 32,
+  vHeadDim: 64, experts: 256, used: 8, groups: 8, groupsUsed: 4, expertFfn: 256, vocab: 512, downIq2Layers: 3,
 };
 
 /** GGML type codes (ggml.h) of the types the mix uses. */

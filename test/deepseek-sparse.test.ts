@@ -1,6 +1,6 @@
 // DeepSeek-R1's structure at a scaled shape (bench/sparse-deepseek.ts: the 671B model's metadata
 // keys and per-tensor type mix — IQ1_S / IQ2_XXS routed experts, Q6_K shared experts, Q4_K
-// attention and dense layers, attn_kv_b — on 4 blocks of hidden 512 with all 256 experts, 8 used),
+// attention and dense layers, attn_kv_b — on all 61 blocks with all 256 experts, 8 used, hidden 256),
 // its weights file holes. Streamed under the smallest budget, one decode token must read exactly the
 // attention, the shared expert, the dense layer, the head and 8 routed experts per MoE layer, as
 // the file's own tensor table adds them up; and the plan's decode bytes per token agree. The
@@ -31,12 +31,23 @@ const expertBytesOf = (layer: number) =>
   tensors.filter((t) => t.name.startsWith(`blk.${layer}.`) && isExpert(t.name)).reduce((a, t) => a + t.bytes / S.experts, 0);
 const routedBytes = Array.from({ length: moeLayers }, (_, j) => S.used * expertBytesOf(S.leadingDense + j)).reduce((a, b) => a + b, 0);
 
+const OPTIONS = { device: "cpu", threads: 2, max_seq_len: 16, min_seq_len: 16 } as const;
+let minBudget: Promise<number> | undefined;
+/** The smallest budget the planner accepts for the file (from one planning load). */
+const smallestBudget = () =>
+  (minBudget ??= AutoModel.from_pretrained(path, { ...OPTIONS, max_memory: 2 ** 40 }).then((m) => {
+    const b = m.memoryPlan!.minBudget;
+    m.dispose();
+    return b;
+  }));
+
 test("the scaled file keeps the real model's structure and type mix", () => {
   const types = new Map(tensors.map((t) => [t.name, t.dtype]));
-  expect(types.get("blk.1.ffn_gate_exps.weight")).toBe("iq1_s");
-  expect(types.get("blk.1.ffn_down_exps.weight")).toBe("iq2_xxs");
-  expect(types.get("blk.2.ffn_down_exps.weight")).toBe("iq1_s");
-  expect(types.get("blk.1.ffn_up_shexp.weight")).toBe("q6_k");
+  expect(types.get("blk.2.ffn_down.weight")).toBe("q6_k");
+  expect(types.get("blk.3.ffn_gate_exps.weight")).toBe("iq1_s");
+  expect(types.get("blk.5.ffn_down_exps.weight")).toBe("iq2_xxs");
+  expect(types.get("blk.6.ffn_down_exps.weight")).toBe("iq1_s");
+  expect(types.get("blk.3.ffn_up_shexp.weight")).toBe("q6_k");
   expect(types.get("blk.0.attn_kv_b.weight")).toBe("q4_k");
   // Whole 256-byte units everywhere, so the packed units hold exactly these bytes.
   expect(tensors.every((t) => t.bytes % 256 === 0 || !matrix(t.name))).toBe(true);
@@ -55,10 +66,7 @@ test("airllm plan: decode bytes per token are the non-expert weights, the embedd
 });
 
 test("one streamed decode token reads attention + shared + dense + head + 8 routed experts per MoE layer", async () => {
-  const probe = await AutoModel.from_pretrained(path, { device: "cpu", threads: 2, max_memory: 2 ** 40, max_seq_len: 16, min_seq_len: 16 });
-  const budget = probe.memoryPlan!.minBudget;
-  probe.dispose();
-  const model = await AutoModel.from_pretrained(path, { device: "cpu", threads: 2, max_memory: budget, max_seq_len: 16, min_seq_len: 16, expert_cache: 0, expert_prediction: false });
+  const model = await AutoModel.from_pretrained(path, { ...OPTIONS, max_memory: await smallestBudget(), expert_cache: 0, expert_prediction: false });
   try {
     const plan = model.memoryPlan!;
     expect(model.config.modelType).toBe("deepseek_v3");
@@ -86,6 +94,25 @@ test("one streamed decode token reads attention + shared + dense + head + 8 rout
     expect(after.expertBytes - before.expertBytes + residentExpertBytes).toBe(routedBytes);
     expect(after.chunkBytes - before.chunkBytes + residentBody).toBe(bodyBytes);
     expect(after.rowBytes - before.rowBytes).toBe(tensors[0]!.bytes / S.vocab);
+  } finally {
+    model.dispose();
+  }
+});
+
+test("a large expert cache with guessing: every read the slots take is waited on in time", async () => {
+  // Hundreds of expert slots, filled ahead by the next layer's guess: more reads than the reader
+  // queues (256) would stay open if filled slots kept their tickets until used.
+  const expert = expertBytesOf(S.leadingDense + S.downIq2Layers);
+  const cache = 200 * (Math.ceil(expert / 4096) * 4096);
+  // Room for every body unit resident, then the cache: the experts still stream through it.
+  const budget = (await smallestBudget()) + bodyBytes + cache + 2 ** 20;
+  const model = await AutoModel.from_pretrained(path, { ...OPTIONS, max_memory: budget, expert_cache: cache, expert_prediction: true });
+  try {
+    expect(model.memoryPlan!.expertSlots * 3).toBeGreaterThan(256);
+    const seq = model.newSequence();
+    for (const id of [5, 7]) model.forward([seq], [[id]]);
+    const s = model.engine.fetchStats()!;
+    expect(s.expertMisses + s.expertHits + s.expertGuessedUses + s.expertResidentUses).toBe(2 * S.used * moeLayers);
   } finally {
     model.dispose();
   }

@@ -48,6 +48,11 @@ export class ReadAhead {
     this.handle = h as Pointer;
   }
 
+  /** Tickets taken and not yet redeemed with `wait` (the native pool queues at most 256). */
+  get open(): number {
+    return this.pending.size;
+  }
+
   /** Queue a read of `bytes` at `offset` of `path` into host address `dst`; returns its ticket. */
   submit(path: string, offset: number, bytes: number, dst: number): number {
     const ticket = Number(this.lib.airllm_reader_submit(this.handle, this.fd(path), offset, bytes, asPtr(dst)));
