@@ -4,8 +4,9 @@
 //   2. two tokens on the CPU under max_memory 8 GiB (the prompt's one token, then one decode step):
 //      bytes fetched per pass from the streamer's counters, split into routed experts and the
 //      rest, time per pass, peak RSS;
-//   3. the bound those bytes set at the rate this run read them, and at nominal PCIe 4.0 x16
-//      (~25 GB/s) and PCIe 5.0 x16 (~50 GB/s) links (what a GPU streaming them from pinned RAM would wait).
+//   3. the bound those bytes set at nominal PCIe 4.0 x16 (~25 GB/s) and PCIe 5.0 x16 (~50 GB/s)
+//      links (what a GPU streaming them from pinned RAM would wait): all of a token's bytes, and
+//      those beyond what this plan keeps resident.
 // Holes read through the page cache at memory-fill speed, not disk speed: the measured rate is an
 // upper bound for a page-cached file. The compute is real (IQ1_S, IQ2_XXS, Q4_K, Q6_K kernels on
 // zeros). Prints one JSON object.
@@ -65,6 +66,11 @@ console.log(JSON.stringify({
   passes: passes.map((p) => ({ ...p, expert_bytes: gb(p.expert_bytes), other_bytes: gb(p.other_bytes) })),
   fetched_per_decode_token_gb: gb(perToken),
   measured_read_gb_per_s: gb(perToken / decode.seconds),
-  bound_seconds_per_token: { pcie4_25gbps: Math.round((perToken / 25e9) * 1000) / 1000, pcie5_50gbps: Math.round((perToken / 50e9) * 1000) / 1000 },
+  // A GPU holding none of it streams every byte a token reads; one holding the plan's resident part streams the rest.
+  bound_seconds_per_token: Object.fromEntries(
+    [["all_streamed", planned.decode_bytes_per_token], ["beyond_resident", perToken]].map(([what, bytes]) => [
+      what, { bytes_gb: gb(bytes as number), pcie4_25gbps: Math.round(((bytes as number) / 25e9) * 1000) / 1000, pcie5_50gbps: Math.round(((bytes as number) / 50e9) * 1000) / 1000 },
+    ]),
+  ),
   peak_rss_gib: Math.round((peakRss() / 2 ** 30) * 100) / 100,
 }, null, 1));

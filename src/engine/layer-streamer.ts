@@ -29,9 +29,6 @@ export interface StreamerOptions {
 
 const expertKey = (entry: number, expert: number) => `${entry}/${expert}`;
 
-
-/** Reads one block load keeps in flight before waiting for them. */
-const READ_BATCH = 128;
 export class LayerStreamer implements WeightProvider {
   private readonly hostIsDevice: boolean;
   private readonly reader: ReadAhead | null;
@@ -112,12 +109,8 @@ export class LayerStreamer implements WeightProvider {
       const dst = base + offsets.get(n)!;
       // Read, never map, where the host is the device: pages of a file mapping count in the
       // process's RSS, and the budget is RSS.
-      if (this.hostIsDevice) {
-        // The reader queues at most 256 requests (zig-src/cpu/reader.zig max_requests): a block of
-        // many tensors (every norm and router of a 61-layer model) is read in batches.
-        if (tickets.length === READ_BATCH) tickets.splice(0).forEach((k) => this.reader!.wait(k));
-        tickets.push(this.reader!.submit(t.file, t.fileOffset, t.bytes, dst));
-      } else be.upload(dst, t.addr, t.bytes);
+      if (this.hostIsDevice) tickets.push(this.reader!.submit(t.file, t.fileOffset, t.bytes, dst));
+      else be.upload(dst, t.addr, t.bytes);
       this.whole.set(n, { addr: dst, dtype: t.dtype, shape: t.shape });
     }
     for (const t of tickets) this.reader!.wait(t);

@@ -41,9 +41,6 @@ export interface Slot<K> {
   computed: BackendEvent | null;
 }
 
-
-/** Reads the streamer leaves in flight before a fill waits for older ones (the reader queues 256). */
-const MAX_OPEN_READS = 192;
 export class SlotCache<K> {
   readonly slots: Slot<K>[] = [];
   private readonly hostIsDevice: boolean;
@@ -118,28 +115,9 @@ export class SlotCache<K> {
     // The staging buffer may still be the source of the previous upload.
     if (!this.hostIsDevice && slot.uploaded !== null) this.backend.waitHost(slot.uploaded);
     const base = this.hostIsDevice ? slot.dev : slot.stage;
-    const reads = src.reads.filter((r) => r.bytes > 0);
-    this.settleReads(reads.length);
-    slot.reads = reads.map((r) => this.reader!.submit(r.file, r.offset, r.bytes, base + r.dst));
+    slot.reads = src.reads.filter((r) => r.bytes > 0).map((r) => this.reader!.submit(r.file, r.offset, r.bytes, base + r.dst));
     slot.uploadDue = !this.hostIsDevice;
     slot.uploadBytes = src.bytes;
-  }
-
-  /**
-   * The reader queues at most 256 requests, and a ticket holds its place until it is waited on:
-   * slots filled ahead (guesses, look-ahead) keep theirs until used, and this cache shares the
-   * reader with the others of the streamer. Before `more` new reads, this cache's oldest fills
-   * are waited on (their bytes stay in the slots; an upload still due happens at use) until the
-   * reader holds at most MAX_OPEN_READS.
-   */
-  private settleReads(more: number): void {
-    const reader = this.reader!;
-    if (reader.open + more <= MAX_OPEN_READS) return;
-    const oldest = this.slots.filter((s) => s.reads.length > 0).sort((a, b) => a.filledAt - b.filledAt || a.lastTouch - b.lastTouch);
-    for (const s of oldest) {
-      if (reader.open + more <= MAX_OPEN_READS) break;
-      for (const t of s.reads.splice(0)) reader.wait(t);
-    }
   }
 
   /** Makes the slot's bytes usable by ops queued from now on, and marks it in use. */
