@@ -14,7 +14,7 @@
 // - YaRN: rope.scaling.* (gguf-model.ts yarnScaling).
 import type { GgufFile } from "../formats/gguf.ts";
 import { checkFinite, checkInt, show } from "../util/validate.ts";
-import type { DeepseekConfig } from "./arch/deepseek.ts";
+import type { DeepseekConfig } from "./arch/index.ts";
 import { CONFIG_LIMITS } from "./config-reader.ts";
 import type { BaseConfig, ModelConfig } from "./config.ts";
 import { ropeScaling } from "./gguf-model.ts";

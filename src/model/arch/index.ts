@@ -50,6 +50,9 @@ const REMOTE_CLASSES: Record<string, string> = {
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(MODEL_TYPES);
 
+/** DeepSeek's config, which a deepseek2 GGUF file's metadata (gguf-deepseek.ts) is read into. */
+export type { DeepseekConfig } from "./deepseek.ts";
+
 export function architectureFor(modelType: string): Architecture<ModelConfig> | undefined {
   return own(MODEL_TYPES, modelType);
 }

@@ -17,7 +17,8 @@
 // kv_b_proj comes in two layouts: Hugging Face's (and llama.cpp's older attn_kv_b) [H·(nope+v), kvr],
 // each head's key rows then its value rows; or llama.cpp's split attn_k_b [H·kvr, nope] (W_k_hᵀ per
 // head) and attn_v_b [H·v, kvr]. Backend.matmulHeads multiplies by either block or its transpose.
-import { isQuantized, type HeadsShape, type PagedKv, type Weight } from "../../backend/backend.ts";
+import { isBnb, isQuantized, type HeadsShape, type PagedKv, type Weight } from "../../backend/backend.ts";
+import { UsageError } from "../../errors.ts";
 import type { Pass, TensorSpec } from "../architecture.ts";
 import { rowView } from "./fused.ts";
 import { linear, residualLinear } from "./linear.ts";
@@ -182,12 +183,17 @@ function kvBlocks(p: Pass, n: ReturnType<typeof latentAttentionNames>, d: Latent
   const names = d.kvLayout === "fused" ? [n.kvb] : [n.kb, n.vb];
   const ws = p.weights.together(names);
   if (ws === null) {
-    throw new Error(`internal: ${names.join(" and ")} stream in row chunks; multi-head latent attention needs them whole (a larger --chunk-size holds them)`);
+    throw new UsageError(
+      `${names.join(" and ")} stream in row chunks smaller than the matrix, but multi-head latent attention multiplies each head's block of it whole`,
+      "give a larger --chunk-size (at least the size of kv_b_proj) or a larger memory budget",
+    );
+  }
+  if (ws.some((w) => isBnb(w.dtype))) {
+    throw new UsageError(`${names.join(" and ")} in ${ws[0]!.dtype} (AirLLM's compression) cannot be read per head: its blocks run across rows`, "run DeepSeek models without --compression (a GGUF file's quantized types work)");
   }
   if (d.kvLayout === "split") return { key: ws[0]!, value: ws[1]! };
   const kvb = ws[0]!;
-  const value = rowView(kvb, d.nope, kvb.shape[0]! - d.nope);
-  if (value === null) throw new Error(`internal: kv_b_proj in ${kvb.dtype} cannot be cut into head blocks`);
+  const value = rowView(kvb, d.nope, kvb.shape[0]! - d.nope)!;
   return { key: kvb, value };
 }
 
