@@ -15,6 +15,8 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 export const MATVEC_MAX_T = 8;
 /** The attention kernel keeps headDim/32 values per lane in registers (zig-src/cuda/attention.zig). */
 export const ATTENTION_MAX_HEAD_DIM = 256;
+/** attention_wide's largest head: multi-head latent attention's absorbed rows (DeepSeek: 512 + 64). */
+export const ATTENTION_WIDE_MAX_HEAD_DIM = 640;
 
 function matrixShape(w: Weight, op: string): [number, number] {
   if (w.shape.length !== 2) throw new UsageError(`${op}: weight has shape [${w.shape}], expected [rows, cols]`);
@@ -197,7 +199,7 @@ export const ATTENTION_MIN_KEYS_PER_SPLIT = 256;
 /** Scratch for the split partials, enough for any shape `attentionSplits` allows on `sms` SMs. */
 export function attentionScratchBytes(sms: number): number {
   // Splitting happens only while T*nHeads < 2*sms, so T*nHeads*splits < 4*sms.
-  return 4 * sms * (ATTENTION_MAX_HEAD_DIM + 2) * 4;
+  return 4 * sms * (ATTENTION_WIDE_MAX_HEAD_DIM + 2) * 4;
 }
 
 /** How many blocks share one (query, head)'s keys: enough to fill each SM about twice. */
@@ -231,14 +233,15 @@ export function storeKvPlan(kv: PagedKv, k: number, v: number, pos0: number, T: 
  * Attention over a paged cache read in kv.dtype. Prefill (query tiles fill the GPU, head size
  * ≤ 128 and a multiple of 4, K and V bases on four elements): attention_prefill_<dtype>, one
  * block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_<dtype>: one
- * block of 8 warps per (query token, head, split), grid (T, nHeads, splits); with splits > 1,
+ * block of 8 warps per (query token, head, split), grid (T, nHeads, splits) (attention_wide_<dtype>
+ * for heads of 257 .. 640); with splits > 1,
  * attention_combine_f32 merges the partials, grid (T, nHeads).
  * scratch: device buffer of attentionScratchBytes(sms) bytes.
  */
 export function attentionPlans(out: number, q: number, kv: PagedKv, s: AttentionShape, scratch: number, sms: number): LaunchPlan[] {
-  if (s.headDim > ATTENTION_MAX_HEAD_DIM) {
+  if (s.headDim > ATTENTION_WIDE_MAX_HEAD_DIM) {
     throw new UsageError(
-      `attention: headDim ${s.headDim} is larger than the CUDA kernel's ${ATTENTION_MAX_HEAD_DIM}`,
+      `attention: headDim ${s.headDim} is larger than the CUDA kernels' ${ATTENTION_WIDE_MAX_HEAD_DIM}`,
       "run this model with --device cpu",
     );
   }
@@ -260,7 +263,7 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
   }
   const splits = attentionSplits(s, sms);
   const main: LaunchPlan = {
-    kernel: byDtype("attention", kv.dtype),
+    kernel: byDtype(s.headDim > ATTENTION_MAX_HEAD_DIM ? "attention_wide" : "attention", kv.dtype),
     grid: [s.T, s.nHeads, splits],
     block: B256,
     args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize, ...alibi],

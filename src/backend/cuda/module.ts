@@ -102,6 +102,9 @@ export const KERNELS = {
   attention_f32: ATTENTION,
   attention_f16: ATTENTION,
   attention_bf16: ATTENTION,
+  attention_wide_f32: ATTENTION,
+  attention_wide_f16: ATTENTION,
+  attention_wide_bf16: ATTENTION,
   attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits
   attention_prefill_f32: ATTENTION_PREFILL,
   attention_prefill_f16: ATTENTION_PREFILL,

@@ -334,6 +334,12 @@ function checkPagedAttention(x: Ctx): void {
     { T: 1, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 4000, window: 0, scale: 1 / 8, alibi: true },
     { T: 6, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 20, window: 0, scale: 1 / 8, alibi: true },
     { T: 75, nHeads: 40, nKvHeads: 40, headDim: 128, pos0: 10, window: 0, scale: 1 / Math.sqrt(128), alibi: true },
+    // Multi-head latent attention's absorbed form (the wide kernel): one KV head of 512 + 64 for
+    // 16 query heads, decode and decode split across blocks, a short prefill; and a ragged 300.
+    { T: 1, nHeads: 16, nKvHeads: 1, headDim: 576, pos0: 40, window: 0, scale: 0.07 },
+    { T: 1, nHeads: 16, nKvHeads: 1, headDim: 576, pos0: 3000, window: 0, scale: 0.07 },
+    { T: 5, nHeads: 8, nKvHeads: 1, headDim: 576, pos0: 0, window: 0, scale: 0.07 },
+    { T: 2, nHeads: 4, nKvHeads: 2, headDim: 300, pos0: 33, window: 0, scale: 0.06 },
   ];
   for (const s of att) {
     const positions = s.pos0 + s.T;
