@@ -155,9 +155,12 @@ describe("launch geometry", () => {
     // The scratch bound holds for every decode-like shape.
     for (const [T, nHeads] of [[1, 1], [1, 7], [3, 32], [1, 64]]) {
       const splits = plans.attentionSplits({ ...s, T, nHeads, pos0: 1 << 20 }, 132);
-      expect(T * nHeads * splits * (256 + 2) * 4).toBeLessThanOrEqual(plans.attentionScratchBytes(132));
+      expect(T * nHeads * splits * (640 + 2) * 4).toBeLessThanOrEqual(plans.attentionScratchBytes(132));
     }
-    expect(() => plans.attentionPlans(1, 2, kv, { ...s, headDim: 512 }, 5, 132)).toThrow(/headDim 512/);
+    // Heads of 257 .. 640 (multi-head latent attention's absorbed 512 + 64) take the wide kernel.
+    const mla = plans.attentionPlans(1, 2, kv, { ...s, T: 1, nHeads: 128, nKvHeads: 1, headDim: 576, pos0: 99 }, 5, 132);
+    expect(mla.map((p) => [p.kernel, p.grid])).toEqual([["attention_wide_f16", [1, 128, 1]]]);
+    expect(() => plans.attentionPlans(1, 2, kv, { ...s, headDim: 704 }, 5, 132)).toThrow(/headDim 704/);
     expect(() => plans.attentionPlans(1, 2, kv, { ...s, nKvHeads: 5 }, 5, 132)).toThrow(UsageError);
     expect(() => plans.attentionPlans(1, 2, { ...kv, pageSize: 0 }, s, 5, 132)).toThrow(/page size 0/);
   });

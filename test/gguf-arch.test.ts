@@ -12,14 +12,14 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AutoModel } from "../src/index.ts";
-import { argmax, describeParity } from "./parity.ts";
+import { describeParity, expectQuantizedParity, type QuantizedExpected } from "./parity.ts";
 import { ROOT } from "./paths.ts";
 
 const DIR = resolve(ROOT, "test/fixtures/gguf-arch");
 const GENERATOR = "test/fixtures/gen_gguf_arch_fixtures.py";
 const expected = JSON.parse(readFileSync(join(DIR, "expected.json"), "utf8")) as {
   exact: Record<string, { reference: string }>;
-  quantized: Record<string, { prompt: number[]; prompt_logits: number[][]; greedy_ids: number[]; step_logits: number[][]; tensor_types: Record<string, string> }>;
+  quantized: Record<string, QuantizedExpected>;
 };
 
 describe("F32 conversions: the transformers fixtures' own references", () => {
@@ -33,36 +33,13 @@ describe("F32 conversions: the transformers fixtures' own references", () => {
   }
 });
 
-function relL2(ours: Float32Array, offset: number, ref: number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = ours[offset + i]! - ref[i]!;
-    num += d * d;
-    den += ref[i]! * ref[i]!;
-  }
-  return Math.sqrt(num / den);
-}
-
 describe("quantized files: transformers on the weights as the file holds them", () => {
   for (const [file, e] of Object.entries(expected.quantized)) {
     const types = [...new Set(Object.values(e.tensor_types))].sort().join("/");
     test(`${file} (${types}): prompt and 16 greedy steps`, async () => {
       const model = await AutoModel.from_pretrained(join(DIR, file), { device: "cpu", kv_dtype: "f32" });
       try {
-        const V = model.config.vocabSize;
-        const seq = model.newSequence();
-        const [all] = model.forward([seq], [e.prompt], { allLogits: true });
-        let worst = 0;
-        e.prompt_logits.forEach((row, p) => (worst = Math.max(worst, relL2(all!, p * V, row))));
-        expect(worst).toBeLessThan(1e-5);
-        const ids = [argmax(all!, (e.prompt.length - 1) * V, V)];
-        e.greedy_ids.forEach((id, k) => {
-          const [step] = model.forward([seq], [[id]]);
-          expect(relL2(step!, 0, e.step_logits[k]!)).toBeLessThan(1e-5);
-          ids.push(argmax(step!, 0, V));
-        });
-        expect(ids.slice(0, e.greedy_ids.length)).toEqual(e.greedy_ids);
+        expectQuantizedParity(model, e);
       } finally {
         model.dispose();
       }

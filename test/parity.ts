@@ -114,3 +114,44 @@ export function describeParity(name: string, dir: string, o: ParityOptions): voi
     });
   });
 }
+
+/** A reference of transformers on a quantized file's own (dequantized) weights. */
+export interface QuantizedExpected {
+  prompt: number[];
+  prompt_logits: number[][];
+  greedy_ids: number[];
+  step_logits: number[][];
+  tensor_types: Record<string, string>;
+}
+
+/** ‖ours[offset ..] - ref‖₂ / ‖ref‖₂. */
+export function relL2(ours: Float32Array, offset: number, ref: number[]): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = ours[offset + i]! - ref[i]!;
+    num += d * d;
+    den += ref[i]! * ref[i]!;
+  }
+  return Math.sqrt(num / den);
+}
+
+/**
+ * The prompt's logits at every position and 16 greedy steps of `model` against `e`: relative L2
+ * below `bound` per row (f32 rounding in another summation order), and the same greedy ids.
+ */
+export function expectQuantizedParity(model: Model, e: QuantizedExpected, bound = 1e-5): void {
+  const V = model.config.vocabSize;
+  const seq = model.newSequence();
+  const [all] = model.forward([seq], [e.prompt], { allLogits: true });
+  let worst = 0;
+  e.prompt_logits.forEach((row, p) => (worst = Math.max(worst, relL2(all!, p * V, row))));
+  expect(worst).toBeLessThan(bound);
+  const ids = [argmax(all!, (e.prompt.length - 1) * V, V)];
+  e.greedy_ids.forEach((id, k) => {
+    const [step] = model.forward([seq], [[id]]);
+    expect(relL2(step!, 0, e.step_logits[k]!)).toBeLessThan(bound);
+    ids.push(argmax(step!, 0, V));
+  });
+  expect(ids.slice(0, e.greedy_ids.length)).toEqual(e.greedy_ids);
+}

@@ -39,6 +39,8 @@ comptime {
         @export(&cpu.airllm_moe_route, .{ .name = "airllm_moe_route" });
         @export(&cpu.airllm_gather_rows, .{ .name = "airllm_gather_rows" });
         @export(&cpu.airllm_scatter_add_rows, .{ .name = "airllm_scatter_add_rows" });
+        @export(&cpu.airllm_matmul_heads, .{ .name = "airllm_matmul_heads" });
+        @export(&cpu.airllm_copy_rows, .{ .name = "airllm_copy_rows" });
         @export(&cpu.airllm_reader_create, .{ .name = "airllm_reader_create" });
         @export(&cpu.airllm_reader_destroy, .{ .name = "airllm_reader_destroy" });
         @export(&cpu.airllm_reader_submit, .{ .name = "airllm_reader_submit" });

@@ -193,6 +193,25 @@ export interface RouteOptions {
   readonly groups?: { readonly count: number; readonly topk: number; readonly rule: "max" | "top2sum" } | null;
 }
 
+/**
+ * Per-head products against head blocks of one matrix (a strided batched matmul; Backend.matmulHeads).
+ * Head h of token t reads x at t·xStride + h·xHead floats and writes out at t·outStride + h·outHead;
+ * its weight block is rows [h·wHeadRows, h·wHeadRows + rows) of w, each row `cols` wide.
+ */
+export interface HeadsShape {
+  readonly T: number;
+  readonly heads: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly wHeadRows: number;
+  /** false: out[r] = Σ_c x[c]·W[r, c] (r < rows); true: out[c] = Σ_r x[r]·W[r, c] (c < cols). */
+  readonly transposed: boolean;
+  readonly xStride: number;
+  readonly xHead: number;
+  readonly outStride: number;
+  readonly outHead: number;
+}
+
 export interface Backend {
   readonly name: "cpu" | "cuda";
   readonly caps: BackendCaps;
@@ -278,6 +297,15 @@ export interface Backend {
    * their *scores* (without the bias), divided by (sum + 1e-20) when normalize, times scale.
    */
   moeRoute(ids: number, weights: number, logits: number, N: number, opts: RouteOptions): void;
+  // --- strided ops (multi-head latent attention) ---
+  /**
+   * Per-head products of strided activations with head blocks of `w` (HeadsShape); f32
+   * accumulation. `w` is a whole matrix (any float or GGUF dtype) starting at its head 0 block.
+   */
+  matmulHeads(out: number, x: number, w: Weight, shape: HeadsShape): void;
+  /** dst[i·dstStride + j] = src[i·srcStride + j] for i < rows, j < width (f32 rows; must not overlap). */
+  copyRows(dst: number, dstStride: number, src: number, srcStride: number, rows: number, width: number): void;
+
   /** out[i, :] = x[rows[i], :] for i < rows.length; rows of `width` f32 (rows on the host). */
   gatherRows(out: number, x: number, rows: Int32Array, width: number): void;
   /** x[rows[i], :] += scales[i] * src[i, :] for i < rows.length; rows distinct (host arrays). */

@@ -15,7 +15,7 @@ import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { parseDevice, parseKvDtype } from "./model-flags.ts";
 import { HUB_FLAGS } from "./hub-flags.ts";
 import { hubPlanSource, resolveModelArg } from "./hub-resolve.ts";
-import { planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
+import { decodeBytesPerToken, planJson, planLines, predictedMsPerToken } from "./plan-report.ts";
 
 /** How to plan: device, budgets, context, compression (also the fit check's, in airllm pull). */
 export const PLAN_BUDGET_FLAGS: readonly FlagSpec[] = [
@@ -124,9 +124,11 @@ export function describePlan(source: PlanSource, f: Flags): PlanDescription {
     const reason = e.hint ? `${e.message}; ${e.hint}` : e.message;
     return { fits: false, lines: [`does not fit: ${reason}`], json: { fits: false, device, budget_bytes: budget, context: wanted, reason } };
   }
+  const perToken = decodeBytesPerToken(plan, config);
   const lines = [
     `${config.modelType} · ${config.numLayers} layer${config.numLayers === 1 ? "" : "s"} · hidden ${config.hiddenSize}${compression ? ` · ${compression}` : ""}`,
     ...planLines(plan, device, kvDtype, DEFAULT_PAGE_SIZE),
+    `  per decode token: ${formatBytes(perToken.total)} of weights read, ${formatBytes(perToken.diskBytes)} of them from disk`,
     `  predicted ≥ ${predictedMsPerToken(plan, config, device === "cpu").toFixed(1)} ms per token (cost model, nominal bandwidths: not a measurement)`,
   ];
   if (device === "cpu" && !f.has("max-memory")) lines.push(`  (no --max-memory: planned for the available RAM, ${formatBytes(budget)})`);

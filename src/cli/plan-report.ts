@@ -10,6 +10,12 @@ export function expertFraction(c: ModelConfig): number {
   return c.moe ? c.moe.topK / c.moe.numExperts : 1;
 }
 
+/** Weight bytes one decode token reads (resident, host-cached and from disk; MoE: the routed share of the experts). */
+export function decodeBytesPerToken(plan: MemoryPlan, c: ModelConfig): { total: number; diskBytes: number } {
+  const b = decodePassBytes(plan, expertFraction(c));
+  return { total: b.residentBytes + b.hostCachedBytes + b.diskBytes, diskBytes: b.diskBytes };
+}
+
 export function predictedMsPerToken(plan: MemoryPlan, c: ModelConfig, hostIsDevice: boolean): number {
   return predictPassSeconds(decodePassBytes(plan, expertFraction(c)), hostIsDevice) * 1000;
 }
@@ -52,6 +58,8 @@ export function planJson(plan: MemoryPlan, c: ModelConfig, hostIsDevice: boolean
     resident_bytes: p.residentAllocBytes,
     host_cached_bytes: p.hostCachedBytes,
     disk_bytes: p.diskBytes,
+    decode_bytes_per_token: Math.round(decodeBytesPerToken(p, c).total),
+    decode_disk_bytes_per_token: Math.round(decodeBytesPerToken(p, c).diskBytes),
     predicted_ms_per_token: Math.round(predictedMsPerToken(p, c, hostIsDevice) * 10) / 10,
   };
 }

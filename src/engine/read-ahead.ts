@@ -8,6 +8,8 @@ import { NativeError } from "../errors.ts";
 const O_RDONLY = 0;
 const O_CLOEXEC = 0o2000000;
 const PENDING = -2;
+/** The native pool's queue (reader.zig max_requests). */
+const MAX_REQUESTS = 256;
 
 let libc: ReturnType<typeof bindLibc> | undefined;
 function bindLibc() {
@@ -36,6 +38,9 @@ export class ReadAhead {
   private readonly handle: Pointer;
   private readonly fds = new Map<string, number>();
   private readonly pending = new Map<number, Pending>();
+  /** Tickets redeemed early to free their queue slot, with their status, until their owner waits. */
+  private readonly settled = new Map<number, number>();
+  private lastTicket = 0;
   private destroyed = false;
   /** Out-parameter of airllm_reader_stats: a view over its own ArrayBuffer (Bun issue 32054). */
   private readonly statsOut = new BigUint64Array(new ArrayBuffer(16));
@@ -50,17 +55,30 @@ export class ReadAhead {
 
   /** Queue a read of `bytes` at `offset` of `path` into host address `dst`; returns its ticket. */
   submit(path: string, offset: number, bytes: number, dst: number): number {
-    const ticket = Number(this.lib.airllm_reader_submit(this.handle, this.fd(path), offset, bytes, asPtr(dst)));
+    const fd = this.fd(path);
+    let ticket = Number(this.lib.airllm_reader_submit(this.handle, fd, offset, bytes, asPtr(dst)));
+    // Ticket n takes queue slot n % 256 (zig-src/cpu/reader.zig): while ticket n - 256 is not
+    // redeemed, n cannot be issued. A read filled ahead and kept (a guessed expert, a pinned
+    // tensor of a long block) would stall everything behind it; it is redeemed here instead (its
+    // bytes land where they were going) and its owner's wait returns its status at once.
+    const blocking = this.lastTicket + 1 - MAX_REQUESTS;
+    if (ticket === 0 && this.pending.has(blocking)) {
+      this.settled.set(blocking, this.lib.airllm_reader_wait(this.handle, blocking));
+      ticket = Number(this.lib.airllm_reader_submit(this.handle, fd, offset, bytes, asPtr(dst)));
+    }
     if (ticket === 0) {
       throw new NativeError(`airllm_reader_submit("${path}", offset ${offset}, ${bytes} bytes): too many reads in flight`, "this is a bug in the streamer: it waits on every ticket it takes");
     }
     this.pending.set(ticket, { path, offset, bytes });
+    this.lastTicket = ticket;
     return ticket;
   }
 
   /** Block until the read is in memory; throws NativeError naming the file and range on failure. */
   wait(ticket: number): void {
-    const status = this.lib.airllm_reader_wait(this.handle, ticket);
+    const early = this.settled.get(ticket);
+    this.settled.delete(ticket);
+    const status = early ?? this.lib.airllm_reader_wait(this.handle, ticket);
     const p = this.pending.get(ticket);
     this.pending.delete(ticket);
     this.fail(status, p, ticket);
@@ -68,7 +86,7 @@ export class ReadAhead {
 
   /** True when the read is done (its ticket must still be redeemed with `wait`). */
   ready(ticket: number): boolean {
-    const status = this.lib.airllm_reader_poll(this.handle, ticket);
+    const status = this.settled.get(ticket) ?? this.lib.airllm_reader_poll(this.handle, ticket);
     if (status === PENDING) return false;
     this.fail(status, this.pending.get(ticket), ticket);
     return true;
@@ -107,8 +125,9 @@ export class ReadAhead {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    for (const ticket of [...this.pending.keys()]) this.lib.airllm_reader_wait(this.handle, ticket);
+    for (const ticket of [...this.pending.keys()]) if (!this.settled.has(ticket)) this.lib.airllm_reader_wait(this.handle, ticket);
     this.pending.clear();
+    this.settled.clear();
     this.lib.airllm_reader_destroy(this.handle);
     libc ??= bindLibc();
     for (const fd of this.fds.values()) libc.close(fd);

@@ -141,6 +141,11 @@ export function lazyTable(length: number, compute: () => Float32Array): Constant
 export interface KvShape {
   readonly layers: number;
   readonly width: number;
+  /**
+   * Values are read from the key rows themselves and the cache stores no value rows (multi-head
+   * latent attention: the compressed latent is both). Absent: separate value rows of `width`.
+   */
+  readonly valuesInKeys?: boolean;
 }
 
 /** An architecture built for one config: everything the engine needs to run it. */

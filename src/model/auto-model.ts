@@ -192,7 +192,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     let weights: WeightProvider;
     if (onHost && sizes.maxGpuMemory !== undefined) o.onNotice?.("--max-gpu-memory (max_gpu_memory) budgets CUDA device memory; on the CPU it does nothing (--max-memory budgets RAM)");
     if (onHost && o.max_memory === undefined) {
-      const shape = { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: parallel * Math.ceil(context / pageSize) };
+      const shape = { ...arch.kv, dtype: kvDtype, pageSize, pages: parallel * Math.ceil(context / pageSize) };
       // Without a budget nothing else bounds the cache: refuse one the machine cannot hold before asking for it.
       if (KvPool.bytes(shape) > totalmem()) {
         throw new UsageError(
@@ -223,7 +223,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
       });
       plan = memory;
       context = memory.context;
-      pool = new KvPool(be, { layers: arch.kv.layers, width: arch.kv.width, dtype: kvDtype, pageSize, pages: memory.kvPages });
+      pool = new KvPool(be, { ...arch.kv, dtype: kvDtype, pageSize, pages: memory.kvPages });
       try {
         weights = new LayerStreamer(be, files, arch.plan, units, memory, { rowCapacity: Math.min(PREFILL_CHUNK, context), predictExperts: o.expert_prediction ?? be.caps.asyncUpload });
       } catch (e) {

@@ -115,6 +115,8 @@ export interface DecoderDefaults {
   readonly windows: WindowRule;
   /** Sliding window when config.json has no `sliding_window` key. */
   readonly slidingWindow: number | null;
+  /** The model type accepts YaRN rope scaling (its architecture applies the attention factor). */
+  readonly yarn?: boolean;
 }
 
 /**
@@ -152,7 +154,7 @@ export function parseDecoderCore(
   const numLayers = r.int("num_hidden_layers", undefined, L.layers);
   const maxPositionEmbeddings = r.int("max_position_embeddings", d.maxPositionEmbeddings, L.positions);
   const vocabSize = r.int("vocab_size", undefined, L.vocab);
-  const { ropeTheta, ropeScaling } = parseRope(r, maxPositionEmbeddings, d.ropeTheta ?? 10000);
+  const { ropeTheta, ropeScaling } = parseRope(r, maxPositionEmbeddings, d.ropeTheta ?? 10000, { yarn: d.yarn ?? false });
   const { slidingWindow, layerWindows } = parseWindows(r, d, numLayers);
   return {
     modelType,

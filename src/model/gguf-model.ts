@@ -1,7 +1,8 @@
 // A .gguf file as the engine sees a Hugging Face folder: a config from the `<arch>.*` metadata, a
 // TensorSource that answers Hugging Face tensor names from GGUF names, and the embedded tokenizer.
 // The llama.cpp architectures read here map onto our model types: llama (Llama, Mistral, and
-// Mixtral when it has experts), qwen2, qwen3, qwen2moe, qwen3moe.
+// Mixtral when it has experts), qwen2, qwen3, qwen2moe, qwen3moe, deepseek2 (DeepSeek-V2/V3:
+// gguf-deepseek.ts reads its metadata).
 //
 // Experts. llama.cpp's converter merges a layer's experts into one tensor per projection,
 // blk.N.ffn_{gate,up,down}_exps with dims [cols, rows, n_expert]: expert e's matrix is the e-th
@@ -31,6 +32,7 @@ import { checkFinite, checkId, checkInt, own, quote, show } from "../util/valida
 import { architectureFor } from "./arch/index.ts";
 import { CONFIG_LIMITS } from "./config-reader.ts";
 import type { ModelConfig, RopeScaling } from "./config.ts";
+import { deepseekGgufConfig } from "./gguf-deepseek.ts";
 
 /** GGUF type name → our dtype name (GgufFile refuses every other type by name). */
 const GGUF_DTYPES: Record<string, DType> = {
@@ -57,6 +59,9 @@ const GGUF_ARCHS: Record<string, GgufArch> = {
   qwen3: { modelType: () => "qwen3", ropeInterleaved: false, normTopk: false },
   qwen2moe: { modelType: () => "qwen2_moe", ropeInterleaved: false, normTopk: false },
   qwen3moe: { modelType: () => "qwen3_moe", ropeInterleaved: false, normTopk: true },
+  // Its converter keeps DeepSeek's interleaved rotary rows unpermuted (llama.cpp's "norm" rope);
+  // the model type, routing and norms come from gguf-deepseek.ts.
+  deepseek2: { modelType: () => "deepseek_v3", ropeInterleaved: false, normTopk: false },
 };
 
 export const SUPPORTED_GGUF_ARCHS = Object.keys(GGUF_ARCHS);
@@ -70,6 +75,11 @@ const LAYER_NAMES: Record<string, string> = {
   "block_sparse_moe.gate": "ffn_gate_inp", "mlp.gate": "ffn_gate_inp",
   "mlp.shared_expert.gate_proj": "ffn_gate_shexp", "mlp.shared_expert.up_proj": "ffn_up_shexp",
   "mlp.shared_expert.down_proj": "ffn_down_shexp", "mlp.shared_expert_gate": "ffn_gate_inp_shexp",
+  // DeepSeek (deepseek2): multi-head latent attention, shared experts, the router's selection bias.
+  "self_attn.q_a_proj": "attn_q_a", "self_attn.q_a_layernorm": "attn_q_a_norm", "self_attn.q_b_proj": "attn_q_b",
+  "self_attn.kv_a_proj_with_mqa": "attn_kv_a_mqa", "self_attn.kv_a_layernorm": "attn_kv_a_norm",
+  "self_attn.kv_b_proj": "attn_kv_b", "self_attn.k_b_proj": "attn_k_b", "self_attn.v_b_proj": "attn_v_b",
+  "mlp.shared_experts.gate_proj": "ffn_gate_shexp", "mlp.shared_experts.up_proj": "ffn_up_shexp", "mlp.shared_experts.down_proj": "ffn_down_shexp",
 };
 /** An expert's projection (Mixtral's w1/w3/w2, Qwen's gate/up/down_proj) → the merged tensor's stem. */
 const EXPERT_NAMES: Record<string, string> = {
@@ -94,6 +104,9 @@ export interface GgufLocation {
 export function ggufLocation(hfName: string): GgufLocation | undefined {
   const global = own(GLOBAL_NAMES, hfName);
   if (global !== undefined) return { name: global, expert: -1 };
+  // DeepSeek-V3's router bias is a buffer without a .weight/.bias suffix.
+  const bias = /^model\.layers\.(\d+)\.mlp\.gate\.e_score_correction_bias$/.exec(hfName);
+  if (bias !== null) return { name: `blk.${bias[1]}.exp_probs_b.bias`, expert: -1 };
   const m = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(hfName);
   if (m === null) return undefined;
   const [, layer, inner, kind] = m;
@@ -219,6 +232,8 @@ export class GgufTensorSource implements TensorSource {
     let shape = [...t.dims].reverse();
     // shared_expert_gate is [1, hidden] in the checkpoint; llama.cpp stores it as a vector.
     if (name.endsWith("mlp.shared_expert_gate.weight") && shape.length === 1) shape = [1, shape[0]!];
+    // attn_k_b / attn_v_b are [n_head, rows, cols]: their head blocks stacked, as one matrix.
+    if (/\.(k|v)_b_proj\.weight$/.test(name) && shape.length === 3) shape = [shape[0]! * shape[1]!, shape[2]!];
     if (found.expert < 0) return { name, dtype, shape, addr: t.addr, bytes: t.bytes, file: this.#file.path, fileOffset: t.offset };
     const [experts, ...rest] = shape;
     if (found.expert >= experts!) {
@@ -262,11 +277,14 @@ export function ggufConfig(file: GgufFile): ModelConfig {
   const numKvHeads = int("attention.head_count_kv", numHeads, L.heads);
   if (numHeads % numKvHeads !== 0) bad(`${arch}.attention.head_count ${numHeads} is not a multiple of ${arch}.attention.head_count_kv ${numKvHeads}`);
   const headDim = int("attention.key_length", Math.floor(hiddenSize / numHeads));
-  if (headDim % 2 !== 0) {
-    bad(file.has(`${arch}.attention.key_length`) ? `${arch}.attention.key_length ${headDim} must be even (rotary pairs)` : `the head dim ${headDim} (embedding_length ${hiddenSize} / head_count ${numHeads}; the file has no ${arch}.attention.key_length) must be even (rotary pairs)`);
+  // deepseek2's key_length is the compressed row's (or the expanded head's): gguf-deepseek.ts.
+  if (arch !== "deepseek2") {
+    if (headDim % 2 !== 0) {
+      bad(file.has(`${arch}.attention.key_length`) ? `${arch}.attention.key_length ${headDim} must be even (rotary pairs)` : `the head dim ${headDim} (embedding_length ${hiddenSize} / head_count ${numHeads}; the file has no ${arch}.attention.key_length) must be even (rotary pairs)`);
+    }
+    const rotaryDim = int("rope.dimension_count", headDim);
+    if (rotaryDim !== headDim) bad(`${arch}.rope.dimension_count ${rotaryDim} differs from the head dim ${headDim}`, "Partial rotary embeddings are not implemented.");
   }
-  const rotaryDim = int("rope.dimension_count", headDim);
-  if (rotaryDim !== headDim) bad(`${arch}.rope.dimension_count ${rotaryDim} differs from the head dim ${headDim}`, "Partial rotary embeddings are not implemented.");
 
   // The layer count sizes the plan: it must be the blocks the file holds, checked before anything is built.
   const numLayers = int("block_count", undefined, L.layers);
@@ -307,6 +325,21 @@ export function ggufConfig(file: GgufFile): ModelConfig {
       bad(`${arch}.expert_count is ${experts}, but ${held >= 0 ? `${quote(merged)} holds ${held}` : `blk.${first} does not hold experts 0 … ${experts - 1}`}`, "The metadata and the tensors disagree; convert the model again.");
     }
   }
+  const common = {
+    hiddenSize,
+    numLayers,
+    numHeads,
+    vocabSize,
+    maxPositionEmbeddings: int("context_length", 2048, L.positions),
+    rmsNormEps: num("attention.layer_norm_rms_epsilon"),
+    ropeTheta: num("rope.freq_base", 10000),
+    tieWordEmbeddings: !file.has("output.weight"),
+    torchDtype: embDtype === "f32" || embDtype === "f16" || embDtype === "bf16" ? embDtype : null,
+    bosTokenId: tokenId("bos_token_id"),
+    eosTokenIds: eos === null ? [] : [eos],
+    padTokenId: tokenId("padding_token_id"),
+  };
+  if (arch === "deepseek2") return deepseekGgufConfig(file, common, { experts, ffn, sparseLayers, int, bad });
   const moe = experts > 0
     ? {
         numExperts: experts,
@@ -320,34 +353,23 @@ export function ggufConfig(file: GgufFile): ModelConfig {
       }
     : undefined;
   return {
+    ...common,
     modelType,
     arch: architectureFor(modelType)!.name,
-    hiddenSize,
     intermediateSize: ffn,
-    numLayers,
-    numHeads,
     numKvHeads,
     headDim,
-    vocabSize,
-    maxPositionEmbeddings: int("context_length", 2048, L.positions),
-    rmsNormEps: num("attention.layer_norm_rms_epsilon"),
-    ropeTheta: num("rope.freq_base", 10000),
     ropeScaling: ropeScaling(file, arch as string, bad),
     slidingWindow: null,
     layerWindows: new Array(numLayers).fill(0),
     attentionBias: file.has("blk.0.attn_q.bias"),
     attentionOutBias: file.has("blk.0.attn_output.bias"),
     mlpBias: file.has("blk.0.ffn_up.bias"),
-    tieWordEmbeddings: !file.has("output.weight"),
-    torchDtype: embDtype === "f32" || embDtype === "f16" || embDtype === "bf16" ? embDtype : null,
-    bosTokenId: tokenId("bos_token_id"),
-    eosTokenIds: eos === null ? [] : [eos],
-    padTokenId: tokenId("padding_token_id"),
     ...(moe ? { moe } : {}),
   };
 }
 
-function ropeScaling(file: GgufFile, arch: string, bad: (what: string, hint?: string) => never): RopeScaling {
+export function ropeScaling(file: GgufFile, arch: string, bad: (what: string, hint?: string) => never, o: { readonly yarn?: boolean } = {}): RopeScaling {
   const type = file.get(`${arch}.rope.scaling.type`);
   // Files from before rope.scaling.* carry a bare linear factor.
   const legacy = file.get(`${arch}.rope.scale_linear`);
@@ -357,9 +379,34 @@ function ropeScaling(file: GgufFile, arch: string, bad: (what: string, hint?: st
     const factor = checkFinite(legacy, `${arch}.rope.scale_linear`, bad, { above: 0 });
     return factor === 1 ? null : { type: "linear", factor };
   }
+  if (type === "yarn" && o.yarn) return yarnScaling(file, arch, bad);
   if (type !== "linear") {
-    bad(`${arch}.rope.scaling.type ${show(type)} is not supported; supported: "none", "linear"`, "YaRN scaling is not implemented; use a model without it.");
+    bad(`${arch}.rope.scaling.type ${show(type)} is not supported; supported: "none", "linear"${o.yarn ? ", \"yarn\"" : ""}`, "YaRN scaling is implemented for DeepSeek only; use a model without it.");
   }
   const factor = checkFinite(file.get(`${arch}.rope.scaling.factor`), `${arch}.rope.scaling.factor`, bad, { above: 0 });
   return factor === 1 ? null : { type: "linear", factor };
+}
+
+/**
+ * YaRN as llama.cpp's deepseek2 reads it: factor, original_context_length, beta_fast / beta_slow
+ * (32 and 1 unless given), and yarn_log_multiplier, which its converter writes as
+ * 0.1 · mscale_all_dim. llama.cpp scales the softmax by mscale(factor, mscale_all_dim)² and
+ * rotates unscaled, i.e. mscale = mscale_all_dim, as DeepSeek-V3 ships.
+ */
+function yarnScaling(file: GgufFile, arch: string, bad: (what: string, hint?: string) => never): RopeScaling {
+  const positive = (key: string, fallback?: number): number =>
+    checkFinite(file.get(`${arch}.rope.scaling.${key}`) ?? fallback, `${arch}.rope.scaling.${key}`, bad, { above: 0 });
+  const logMul = checkFinite(file.get(`${arch}.rope.scaling.yarn_log_multiplier`) ?? 0, `${arch}.rope.scaling.yarn_log_multiplier`, bad, { min: 0 });
+  const mscaleAllDim = logMul / 0.1;
+  return {
+    type: "yarn",
+    factor: positive("factor"),
+    originalMaxPositionEmbeddings: positive("original_context_length"),
+    betaFast: positive("yarn_beta_fast", 32),
+    betaSlow: positive("yarn_beta_slow", 1),
+    mscale: mscaleAllDim,
+    mscaleAllDim,
+    attentionFactor: null,
+    truncate: true,
+  };
 }

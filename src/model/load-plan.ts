@@ -63,7 +63,7 @@ export function planLoad(arch: ModelArch, source: TensorSource, o: LoadPlanOptio
     pinnedBytes: units.pinnedBytes,
     activationBytes: (rows) => Activations.bytesFor(arch.activations, arch.vocab, rows, o.sequences),
     rowStagingBytes: (rows) => rows * rowBytes,
-    kvBytesPerToken: KvPool.bytesPerToken({ layers: arch.kv.layers, width: arch.kv.width, dtype: o.kvDtype }),
+    kvBytesPerToken: KvPool.bytesPerToken({ ...arch.kv, dtype: o.kvDtype }),
     pageSize: o.pageSize,
     sequences: o.sequences,
     context: o.context,

@@ -18,6 +18,8 @@ const embedding = @import("embedding.zig");
 const quant = @import("quant_ops.zig");
 const bnb_encode = @import("quant_bnb_encode.zig");
 const reader = @import("reader.zig");
+const heads_matmul = @import("heads_matmul.zig");
+const copy_rows = @import("copy_rows.zig");
 
 pub const Status = enum(i32) {
     ok = 0,
@@ -219,6 +221,25 @@ pub fn airllm_scatter_add_rows(x: usize, src: usize, rows: usize, scales: usize,
     return .ok;
 }
 
+/// Per-head products against head blocks of w (heads_matmul.zig), strides in floats.
+pub fn airllm_matmul_heads(
+    out: usize, x: usize, w: usize, dtype: u32, T: u32, heads: u32, rows: u32, cols: u32, w_head_rows: u32,
+    transposed: u32, x_stride: u32, x_head: u32, out_stride: u32, out_head: u32,
+) callconv(.c) Status {
+    const dt = dtypeOf(dtype) orelse return .bad_dtype;
+    heads_matmul.matmulHeads(f32Ptr(out), f32Ptr(x), w, dt, .{
+        .T = T, .heads = heads, .rows = rows, .cols = cols, .w_head_rows = w_head_rows, .transposed = transposed != 0,
+        .x_stride = x_stride, .x_head = x_head, .out_stride = out_stride, .out_head = out_head,
+    }) catch return .bad_shape;
+    return .ok;
+}
+
+/// dst[i·dstStride + j] = src[i·srcStride + j] for i < rows, j < width (f32; copy_rows.zig).
+pub fn airllm_copy_rows(dst: usize, dst_stride: u32, src: usize, src_stride: u32, rows: u32, width: u32) callconv(.c) Status {
+    copy_rows.copyRows(f32Ptr(dst), dst_stride, f32Ptr(src), src_stride, rows, width) catch return .bad_shape;
+    return .ok;
+}
+
 fn moeStatus(e: moe.Error) Status {
     return switch (e) {
         error.BadShape => .bad_shape,
@@ -263,4 +284,6 @@ test {
     _ = @import("kv_pages.zig");
     _ = @import("kv_store.zig");
     _ = @import("moe.zig");
+    _ = @import("heads_matmul.zig");
+    _ = @import("copy_rows.zig");
 }

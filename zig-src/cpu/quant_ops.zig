@@ -13,6 +13,7 @@ const lg = @import("quant_legacy.zig");
 const kq = @import("quant_k.zig");
 const iq = @import("quant_iq.zig");
 const bnb = @import("quant_bnb.zig");
+const cv = @import("convert.zig");
 
 const V8 = lg.V8;
 
@@ -46,6 +47,19 @@ fn dequantBlocks(comptime dt: DType, src: [*]const u8, dst: [*]f32, nblocks: usi
         const blk = src + b * BB;
         inline for (0..B / 8) |j| storeV8(dst + b * B + 8 * j, dequant8(dt, blk, j));
     }
+}
+
+/// dst[0..n] = the first n weights at src, on the calling thread (float or GGUF types; n whole
+/// blocks): for ops that decode rows inside their own pool tasks. False for bitsandbytes types.
+pub fn decodeRow(dt: DType, src: usize, dst: [*]f32, n: usize) bool {
+    switch (dt) {
+        inline .f32, .f16, .bf16 => |d| cv.toF32(d, dst, cv.at(d, src), n),
+        inline else => |d| if (comptime d.isGguf()) {
+            if (n % d.blockElems() != 0) return false;
+            dequantBlocks(d, bytePtr(src), dst, n / d.blockElems());
+        } else return false,
+    }
+    return true;
 }
 
 const DequantArgs = struct { dt: DType, src: usize, dst: [*]f32 };

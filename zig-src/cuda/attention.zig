@@ -26,33 +26,25 @@
 //! row is read with one 16-byte (f32) or 8-byte (f16, bf16) load per lane and chunk when head
 //! rows start on four elements (headDim % 4 == 0 and aligned bases; else element by element).
 //!
-//! Pages: a warp works in rounds of 32 keys (8 steps of 4); lane i looks up key i of the round
+//! Pages: a warp works in rounds of 32 keys (8 steps of 4; 16 of 2 in the wide kernel); lane i looks up key i of the round
 //! (one page-table read and one division, the 32 in parallel, a round ahead), and the warp
 //! gets each key's slot by a shuffle, so no key costs a division of its own and any page size
 //! (1 .. beyond the context) takes the same path.
 //!
 //! Launch: attention_<kv dtype> grid (T, nHeads, splits), block 256;
 //!         attention_combine_f32 (only when splits > 1) grid (T, nHeads), block 256.
-//! headDim <= 256 (checked on the host). scratch: [T, nHeads, splits, headDim + 2] f32.
+//! headDim <= 256 (checked on the host). attention_wide_<kv dtype>: the same for headDim <= 640
+//! (multi-head latent attention's absorbed query: DeepSeek's 512 + 64), with 2 keys per step so
+//! the wider rows still fit the registers. scratch: [T, nHeads, splits, headDim + 2] f32.
 const c = @import("common.zig");
 const DType = @import("../dtype.zig").DType;
 const slotOf = @import("paged_kv.zig").slotOf;
 
 pub const max_head_dim = 256;
+pub const wide_max_head_dim = 640;
 const warps = 8;
 /// Dimensions a warp covers per 4-element group of each lane.
 const span = 32 * 4;
-const chunks = max_head_dim / span;
-/// Keys a warp handles per step.
-const G = 4;
-/// Steps of a warp per round: one key per lane of the warp.
-const steps = 32 / G;
-/// Keys all warps of a block take in one round.
-const round = G * warps * steps;
-
-var part_m: [warps]f32 addrspace(.shared) = undefined;
-var part_l: [warps]f32 addrspace(.shared) = undefined;
-var part_acc: [warps * max_head_dim]f32 addrspace(.shared) = undefined;
 
 const Merged = struct { m: f32, num: f32, den: f32 };
 
@@ -76,7 +68,7 @@ inline fn merge(n: usize, ms: anytype, ls: anytype, ml_stride: usize, accs: anyt
 /// This lane's dimensions of one head row at `row`, as stored (zeros past hd: 16-bit rows stay
 /// packed until used, which keeps 8 rows in flight within 128 registers): one load per chunk
 /// when `vec` (the row starts on four elements), else one element at a time.
-inline fn loadRow(comptime dt: DType, row: c.ConstPtr(c.Elem(dt)), lane: usize, hd: usize, vec: bool) [chunks]@Vector(4, c.Elem(dt)) {
+inline fn loadRow(comptime dt: DType, comptime chunks: comptime_int, row: c.ConstPtr(c.Elem(dt)), lane: usize, hd: usize, vec: bool) [chunks]@Vector(4, c.Elem(dt)) {
     var r: [chunks]@Vector(4, c.Elem(dt)) = @splat(@splat(0));
     inline for (0..chunks) |e| {
         const d0 = e * span + lane * 4;
@@ -97,8 +89,26 @@ inline fn lookup(page_table: c.ConstPtr(i32), page_size: u32, j: usize, end: usi
 }
 
 pub fn Attention(comptime dt: DType) type {
+    return AttentionOf(dt, max_head_dim, 4);
+}
+
+pub fn AttentionWide(comptime dt: DType) type {
+    return AttentionOf(dt, wide_max_head_dim, 2);
+}
+
+/// The kernel for heads of at most `max_hd` dimensions, `G` keys per warp step.
+fn AttentionOf(comptime dt: DType, comptime max_hd: comptime_int, comptime G: comptime_int) type {
     const E = c.Elem(dt);
+    const chunks = max_hd / span;
+    // Steps of a warp per round: one key per lane of the warp.
+    const steps = 32 / G;
+    // Keys all warps of a block take in one round.
+    const round = G * warps * steps;
     return struct {
+        var part_m: [warps]f32 addrspace(.shared) = undefined;
+        var part_l: [warps]f32 addrspace(.shared) = undefined;
+        var part_acc: [warps * max_hd]f32 addrspace(.shared) = undefined;
+
         pub fn kernel(
             out: c.Ptr(f32),
             q: c.ConstPtr(f32),
@@ -179,8 +189,8 @@ pub fn Attention(comptime dt: DType) type {
                         const sl = @as(usize, c.shflIdxU32(slot_hi, src)) << 32 | c.shflIdxU32(slot_lo, src);
                         const at = sl * width + kv_off;
                         if (j0 + g < end) {
-                            kr[g] = loadRow(dt, k_pages + at, lane, hd, vec);
-                            vr[g] = loadRow(dt, v_pages + at, lane, hd, vec);
+                            kr[g] = loadRow(dt, chunks, k_pages + at, lane, hd, vec);
+                            vr[g] = loadRow(dt, chunks, v_pages + at, lane, hd, vec);
                         }
                     }
                     var s: [G]f32 = undefined;
@@ -232,7 +242,7 @@ pub fn Attention(comptime dt: DType) type {
             // makes the compiler copy the whole array to local memory first.
             const pm: *addrspace(.shared) [warps]f32 = &part_m;
             const pl: *addrspace(.shared) [warps]f32 = &part_l;
-            const pa: *addrspace(.shared) [warps * max_head_dim]f32 = &part_acc;
+            const pa: *addrspace(.shared) [warps * max_hd]f32 = &part_acc;
             if (lane == 0) {
                 pm[warp] = m;
                 pl[warp] = l;
@@ -240,23 +250,25 @@ pub fn Attention(comptime dt: DType) type {
             inline for (0..chunks) |e| {
                 inline for (0..4) |i| {
                     const d = e * span + lane * 4 + i;
-                    if (d < hd) pa[warp * max_head_dim + d] = acc[e][i];
+                    if (d < hd) pa[warp * max_hd + d] = acc[e][i];
                 }
             }
             c.syncThreads();
-            const d = c.threadIdx();
-            if (d >= hd) return;
-            const r = merge(warps, pm, pl, 1, pa, max_head_dim, d);
-            if (splits == 1) {
-                out[row * hd + d] = r.num / r.den;
-                return;
-            }
-            // This split's partial, on the block's max; an empty split stores m = -inf, l = 0.
-            const part = scratch + (row * splits + split) * (hd + 2);
-            part[d] = r.num;
-            if (d == 0) {
-                part[hd] = r.m;
-                part[hd + 1] = r.den;
+            // One thread per dimension, in strides of the block for heads wider than it.
+            var d: usize = c.threadIdx();
+            while (d < hd) : (d += c.blockDim()) {
+                const r = merge(warps, pm, pl, 1, pa, max_hd, d);
+                if (splits == 1) {
+                    out[row * hd + d] = r.num / r.den;
+                    continue;
+                }
+                // This split's partial, on the block's max; an empty split stores m = -inf, l = 0.
+                const part = scratch + (row * splits + split) * (hd + 2);
+                part[d] = r.num;
+                if (d == 0) {
+                    part[hd] = r.m;
+                    part[hd + 1] = r.den;
+                }
             }
         }
     };
@@ -265,10 +277,11 @@ pub fn Attention(comptime dt: DType) type {
 /// Merges the splits' partials of each (query, head) into the output.
 pub fn combine(out: c.Ptr(f32), scratch: c.ConstPtr(f32), n_heads: u32, head_dim: u32, splits: u32) callconv(.kernel) void {
     const hd: usize = head_dim;
-    const d = c.threadIdx();
-    if (d >= hd) return;
     const row = @as(usize, c.blockIdx(0)) * n_heads + c.blockIdx(1);
     const parts = scratch + row * splits * (hd + 2);
-    const r = merge(splits, parts + hd, parts + hd + 1, hd + 2, parts, hd + 2, d);
-    out[row * hd + d] = r.num / r.den;
+    var d: usize = c.threadIdx();
+    while (d < hd) : (d += c.blockDim()) {
+        const r = merge(splits, parts + hd, parts + hd + 1, hd + 2, parts, hd + 2, d);
+        out[row * hd + d] = r.num / r.den;
+    }
 }

@@ -18,6 +18,8 @@ const qembedding = @import("quant_embedding.zig");
 const bnb = @import("quant_bnb.zig");
 const paged_kv = @import("paged_kv.zig");
 const moe = @import("moe.zig");
+const heads = @import("heads_matmul.zig");
+const copy_rows = @import("copy_rows.zig");
 
 /// GGUF block-quantized weight types: each gets a t1 and t4 matvec, a prefill matmul and an
 /// embedding gather, named like the float kernels with the dtype last.
@@ -92,6 +94,9 @@ pub const list = .{
     .{ "attention_f32", &attention.Attention(.f32).kernel },
     .{ "attention_f16", &attention.Attention(.f16).kernel },
     .{ "attention_bf16", &attention.Attention(.bf16).kernel },
+    .{ "attention_wide_f32", &attention.AttentionWide(.f32).kernel },
+    .{ "attention_wide_f16", &attention.AttentionWide(.f16).kernel },
+    .{ "attention_wide_bf16", &attention.AttentionWide(.bf16).kernel },
     .{ "attention_combine_f32", &attention.combine },
     .{ "attention_prefill_f32", &attention_prefill.AttentionPrefill(.f32).kernel },
     .{ "attention_prefill_f16", &attention_prefill.AttentionPrefill(.f16).kernel },
@@ -103,4 +108,11 @@ pub const list = .{
     .{ "swiglu_f32", &elementwise.swiglu },
     .{ "add_f32", &elementwise.add },
     .{ "softmax_f32", &softmax.kernel },
+    .{ "matmul_heads_f32", &heads.HeadsMatmul(.f32).normal },
+    .{ "matmul_heads_f16", &heads.HeadsMatmul(.f16).normal },
+    .{ "matmul_heads_bf16", &heads.HeadsMatmul(.bf16).normal },
+    .{ "matmul_heads_t_f32", &heads.HeadsMatmul(.f32).transposed },
+    .{ "matmul_heads_t_f16", &heads.HeadsMatmul(.f16).transposed },
+    .{ "matmul_heads_t_bf16", &heads.HeadsMatmul(.bf16).transposed },
+    .{ "copy_rows_f32", &copy_rows.kernel },
 };

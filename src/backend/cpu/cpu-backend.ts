@@ -2,7 +2,7 @@
 // process-wide thread pool. Everything is synchronous, so `sync` has nothing to wait for, and
 // ops read weights wherever they are in host memory (an mmap included): no upload needed.
 import { freemem, totalmem } from "node:os";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, PagedKv, Queue, QuantDType, RouteOptions, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, BnbDType, DType, FloatDType, HeadsShape, PagedKv, Queue, QuantDType, RouteOptions, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_CODE, isBnb, isQuantized } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
@@ -273,6 +273,20 @@ export class CpuBackend implements Backend {
     if (scales.length !== rows.length) throw new UsageError(`scatterAddRows: ${rows.length} rows but ${scales.length} scales`);
     const status = this.lib.airllm_scatter_add_rows(asPtr(x), asPtr(src), rows, scales, rows.length, width);
     check(status, "airllm_scatter_add_rows", `${rows.length} rows of ${width}: row ids must be ≥ 0`);
+  }
+
+  matmulHeads(out: number, x: number, w: Weight, s: HeadsShape): void {
+    this.alive();
+    const status = this.lib.airllm_matmul_heads(
+      asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], s.T, s.heads, s.rows, s.cols, s.wHeadRows,
+      s.transposed ? 1 : 0, s.xStride, s.xHead, s.outStride, s.outHead,
+    );
+    check(status, "airllm_matmul_heads", `${w.dtype} ${s.heads} heads of [${s.rows}, ${s.cols}] (cols whole blocks, at most 16384; not nf4/8bit)`);
+  }
+
+  copyRows(dst: number, dstStride: number, src: number, srcStride: number, rows: number, width: number): void {
+    this.alive();
+    check(this.lib.airllm_copy_rows(asPtr(dst), dstStride, asPtr(src), srcStride, rows, width), "airllm_copy_rows", `${rows} rows of ${width} (strides ${dstStride}, ${srcStride} must be ≥ width)`);
   }
 
   destroy(): void {

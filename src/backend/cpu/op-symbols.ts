@@ -48,4 +48,8 @@ export const opSymbols = {
   airllm_gather_rows: { args: ["ptr", "ptr", "ptr", "u32", "u32"], returns: "i32" },
   /** (x, src, rows i32[], scales f32[], n, width) → status */
   airllm_scatter_add_rows: { args: ["ptr", "ptr", "ptr", "ptr", "u32", "u32"], returns: "i32" },
+  /** (out, x, w, dtype, T, heads, rows, cols, wHeadRows, transposed, xStride, xHead, outStride, outHead) → status */
+  airllm_matmul_heads: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
+  /** (dst, dstStride, src, srcStride, rows, width) → status */
+  airllm_copy_rows: { args: ["ptr", "u32", "ptr", "u32", "u32", "u32"], returns: "i32" },
 } as const satisfies Record<string, FFIFunction>;

@@ -6,7 +6,8 @@
 // current there). Uploads are asynchronous: a caller orders them before the ops that read the
 // memory with record("upload") + waitOn("compute", event).
 import { toArrayBuffer } from "bun:ffi";
-import type { AttentionShape, Backend, BackendCaps, BackendEvent, PagedKv, Queue, RouteOptions, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, BackendCaps, BackendEvent, HeadsShape, PagedKv, Queue, RouteOptions, Weight } from "../backend.ts";
+import { isQuantized, tensorBytes } from "../backend.ts";
 import { NativeError, UsageError } from "../../errors.ts";
 import {
   check, CU_EVENT_DISABLE_TIMING, CU_MEMHOSTREGISTER_PORTABLE, CU_MEMHOSTREGISTER_READ_ONLY, CU_STREAM_NON_BLOCKING,
@@ -314,6 +315,29 @@ export class CudaBackend implements Backend {
       bytes.set(new Uint8Array(scales.buffer, scales.byteOffset + i0 * 4, n * 4), at);
       const dev = this.stage(null, bytes);
       this.run(plans.scatterAddRowsPlan(x, src + i0 * width * 4, dev, dev + at, n, width));
+    }
+  }
+
+  matmulHeads(out: number, x: number, w: Weight, s: HeadsShape): void {
+    if (s.T === 0 || s.heads === 0) return;
+    if (!isQuantized(w.dtype)) {
+      this.run(plans.matmulHeadsPlan(out, x, w, s));
+      return;
+    }
+    // Quantized blocks: each (token, head) is a matvec of the existing kernels over its block.
+    if (s.transposed) throw new UsageError(`matmulHeads: a transposed ${w.dtype} block has no CUDA kernel; use llama.cpp's split attn_k_b / attn_v_b form or a float kv_b_proj`);
+    const rowBytes = tensorBytes(w.dtype, [1, s.cols]);
+    for (let h = 0; h < s.heads; h++) {
+      const block: Weight = { addr: w.addr + h * s.wHeadRows * rowBytes, dtype: w.dtype, shape: [s.rows, s.cols] };
+      for (let t = 0; t < s.T; t++) this.matmul(out + (t * s.outStride + h * s.outHead) * 4, x + (t * s.xStride + h * s.xHead) * 4, block, 1);
+    }
+  }
+
+  copyRows(dst: number, dstStride: number, src: number, srcStride: number, rows: number, width: number): void {
+    if (rows === 0 || width === 0) return;
+    for (let i0 = 0; i0 < rows; i0 += 65535) {
+      const n = Math.min(rows - i0, 65535);
+      this.run(plans.copyRowsPlan(dst + i0 * dstStride * 4, dstStride, src + i0 * srcStride * 4, srcStride, n, width));
     }
   }
 

@@ -1,7 +1,7 @@
 // Launch geometry of every op: pure functions from an op's arguments to the kernel, grid,
 // block and argument list (testable without a GPU). Each plan's geometry is the one documented
 // at the top of the kernel's Zig file; keep both in step.
-import type { AttentionShape, DType, PagedKv, RouteOptions, Weight } from "../backend.ts";
+import type { AttentionShape, DType, HeadsShape, PagedKv, RouteOptions, Weight } from "../backend.ts";
 import { blockLayout, DTYPE_BYTES, isBnb, isQuantized } from "../backend.ts";
 import { UsageError } from "../../errors.ts";
 import type { LaunchPlan } from "./launch.ts";
@@ -15,6 +15,8 @@ const cdiv = (a: number, b: number): number => Math.ceil(a / b);
 export const MATVEC_MAX_T = 8;
 /** The attention kernel keeps headDim/32 values per lane in registers (zig-src/cuda/attention.zig). */
 export const ATTENTION_MAX_HEAD_DIM = 256;
+/** attention_wide's largest head: multi-head latent attention's absorbed rows (DeepSeek: 512 + 64). */
+export const ATTENTION_WIDE_MAX_HEAD_DIM = 640;
 
 function matrixShape(w: Weight, op: string): [number, number] {
   if (w.shape.length !== 2) throw new UsageError(`${op}: weight has shape [${w.shape}], expected [rows, cols]`);
@@ -197,7 +199,7 @@ export const ATTENTION_MIN_KEYS_PER_SPLIT = 256;
 /** Scratch for the split partials, enough for any shape `attentionSplits` allows on `sms` SMs. */
 export function attentionScratchBytes(sms: number): number {
   // Splitting happens only while T*nHeads < 2*sms, so T*nHeads*splits < 4*sms.
-  return 4 * sms * (ATTENTION_MAX_HEAD_DIM + 2) * 4;
+  return 4 * sms * (ATTENTION_WIDE_MAX_HEAD_DIM + 2) * 4;
 }
 
 /** How many blocks share one (query, head)'s keys: enough to fill each SM about twice. */
@@ -231,15 +233,16 @@ export function storeKvPlan(kv: PagedKv, k: number, v: number, pos0: number, T: 
  * Attention over a paged cache read in kv.dtype. Prefill (query tiles fill the GPU, head size
  * ≤ 128 and a multiple of 4, K and V bases on four elements): attention_prefill_<dtype>, one
  * block per 16 queries of one head, grid (ceil(T/16), nHeads). Otherwise attention_<dtype>: one
- * block of 8 warps per (query token, head, split), grid (T, nHeads, splits) — always for a draft
- * tree (shape.tree, the mask in zig-src/cuda/attention.zig); with splits > 1,
+ * block of 8 warps per (query token, head, split), grid (T, nHeads, splits) (attention_wide_<dtype>
+ * for heads of 257 .. 640) — always for a draft tree (shape.tree, the mask in
+ * zig-src/cuda/attention.zig); with splits > 1,
  * attention_combine_f32 merges the partials, grid (T, nHeads).
  * scratch: device buffer of attentionScratchBytes(sms) bytes.
  */
 export function attentionPlans(out: number, q: number, kv: PagedKv, s: AttentionShape, scratch: number, sms: number): LaunchPlan[] {
-  if (s.headDim > ATTENTION_MAX_HEAD_DIM) {
+  if (s.headDim > ATTENTION_WIDE_MAX_HEAD_DIM) {
     throw new UsageError(
-      `attention: headDim ${s.headDim} is larger than the CUDA kernel's ${ATTENTION_MAX_HEAD_DIM}`,
+      `attention: headDim ${s.headDim} is larger than the CUDA kernels' ${ATTENTION_WIDE_MAX_HEAD_DIM}`,
       "run this model with --device cpu",
     );
   }
@@ -264,7 +267,7 @@ export function attentionPlans(out: number, q: number, kv: PagedKv, s: Attention
   }
   const splits = attentionSplits(s, sms);
   const main: LaunchPlan = {
-    kernel: byDtype("attention", kv.dtype),
+    kernel: byDtype(s.headDim > ATTENTION_MAX_HEAD_DIM ? "attention_wide" : "attention", kv.dtype),
     grid: [s.T, s.nHeads, splits],
     block: B256,
     args: [out, q, kv.k, kv.v, kv.pageTable, scratch, s.nHeads, s.nKvHeads, s.headDim, s.pos0, s.window, s.scale, splits, kv.pageSize, ...alibi, ...tree],
@@ -319,6 +322,26 @@ export function gatherRowsPlan(out: number, x: number, rows: number, n: number, 
 /** x[rows[i], :] += scales[i] * src[i, :] (rows, scales: device [n]): grid (n, ceil(width/256)). */
 export function scatterAddRowsPlan(x: number, src: number, rows: number, scales: number, n: number, width: number): LaunchPlan {
   return { kernel: "scatter_add_rows_f32", grid: [n, cdiv(width, BLOCK), 1], block: B256, args: [x, src, rows, scales, width] };
+}
+
+/**
+ * matmulHeads over a float matrix (zig-src/cuda/heads_matmul.zig): normal, a warp per output,
+ * grid (ceil(rows/8), heads, T); transposed, a thread per output column, grid (ceil(cols/256),
+ * heads, T). Quantized weights are the backend's (per-head matmuls).
+ */
+export function matmulHeadsPlan(out: number, x: number, w: Weight, s: HeadsShape): LaunchPlan {
+  if (isQuantized(w.dtype)) throw new UsageError(`matmulHeads: the CUDA kernel takes f32/f16/bf16 weights, not ${w.dtype}`);
+  if (s.T > 65535 || s.heads > 65535) throw new UsageError(`matmulHeads: ${s.T} tokens × ${s.heads} heads exceed the grid (65535 each)`);
+  const args = [out, x, w.addr, s.rows, s.cols, s.wHeadRows, s.xStride, s.xHead, s.outStride, s.outHead];
+  if (s.transposed) return { kernel: byDtype("matmul_heads_t", w.dtype), grid: [cdiv(s.cols, BLOCK), s.heads, s.T], block: B256, args };
+  return { kernel: byDtype("matmul_heads", w.dtype), grid: [cdiv(s.rows, 8), s.heads, s.T], block: B256, args };
+}
+
+/** dst[i·dstStride + j] = src[i·srcStride + j]: grid (ceil(width/256), rows). */
+export function copyRowsPlan(dst: number, dstStride: number, src: number, srcStride: number, rows: number, width: number): LaunchPlan {
+  if (width > dstStride || width > srcStride) throw new UsageError(`copyRows: rows of ${width} floats do not fit strides ${dstStride} and ${srcStride}`);
+  if (rows > 65535) throw new UsageError(`copyRows: ${rows} rows exceed the grid (65535)`);
+  return { kernel: "copy_rows_f32", grid: [cdiv(width, BLOCK), rows, 1], block: B256, args: [dst, dstStride, src, srcStride, width] };
 }
 
 /** One thread per element: grid (ceil(n/256)). */

@@ -20,6 +20,7 @@ const MATVEC = [P, P, P, U, U, U] as const; // out, x, w, rows, cols, T
 const MATVEC_LD = [P, P, P, U, U, U, U] as const; // out, x, w, rows, cols, T, ld
 const FLOAT_MATVEC = [P, P, P, U, U, U, U] as const; // out, x, w, rows, cols, T, split
 const FLOAT_MATVEC_LD = [P, P, P, U, U, U, U, U] as const; // out, x, w, rows, cols, T, ld, split
+const MATMUL_HEADS = [P, P, P, U, U, U, U, U, U, U] as const; // out, x, w, rows, cols, wHeadRows, xStride, xHead, outStride, outHead
 // out0, out1, out2, x, w0, w1, w2, rows0, rows1, rows2, cols, T, split, accumulate
 const MATVEC_MULTI = [P, P, P, P, P, P, P, U, U, U, U, U, U, U] as const;
 const MATVEC_SWIGLU = [P, P, P, P, U, U, U, U] as const; // out, x, gate, up, rows, cols, T, split
@@ -101,6 +102,9 @@ export const KERNELS = {
   attention_f32: ATTENTION,
   attention_f16: ATTENTION,
   attention_bf16: ATTENTION,
+  attention_wide_f32: ATTENTION,
+  attention_wide_f16: ATTENTION,
+  attention_wide_bf16: ATTENTION,
   attention_combine_f32: [P, P, U, U, U], // out, scratch, nHeads, headDim, splits
   attention_prefill_f32: ATTENTION_PREFILL,
   attention_prefill_f16: ATTENTION_PREFILL,
@@ -112,6 +116,13 @@ export const KERNELS = {
   swiglu_f32: [P, P, P, U], // out, gate, up, n
   add_f32: [P, P, P, U], // out, a, b, n
   softmax_f32: [P, U], // x, n
+  matmul_heads_f32: MATMUL_HEADS,
+  matmul_heads_f16: MATMUL_HEADS,
+  matmul_heads_bf16: MATMUL_HEADS,
+  matmul_heads_t_f32: MATMUL_HEADS,
+  matmul_heads_t_f16: MATMUL_HEADS,
+  matmul_heads_t_bf16: MATMUL_HEADS,
+  copy_rows_f32: [P, U, P, U, U], // dst, dstStride, src, srcStride, width
 } as const satisfies Record<string, readonly ArgKind[]>;
 
 export type KernelName = keyof typeof KERNELS;

@@ -7,7 +7,7 @@
 // the output's scale, so outputs near zero do not blow it up). pass: maxRelErr ≤ tol and no
 // NaN/Inf where the reference is finite.
 import { toArrayBuffer } from "bun:ffi";
-import type { AttentionShape, Backend, DType, FloatDType, PagedKv, QuantDType, RouteOptions, Weight } from "../backend.ts";
+import type { AttentionShape, Backend, DType, FloatDType, HeadsShape, PagedKv, QuantDType, RouteOptions, Weight } from "../backend.ts";
 import { DTYPE_BYTES, isBnb, isQuantized, QUANT_BLOCKS, tensorBytes } from "../backend.ts";
 
 export interface OpCheck {
@@ -334,6 +334,12 @@ function checkPagedAttention(x: Ctx): void {
     { T: 1, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 4000, window: 0, scale: 1 / 8, alibi: true },
     { T: 6, nHeads: 5, nKvHeads: 5, headDim: 64, pos0: 20, window: 0, scale: 1 / 8, alibi: true },
     { T: 75, nHeads: 40, nKvHeads: 40, headDim: 128, pos0: 10, window: 0, scale: 1 / Math.sqrt(128), alibi: true },
+    // Multi-head latent attention's absorbed form (the wide kernel): one KV head of 512 + 64 for
+    // 16 query heads, decode and decode split across blocks, a short prefill; and a ragged 300.
+    { T: 1, nHeads: 16, nKvHeads: 1, headDim: 576, pos0: 40, window: 0, scale: 0.07 },
+    { T: 1, nHeads: 16, nKvHeads: 1, headDim: 576, pos0: 3000, window: 0, scale: 0.07 },
+    { T: 5, nHeads: 8, nKvHeads: 1, headDim: 576, pos0: 0, window: 0, scale: 0.07 },
+    { T: 2, nHeads: 4, nKvHeads: 2, headDim: 300, pos0: 33, window: 0, scale: 0.06 },
   ];
   for (const s of att) {
     const positions = s.pos0 + s.T;
@@ -499,6 +505,41 @@ function checkMoe({ cpu, gpu, p, uniform, record }: Ctx): void {
     cpu.scatterAddRows(xs[0], src[0], idx, scales, width);
     gpu.scatterAddRows(xs[1], src[1], idx, scales, width);
     record(compare("scatterAddRows", "f32", `[${R},${width}] rows ${idx.length}`, TOL_F32, p.read(xs, R * width)));
+    p.freeAll();
+  }
+}
+
+/**
+ * Multi-head latent attention's strided ops: matmulHeads in both orientations over head blocks
+ * that do not tile the matrix (kv_b_proj's key rows of each head, its value rows), strided inputs
+ * and outputs, at decode (T = 1) and prefill (T = 9), in each float dtype and two GGUF types (the
+ * normal orientation only: the CUDA backend runs a quantized block as per-head matvecs); copyRows
+ * of a column band. Outputs start filled: what the op must not write keeps the fill exactly.
+ */
+function checkLatentOps({ cpu, gpu, p, rand, uniform, record }: Ctx): void {
+  const H = 5;
+  for (const dtype of [...DTYPES, "q8_0", "q4_k"] as DType[]) {
+    for (const transposed of isQuantized(dtype) ? [false] : [false, true]) {
+      for (const T of [1, 9]) {
+        const [rows, cols, wHeadRows] = isQuantized(dtype) ? [24, 256, 40] : [24, 67, 40];
+        const [k, n] = transposed ? [rows, cols] : [cols, rows];
+        const shape: HeadsShape = { T, heads: H, rows, cols, wHeadRows, transposed, xStride: H * k + 3, xHead: k, outStride: H * (n + 2) + 1, outHead: n + 2 };
+        const w = isQuantized(dtype) ? p.quantWeight(rand, dtype, [H * wHeadRows, cols]) : p.weight(uniform(H * wHeadRows * cols), dtype, [H * wHeadRows, cols]);
+        const x = p.f32(uniform(T * shape.xStride));
+        const out = p.f32(uniform(T * shape.outStride, 7));
+        cpu.matmulHeads(out[0], x[0], w[0], shape);
+        gpu.matmulHeads(out[1], x[1], w[1], shape);
+        record(compare("matmulHeads", dtype, `T=${T} ${H}x[${rows},${cols}]${transposed ? " transposed" : ""}`, TOL_F32, p.read(out, T * shape.outStride)));
+        p.freeAll();
+      }
+    }
+  }
+  for (const [rows, width, srcStride, dstStride] of [[7, 3, 10, 5], [300, 64, 576, 64], [70000, 8, 16, 9]]) {
+    const src = p.f32(uniform(rows * srcStride));
+    const dst = p.f32(uniform(rows * dstStride, 3));
+    cpu.copyRows(dst[0] + 4, dstStride, src[0] + 8, srcStride, rows - 1, width);
+    gpu.copyRows(dst[1] + 4, dstStride, src[1] + 8, srcStride, rows - 1, width);
+    record(compare("copyRows", "f32", `${rows - 1} rows of ${width} (${srcStride} → ${dstStride})`, 0, p.read(dst, rows * dstStride)));
     p.freeAll();
   }
 }
@@ -680,6 +721,7 @@ export function runOpSelftest(cpu: Backend, gpu: Backend, opts: SelftestOptions 
     checkPagedAttention(x);
     checkTreeAttention(x);
     checkMoe(x);
+    checkLatentOps(x);
 
     for (const n of [1000, 4099]) {
       const a = p.f32(uniform(n, 6));

@@ -6,6 +6,8 @@
 //
 // Layout: for layer l, keys then values, each [pages, pageSize, width] in `dtype`:
 //   key row of (page p, slot s) = base + ((2l) · pages · pageSize + p · pageSize + s) · width · bytes
+// An architecture whose values live in its key rows (valuesInKeys: multi-head latent attention
+// caches one latent row per token) gets one region per layer, and values(l) = keys(l).
 import type { Backend, KvDType } from "../../backend/backend.ts";
 import { DTYPE_BYTES } from "../../backend/backend.ts";
 import { AirLLMError, NativeError, UsageError } from "../../errors.ts";
@@ -19,6 +21,13 @@ export interface KvPoolShape {
   /** Token slots per page. */
   readonly pageSize: number;
   readonly pages: number;
+  /** Values are read from the key rows: no value region (KvShape.valuesInKeys). */
+  readonly valuesInKeys?: boolean;
+}
+
+/** Rows the pool stores per token and layer: a key row, and a value row unless values are in the keys. */
+function rowsPerToken(s: Pick<KvPoolShape, "valuesInKeys">): number {
+  return s.valuesInKeys ? 1 : 2;
 }
 
 /** Tokens per page unless the plan says otherwise (vLLM's default block size). */
@@ -36,12 +45,12 @@ export class KvPool {
 
   /** Bytes of the one allocation. */
   static bytes(s: KvPoolShape): number {
-    return 2 * s.layers * s.pages * s.pageSize * s.width * DTYPE_BYTES[s.dtype];
+    return rowsPerToken(s) * s.layers * s.pages * s.pageSize * s.width * DTYPE_BYTES[s.dtype];
   }
 
   /** Bytes one token takes in every layer (keys and values). */
-  static bytesPerToken(s: Pick<KvPoolShape, "layers" | "width" | "dtype">): number {
-    return 2 * s.layers * s.width * DTYPE_BYTES[s.dtype];
+  static bytesPerToken(s: Pick<KvPoolShape, "layers" | "width" | "dtype" | "valuesInKeys">): number {
+    return rowsPerToken(s) * s.layers * s.width * DTYPE_BYTES[s.dtype];
   }
 
   constructor(
@@ -74,11 +83,11 @@ export class KvPool {
   }
 
   keys(layer: number): number {
-    return this.base + 2 * layer * this.region;
+    return this.base + rowsPerToken(this.shape) * layer * this.region;
   }
 
   values(layer: number): number {
-    return this.base + (2 * layer + 1) * this.region;
+    return this.shape.valuesInKeys ? this.keys(layer) : this.keys(layer) + this.region;
   }
 
   /** A free page with one reference, or null when none is left (after asking `reclaim`). */
@@ -109,7 +118,7 @@ export class KvPool {
     const from = (srcPage * pageSize + srcSlot) * rowBytes;
     const to = (dstPage * pageSize + dstSlot) * rowBytes;
     for (let l = 0; l < layers; l++) {
-      for (const base of [this.keys(l), this.values(l)]) this.backend.copy(base + to, base + from, bytes);
+      for (const base of this.shape.valuesInKeys ? [this.keys(l)] : [this.keys(l), this.values(l)]) this.backend.copy(base + to, base + from, bytes);
     }
   }
 

@@ -11,6 +11,7 @@ import { checkPlanShapes } from "../plan-check.ts";
 import { own } from "../../util/validate.ts";
 import { baichuan } from "./baichuan.ts";
 import { chatglm } from "./chatglm.ts";
+import { deepseek } from "./deepseek.ts";
 import { internlm } from "./internlm.ts";
 import { internlm2 } from "./internlm2.ts";
 import { llama } from "./llama.ts";
@@ -32,6 +33,8 @@ const MODEL_TYPES: Record<string, Architecture<ModelConfig>> = {
   internlm,
   internlm2,
   qwen,
+  deepseek_v2: deepseek,
+  deepseek_v3: deepseek,
 };
 
 /** Remote-code model classes (the part after the last dot of an auto_map entry) → model_type. */
@@ -46,6 +49,9 @@ const REMOTE_CLASSES: Record<string, string> = {
 };
 
 export const SUPPORTED_MODEL_TYPES = Object.keys(MODEL_TYPES);
+
+/** DeepSeek's config, which a deepseek2 GGUF file's metadata (gguf-deepseek.ts) is read into. */
+export type { DeepseekConfig } from "./deepseek.ts";
 
 export function architectureFor(modelType: string): Architecture<ModelConfig> | undefined {
   return own(MODEL_TYPES, modelType);
