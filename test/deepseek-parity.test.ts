@@ -15,6 +15,8 @@ import { readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { KvPool } from "../src/engine/kv/kv-pool.ts";
 import { AutoModel } from "../src/index.ts";
+import { preorder, treeAttentionRows } from "../src/engine/speculative/tree-layout.ts";
+import { idTokenizer } from "./id-tokenizer.ts";
 import { describeParity, readExpected } from "./parity.ts";
 import { ROOT } from "./paths.ts";
 
@@ -50,6 +52,39 @@ for (const name of NAMES) {
     }
   });
 }
+
+test("deepseek_v3: a draft tree's rows (tree mask, positions by depth, absorbed form) give each root-to-leaf chain's logits", async () => {
+  const dir = join(FIXTURES, "deepseek_v3");
+  const { prompt } = readExpected(dir, GENERATOR);
+  const model = await AutoModel.from_pretrained(dir, { device: "cpu", kv_dtype: "f32", max_seq_len: 128, parallel: 4, tokenizer: idTokenizer(128) });
+  try {
+    const e = model.engine;
+    const V = model.config.vocabSize;
+    const head = prompt.slice(0, -1);
+    const last = prompt.at(-1)!;
+    // Nodes x, y under the root and z under x; in preorder the rows are [last, x, z, y].
+    const [x, y, z] = [5, 9, 17];
+    const tree = preorder({ tokens: [x, y, z], parents: [-1, -1, 0], q: [null, null, null] });
+    expect(tree.tokens).toEqual([x, z, y]);
+    const seq = model.newSequence();
+    e.forward([seq], [head]);
+    const rows = e.forward([seq], [[last, ...tree.tokens]], { allLogits: true, trees: [treeAttentionRows(tree)] })[0]!;
+    const chain = (path: number[]) => {
+      const s = model.newSequence();
+      e.forward([s], [head]);
+      const out = e.forward([s], [[last, ...path]], { allLogits: true })[0]!;
+      s.dispose();
+      return out.subarray(path.length * V, (path.length + 1) * V);
+    };
+    const worst = (a: Float32Array, b: Float32Array) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j]!)), 0);
+    for (const [row, path] of [[1, [x]], [2, [x, z]], [3, [y]]] as const) {
+      expect(worst(rows.subarray(row * V, (row + 1) * V), chain([...path]))).toBeLessThan(1e-5);
+    }
+    seq.dispose();
+  } finally {
+    model.dispose();
+  }
+});
 
 test("the KV pool holds layers × (kv_lora_rank + qk_rope_head_dim) floats per token, nothing per head", async () => {
   const dir = join(FIXTURES, "deepseek_v3");

@@ -15,27 +15,10 @@ import { probabilityOf, Sampler } from "../src/engine/sampler.ts";
 import { AutoModel, type CausalLM } from "../src/index.ts";
 import { readExpected } from "./parity.ts";
 import { ROOT, SHARED, STORIES_HF } from "./paths.ts";
-import type { TextTokenizer } from "../src/tokenizer/text-tokenizer.ts";
 import { loadSpeculationModels, type SpeculationModels } from "./speculation-models.ts";
 import { storiesExpectedText, storiesRef } from "./stories-reference.ts";
+import { idTokenizer } from "./id-tokenizer.ts";
 import { expectRuleKeepsP, expectSameTokenDistribution } from "./chi-square.ts";
-
-/** A tokenizer for models that ship none: id i is the text "<i>". */
-function idTokenizer(vocabSize: number): TextTokenizer {
-  return {
-    bosId: 1,
-    eosIds: [2],
-    vocabSize,
-    maxTokenBytes: 8,
-    addsBos: false,
-    encode: () => {
-      throw new Error("this test drives the model by ids");
-    },
-    decode: (ids) => ids.map((i) => `<${i}>`).join(""),
-    idToToken: (id) => `<${id}>`,
-    tokenToId: () => undefined,
-  };
-}
 
 let models: SpeculationModels;
 let withSelf: CausalLM;

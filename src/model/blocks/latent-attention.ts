@@ -18,6 +18,7 @@
 // each head's key rows then its value rows; or llama.cpp's split attn_k_b [H·kvr, nope] (W_k_hᵀ per
 // head) and attn_v_b [H·v, kvr]. Backend.matmulHeads multiplies by either block or its transpose.
 import { isBnb, isQuantized, type HeadsShape, type PagedKv, type Weight } from "../../backend/backend.ts";
+import { positionRuns } from "../../engine/batch.ts";
 import { UsageError } from "../../errors.ts";
 import type { Pass, TensorSpec } from "../architecture.ts";
 import { rowView } from "./fused.ts";
@@ -160,13 +161,17 @@ export function latentAttentionBlock(p: Pass, layer: number, prefix: string, d: 
     // the shared key (one head of a whole row, starting at the key).
     const qRows = s.q! + r.row0 * H * qk * 4;
     const cRows = s.ckv! + r.row0 * row * 4;
-    be.rope(qRows + d.nope * 4, r.T, H, qk, r.pos0, p.constants.invFreq!, d.attnFactor, d.interleaved, d.rope);
-    be.rope(cRows + kvr * 4, r.T, 1, row, r.pos0, p.constants.invFreq!, d.attnFactor, d.interleaved, d.rope);
+    // A draft tree's rows sit at pos0 + depth: one call per run of consecutive positions.
+    for (const [t0, count, at] of positionRuns(r)) {
+      be.rope(qRows + (t0 * H * qk + d.nope) * 4, count, H, qk, at, p.constants.invFreq!, d.attnFactor, d.interleaved, d.rope);
+      be.rope(cRows + (t0 * row + kvr) * 4, count, 1, row, at, p.constants.invFreq!, d.attnFactor, d.interleaved, d.rope);
+    }
     const kv = p.kv(layer, r);
     be.storeKv(kv, cRows, cRows, r.pos0, r.T, row);
     const att = s.att! + r.row0 * H * d.vHeadDim * 4;
-    if (r.pos0 === 0 && expandable(d) && !quantizedSplitKey) expandedAttention(p, r.row0, r.T, blocks, d, att);
-    else absorbedAttention(p, r.row0, r.T, r.pos0, kv, blocks, d, att);
+    const tree = r.tree !== null ? p.tree(r) : undefined;
+    if (r.pos0 === 0 && tree === undefined && expandable(d) && !quantizedSplitKey) expandedAttention(p, r.row0, r.T, blocks, d, att);
+    else absorbedAttention(p, r.row0, r.T, r.pos0, kv, blocks, d, att, tree);
   });
 
   // x += att·Woᵀ (+ bo)
@@ -218,7 +223,7 @@ function keyShape(d: LatentAttentionDims, absorb: boolean, io: Pick<HeadsShape, 
 }
 
 /** Rows [row0, row0 + T) of one sequence attending over its cache in the absorbed form, into att. */
-function absorbedAttention(p: Pass, row0: number, T: number, pos0: number, kv: PagedKv, b: KvBlocks, d: LatentAttentionDims, att: number): void {
+function absorbedAttention(p: Pass, row0: number, T: number, pos0: number, kv: PagedKv, b: KvBlocks, d: LatentAttentionDims, att: number, tree?: number): void {
   const { backend: be, buf: s } = p;
   const H = d.heads;
   const qk = d.nope + d.rope;
@@ -231,7 +236,7 @@ function absorbedAttention(p: Pass, row0: number, T: number, pos0: number, kv: P
   be.copyRows(qAbs + d.kvLoraRank * 4, row, q + d.nope * 4, qk, T * H, d.rope);
   // One KV head of kvr + rope: its keys are the cached rows, its values the same rows (the
   // latent part is the value; the rope part of each output is left over and not read).
-  be.attention(attAbs, qAbs, kv, { T, nHeads: H, nKvHeads: 1, headDim: row, pos0, window: 0, scale: d.scale });
+  be.attention(attAbs, qAbs, kv, { T, nHeads: H, nKvHeads: 1, headDim: row, pos0, window: 0, scale: d.scale, ...(tree !== undefined ? { tree } : {}) });
   valueProjection(p, att, d.vHeadDim, attAbs, H * row, row, T, b, d);
 }
 
