@@ -1,6 +1,9 @@
 """llama.cpp's own CPU decode speed on a GGUF file (llama-cpp-python), for bench/gguf-decode.ts.
 
-    python3 bench/llama_cpp_decode.py FILE.gguf TOKENS THREADS   → one JSON line
+    python3 bench/llama_cpp_decode.py FILE.gguf TOKENS THREADS [PREFILL]   → one JSON line
+
+With PREFILL, also the time of one prefill of that many tokens (the ids of
+bench/gguf-bench-prompt.ts), in batches of 512 as llama.cpp's defaults.
 """
 import json
 import sys
@@ -10,9 +13,19 @@ import llama_cpp
 import numpy as np
 
 
-def main(path, tokens, threads):
-    llm = llama_cpp.Llama(model_path=path, n_ctx=256, n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=False)
+def prompt_ids(n):
+    return [1 if i == 0 else 3 + (i * 37) % 509 for i in range(n)]
+
+
+def main(path, tokens, threads, prefill=0):
+    llm = llama_cpp.Llama(model_path=path, n_ctx=max(256, prefill + tokens + 8), n_batch=512, n_ubatch=512, n_threads=threads, n_threads_batch=threads, verbose=False, logits_all=False)
     llm.eval([1, 403, 407, 261, 378])  # prompt, and pages the weights in
+    prefill_ms = None
+    if prefill:
+        llm.reset()
+        t = time.time()
+        llm.eval(prompt_ids(prefill))
+        prefill_ms = round((time.time() - t) * 1000, 1)
     ids = [432]
     t = time.time()
     vocab = llm.n_vocab()
@@ -23,8 +36,11 @@ def main(path, tokens, threads):
         last = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(vocab,))
         ids = [int(last.argmax())]
     per = (time.time() - t) / tokens
-    print(json.dumps({"ms_per_token": round(per * 1000, 1), "tokens_per_s": round(1 / per, 2), "threads": threads}))
+    out = {"ms_per_token": round(per * 1000, 1), "tokens_per_s": round(1 / per, 2), "threads": threads}
+    if prefill:
+        out.update(prefill_ms=prefill_ms, prefill_tokens=prefill)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]) if len(sys.argv) > 4 else 0)

@@ -10,12 +10,13 @@ import { createCpuBackend } from "../src/backend/cpu/index.ts";
 import { cpuLibrary } from "../src/backend/cpu/native.ts";
 import { QUANT_BLOCKS, tensorBytes, type QuantDType, type Weight } from "../src/backend/backend.ts";
 import { half, INT_TYPES, intDotRow } from "./int-dot-reference.ts";
-import { randoms } from "./cpu-test-data.ts";
+import { backendData, randoms } from "./cpu-test-data.ts";
 import { ROOT } from "./paths.ts";
 
 const DIR = resolve(ROOT, "test/fixtures/gguf-quant");
 const be = createCpuBackend();
 const exact = createCpuBackend({ exactActivations: true });
+const { putBytes, putF32, get } = backendData(be);
 const lib = cpuLibrary();
 const startIsa = lib.airllm_int_dot_isa(-1);
 afterAll(() => {
@@ -24,22 +25,12 @@ afterAll(() => {
   exact.destroy();
 });
 
-function put(data: Uint8Array | Float32Array): number {
-  const padded = new Uint8Array(Math.ceil(Math.max(data.byteLength, 4) / 4) * 4);
-  padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-  const addr = be.alloc(padded.byteLength);
-  be.write(addr, new Int32Array(padded.buffer));
-  return addr;
-}
-
 function matmul(backend: typeof be, w: Weight, xs: Float32Array, T: number): Float32Array {
   const rows = w.shape[0]!;
-  const x = put(xs);
+  const x = putF32(xs);
   const out = be.alloc(T * rows * 4);
   backend.matmul(out, x, w, T);
-  const got = new Float32Array(T * rows);
-  be.download(got, out, got.byteLength);
-  return got;
+  return get(out, T * rows);
 }
 
 /** Activations with the cases the quantizers treat specially: an all-zero block, a block
@@ -65,7 +56,7 @@ function weight(dtype: QuantDType, rows: number, cols: number): { w: Weight; byt
     const src = (i * 5 + 1) % m.rows;
     bytes.set(fx.subarray(src * rowBytes, (src + 1) * rowBytes), i * rowBytes);
   }
-  return { w: { addr: put(bytes), dtype, shape: [rows, cols] }, bytes };
+  return { w: { addr: putBytes(bytes), dtype, shape: [rows, cols] }, bytes };
 }
 
 const ROWS = 6;
@@ -115,10 +106,9 @@ describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
   test("within the activation rounding bound of the exact-activation product", () => {
     const fast = matmul(be, w, xs, T);
     const ref = matmul(exact, w, xs, T);
-    const wv = new Float32Array(ROWS * COLS);
     const dq = be.alloc(ROWS * COLS * 4);
     be.dequantize(dq, w.addr, dtype, ROWS * COLS);
-    be.download(wv, dq, wv.byteLength);
+    const wv = get(dq, ROWS * COLS);
     const B = QUANT_BLOCKS[dtype].elements;
     for (let t = 0; t < T; t++) {
       for (let r = 0; r < ROWS; r++) {
