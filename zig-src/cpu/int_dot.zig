@@ -80,16 +80,20 @@ pub inline fn dotS(comptime isa: Isa, w: I8x32, a: I8x32) I32x8 {
     return quads(p);
 }
 
-/// One scale for all 32 codes.
-pub inline fn scale1(s: i16) I16x16 {
-    return @splat(s);
+/// Scale s[g] for all 32 codes of group g (the K-quants with a scale per 32 weights).
+pub inline fn scale1(s: @Vector(16, i8), comptime g: usize) I16x16 {
+    return @shuffle(i8, s, undefined, @as(@Vector(16, i32), @splat(g)));
 }
 
-/// Scale lo for codes 0..15, hi for 16..31 (groups of 16, as the K-quants with 16-weight scales).
-pub inline fn scale2(lo: i16, hi: i16) I16x16 {
-    var v: I16x16 = @splat(lo);
-    inline for (8..16) |i| v[i] = hi;
-    return v;
+/// Scale s[2g] for codes 0..15 of group g, s[2g+1] for 16..31 (the K-quants with a scale per
+/// 16 weights): a byte shuffle of the block's 16 scales and one widening (vpshufb, vpmovsxbw).
+pub inline fn scale2(s: @Vector(16, i8), comptime g: usize) I16x16 {
+    const m = comptime blk: {
+        var a: [16]i32 = undefined;
+        for (0..16) |i| a[i] = 2 * g + i / 8;
+        break :blk a;
+    };
+    return @shuffle(i8, s, undefined, m);
 }
 
 test "the AVX2 and portable paths agree on extreme codes" {
@@ -105,7 +109,9 @@ test "the AVX2 and portable paths agree on extreme codes" {
             u[i] = rnd.uintAtMost(u8, 127);
             a[i] = @intCast(rnd.intRangeAtMost(i16, -127, 127));
         }
-        const sc = scale2(rnd.intRangeAtMost(i16, -128, 127), rnd.intRangeAtMost(i16, -128, 127));
+        var s16: @Vector(16, i8) = undefined;
+        for (0..16) |i| s16[i] = rnd.int(i8);
+        const sc = scale2(s16, 3);
         try std.testing.expectEqual(dotS(.portable, w, a), dotS(.avx2, w, a));
         try std.testing.expectEqual(dotU(.portable, u, a, sc), dotU(.avx2, u, a, sc));
     }

@@ -18,14 +18,20 @@ const halfAt = lg.halfAt;
 /// A block's codes (in the activations' order) and its f32 scale and min.
 pub fn Unpacked(comptime dt: DType) type {
     return struct {
-        q: if (signed(dt)) id.I8x32 else id.U8x32,
+        q: if (dt == .q8_0) id.I8x32 else id.U8x32,
         d: f32,
         m: f32,
     };
 }
 
-pub fn signed(comptime dt: DType) bool {
-    return dt == .q8_0 or dt == .q4_0 or dt == .q5_0;
+/// What q4_0 / q5_0 subtract from their unsigned codes. They are multiplied unsigned (no sign
+/// handling) and offset·Σa per quad (quant_act.zig `quads`) is subtracted: the same integers.
+pub fn offset(comptime dt: DType) i32 {
+    return switch (dt) {
+        .q4_0 => 8,
+        .q5_0 => 16,
+        else => 0,
+    };
 }
 
 pub fn hasMin(comptime dt: DType) bool {
@@ -75,18 +81,18 @@ inline fn fifthBits(p: [*]const u8) id.U8x32 {
 pub inline fn unpack(comptime dt: DType, blk: [*]const u8) Unpacked(dt) {
     return switch (dt) {
         .q8_0 => .{ .q = @as(*align(1) const [32]i8, @ptrCast(blk + 2)).*, .d = halfAt(blk, 0), .m = 0 },
-        .q4_0 => .{ .q = @as(id.I8x32, @bitCast(nibbles(blk + 2))) - @as(id.I8x32, @splat(8)), .d = halfAt(blk, 0), .m = 0 },
+        .q4_0 => .{ .q = nibbles(blk + 2), .d = halfAt(blk, 0), .m = 0 },
         .q4_1 => .{ .q = nibbles(blk + 4), .d = halfAt(blk, 0), .m = halfAt(blk, 2) },
-        .q5_0 => .{ .q = @as(id.I8x32, @bitCast(nibbles(blk + 6) | fifthBits(blk + 2))) - @as(id.I8x32, @splat(16)), .d = halfAt(blk, 0), .m = 0 },
+        .q5_0 => .{ .q = nibbles(blk + 6) | fifthBits(blk + 2), .d = halfAt(blk, 0), .m = 0 },
         .q5_1 => .{ .q = nibbles(blk + 8) | fifthBits(blk + 4), .d = halfAt(blk, 0), .m = halfAt(blk, 2) },
         else => @compileError("not a legacy quant type"),
     };
 }
 
-/// The block's contribution c (see the scheme above) against activation codes a, scale da
-/// and q8_1 sum sa.
-pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked(dt), a: id.I8x32, da: f32, sa: f32) V8 {
-    const sumi = if (comptime signed(dt)) id.dotS(isa, u.q, a) else id.dotU(isa, u.q, a, id.scale1(1));
+/// The block's contribution c (see the scheme above) against activation codes a, their
+/// offset quad sums `quad` (q4_0, q5_0), scale da and q8_1 sum sa.
+pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked(dt), a: id.I8x32, quad: id.I32x8, da: f32, sa: f32) V8 {
+    const sumi = if (comptime dt == .q8_0) id.dotS(isa, u.q, a) else if (comptime offset(dt) != 0) id.dotU(isa, u.q, a, @splat(1)) - quad else id.dotU(isa, u.q, a, @splat(1));
     var c = @as(V8, @splat(u.d * da)) * @as(V8, @floatFromInt(sumi));
     if (comptime hasMin(dt)) c += V8{ u.m * sa, 0, 0, 0, 0, 0, 0, 0 };
     return c;

@@ -52,7 +52,8 @@ fn Family(comptime dt: DType, comptime isa: id.Isa) type {
             if (legacy) {
                 const q: id.I8x32 = @as(*align(1) const [32]i8, @ptrCast(a.qs + t * a.cols + 32 * b)).*;
                 const sa = a.s[t * nb + b];
-                inline for (0..n) |i| acc[i] = acc[i] + il.contrib(dt, isa, &u[i], q, da, sa);
+                const quad = if (comptime il.offset(dt) != 0) a.quads[t * nb + b] else undefined;
+                inline for (0..n) |i| acc[i] = acc[i] + il.contrib(dt, isa, &u[i], q, quad, da, sa);
             } else {
                 const q = a.qs + t * a.cols + 256 * b;
                 const bs = a.bsums + t * (a.cols / 16) + 16 * b;
@@ -85,7 +86,21 @@ fn Family(comptime dt: DType, comptime isa: id.Isa) type {
             inline for (0..n) |i| a.out[r + i] = total(acc[i]);
         }
 
+        /// K-quants: one row at a time, each super-block decoded group by group straight from
+        /// its bytes (quant_int_k.zig `contribDirect`): codes never leave the registers.
+        fn decodeRowK(a: *const Args, r: usize) void {
+            const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            const w: [*]const u8 = @as([*]const u8, @ptrFromInt(a.w)) + r * rowBytes(a);
+            var acc: f32 = 0;
+            for (0..a.cols / B) |b| acc = acc + ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
+            a.out[r] = acc;
+        }
+
         pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
+            if (!legacy) {
+                for (lo..hi) |r| decodeRowK(a, r);
+                return;
+            }
             var r = lo;
             while (r + rb <= hi) : (r += rb) decodeGroup(rb, a, r);
             switch (hi - r) {
@@ -136,7 +151,11 @@ pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows
     const heap = bytes > stack_bytes;
     const mem: [*]align(64) u8 = if (heap) @ptrCast(@alignCast(memory.alloc(bytes) orelse return error.OutOfMemory)) else &stack;
     defer if (heap) memory.free(mem);
-    const acts = act.Acts.init(scheme, T, cols, mem);
+    const off: i32 = switch (dt) {
+        inline .q4_0, .q5_0 => |d| il.offset(d),
+        else => 0,
+    };
+    const acts = act.Acts.init(scheme, off, T, cols, mem);
     act.quantize(&acts, x, T);
     switch (id.active) {
         inline else => |isa| switch (dt) {
