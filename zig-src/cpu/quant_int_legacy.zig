@@ -15,13 +15,19 @@ const id = @import("int_dot.zig");
 const V8 = @Vector(8, f32);
 const halfAt = lg.halfAt;
 
-/// A block's codes (in the activations' order) and its f32 scale and min.
+/// A block's codes (in the activations' order), its f32 scale in every lane and its min.
 pub fn Unpacked(comptime dt: DType) type {
     return struct {
         q: if (dt == .q8_0) id.I8x32 else id.U8x32,
-        d: f32,
+        d: V8,
         m: f32,
     };
+}
+
+/// The f16 at blk[o] widened in all 8 lanes: vpbroadcastw + vcvtph2ps, no scalar round trip.
+inline fn halfV8(blk: [*]const u8, o: usize) V8 {
+    const h: f16 = @bitCast(@as(*align(1) const u16, @ptrCast(blk + o)).*);
+    return @floatCast(@as(@Vector(8, f16), @splat(h)));
 }
 
 /// What q4_0 / q5_0 subtract from their unsigned codes. They are multiplied unsigned (no sign
@@ -42,21 +48,19 @@ inline fn load16(p: [*]const u8) @Vector(16, u8) {
     return @as(*align(1) const [16]u8, @ptrCast(p)).*;
 }
 
-const concat_mask = blk: {
+const dup_mask = blk: {
     var m: [32]i32 = undefined;
-    for (0..16) |i| {
-        m[i] = i;
-        m[16 + i] = ~@as(i32, i);
-    }
+    for (0..32) |i| m[i] = i % 16;
     break :blk m;
 };
 
-/// Weights i < 16 from the low nibbles of 16 bytes, i ≥ 16 from the high ones.
+/// Weights i < 16 from the low nibbles of 16 bytes, i ≥ 16 from the high ones: the 16 bytes
+/// in both halves (vbroadcasti128), the upper half shifted by 4 (vpsrlvq), one mask.
 inline fn nibbles(p: [*]const u8) id.U8x32 {
     const b = load16(p);
-    const lo = b & @as(@Vector(16, u8), @splat(0x0f));
-    const hi = b >> @splat(4);
-    return @shuffle(u8, lo, hi, concat_mask);
+    const both: @Vector(4, u64) = @bitCast(@shuffle(u8, b, undefined, dup_mask));
+    const shifted: id.U8x32 = @bitCast(both >> @Vector(4, u6){ 0, 0, 4, 4 });
+    return shifted & @as(id.U8x32, @splat(0x0f));
 }
 
 const spread_mask = blk: {
@@ -80,20 +84,20 @@ inline fn fifthBits(p: [*]const u8) id.U8x32 {
 
 pub inline fn unpack(comptime dt: DType, blk: [*]const u8) Unpacked(dt) {
     return switch (dt) {
-        .q8_0 => .{ .q = @as(*align(1) const [32]i8, @ptrCast(blk + 2)).*, .d = halfAt(blk, 0), .m = 0 },
-        .q4_0 => .{ .q = nibbles(blk + 2), .d = halfAt(blk, 0), .m = 0 },
-        .q4_1 => .{ .q = nibbles(blk + 4), .d = halfAt(blk, 0), .m = halfAt(blk, 2) },
-        .q5_0 => .{ .q = nibbles(blk + 6) | fifthBits(blk + 2), .d = halfAt(blk, 0), .m = 0 },
-        .q5_1 => .{ .q = nibbles(blk + 8) | fifthBits(blk + 4), .d = halfAt(blk, 0), .m = halfAt(blk, 2) },
+        .q8_0 => .{ .q = @as(*align(1) const [32]i8, @ptrCast(blk + 2)).*, .d = halfV8(blk, 0), .m = 0 },
+        .q4_0 => .{ .q = nibbles(blk + 2), .d = halfV8(blk, 0), .m = 0 },
+        .q4_1 => .{ .q = nibbles(blk + 4), .d = halfV8(blk, 0), .m = halfAt(blk, 2) },
+        .q5_0 => .{ .q = nibbles(blk + 6) | fifthBits(blk + 2), .d = halfV8(blk, 0), .m = 0 },
+        .q5_1 => .{ .q = nibbles(blk + 8) | fifthBits(blk + 4), .d = halfV8(blk, 0), .m = halfAt(blk, 2) },
         else => @compileError("not a legacy quant type"),
     };
 }
 
 /// The block's contribution c (see the scheme above) against activation codes a, their
 /// offset quad sums `quad` (q4_0, q5_0), scale da and q8_1 sum sa.
-pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked(dt), a: id.I8x32, quad: id.I32x8, da: f32, sa: f32) V8 {
+pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked(dt), a: id.I8x32, quad: id.I32x8, da: V8, sa: f32) V8 {
     const sumi = if (comptime dt == .q8_0) id.dotS(isa, u.q, a) else if (comptime offset(dt) != 0) id.dotU(isa, u.q, a, @splat(1)) - quad else id.dotU(isa, u.q, a, @splat(1));
-    var c = @as(V8, @splat(u.d * da)) * @as(V8, @floatFromInt(sumi));
+    var c = (u.d * da) * @as(V8, @floatFromInt(sumi));
     if (comptime hasMin(dt)) c += V8{ u.m * sa, 0, 0, 0, 0, 0, 0, 0 };
     return c;
 }

@@ -53,7 +53,8 @@ fn Family(comptime dt: DType, comptime isa: id.Isa) type {
                 const q: id.I8x32 = @as(*align(1) const [32]i8, @ptrCast(a.qs + t * a.cols + 32 * b)).*;
                 const sa = a.s[t * nb + b];
                 const quad = if (comptime il.offset(dt) != 0) a.quads[t * nb + b] else undefined;
-                inline for (0..n) |i| acc[i] = acc[i] + il.contrib(dt, isa, &u[i], q, quad, da, sa);
+                const dav: V8 = @splat(da);
+                inline for (0..n) |i| acc[i] = acc[i] + il.contrib(dt, isa, &u[i], q, quad, dav, sa);
             } else {
                 const q = a.qs + t * a.cols + 256 * b;
                 const bs = a.bsums + t * (a.cols / 16) + 16 * b;
