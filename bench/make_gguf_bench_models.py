@@ -2,10 +2,11 @@
 
     python3 bench/make_gguf_bench_models.py MODEL_DIR OUT_DIR
 
-Writes OUT_DIR/llama1b-q8_0.gguf and OUT_DIR/llama1b-q4_k.gguf: the safetensors weights are
+Writes OUT_DIR/llama1b-q8_0.gguf, llama1b-q4_k.gguf and llama1b-q4_0.gguf (files already there
+are kept): the safetensors weights are
 written as an F32 GGUF the way llama.cpp's converter lays them out (q/k rows permuted to
 interleaved pairs, stories260K's 512-token vocabulary), then quantized by
-llama.cpp itself (llama-cpp-python's llama_model_quantize: Q8_0 and Q4_K_M). Needs torch,
+llama.cpp itself (llama-cpp-python's llama_model_quantize: Q8_0, Q4_K_M and Q4_0). Needs torch,
 safetensors, gguf and llama-cpp-python; the benchmark files are not committed.
 """
 import json
@@ -54,7 +55,9 @@ def main(model_dir, out_dir):
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    for name, ftype in (("q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("q4_k", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)):
+    for name, ftype in (("q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("q4_k", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M), ("q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)):
+        if os.path.exists(os.path.join(out_dir, f"llama1b-{name}.gguf")):
+            continue
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = ftype
         params.nthread = os.cpu_count()

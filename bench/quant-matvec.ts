@@ -1,8 +1,10 @@
 // CPU decode matvec (T = 1) on a [4096, 4096] weight in BF16 and in GGUF quantized types:
 // GB/s of weight bytes read beside a large memcpy (the ceiling: decode streams every weight once).
 // Quantized weights are random blocks with small f16 scales (speed does not depend on values).
+// With --tokens T > 1 the same weight multiplies T token rows (prefill); GGUF legacy and
+// K-quant types quantize the activations to int8 unless --exact-activations.
 //   bun bench/quant-matvec.ts [--threads N] [--rows 4096] [--cols 4096] [--types bf16,q4_k,iq1_s,...]
-//                             [--json bench/results/NAME.json]
+//                             [--tokens 1] [--exact-activations] [--json bench/results/NAME.json]
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import { writeFileSync } from "node:fs";
 import { createCpuBackend } from "../src/backend/cpu/cpu-backend.ts";
@@ -18,7 +20,9 @@ const rows = Number(arg("rows", "4096"));
 const cols = Number(arg("cols", "4096"));
 const types = arg("types", "bf16,q8_0,q4_k,q6_k,q4_0").split(",") as DType[];
 const jsonPath = process.argv.includes("--json") ? arg("json", "") : null;
-const be = createCpuBackend({ threads });
+const T = Number(arg("tokens", "1"));
+const exactActivations = process.argv.includes("--exact-activations");
+const be = createCpuBackend({ threads, exactActivations });
 
 function best(f: () => void, reps: number): number {
   let t = Infinity;
@@ -39,9 +43,9 @@ be.free(a);
 be.free(b);
 console.log(`threads ${be.threads}; memcpy ${copyGBs.toFixed(1)} GB/s (read + write): the decode ceiling`);
 
-const x = be.alloc(cols * 4);
-new Float32Array(toArrayBuffer(x as Pointer, 0, cols * 4)).fill(0.5);
-const out = be.alloc(rows * 4);
+const x = be.alloc(T * cols * 4);
+new Float32Array(toArrayBuffer(x as Pointer, 0, T * cols * 4)).fill(0.5);
+const out = be.alloc(T * rows * 4);
 let seed = 7;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
 const results: { dtype: DType; bytes: number; ms: number; gbPerS: number; gweightsPerS: number; bitsPerWeight: number }[] = [];
@@ -58,11 +62,11 @@ for (const dtype of types) {
     ws.push(w);
   }
   let k = 0;
-  const t = best(() => be.matmul(out, x, { addr: ws[k++ % copies]!, dtype, shape: [rows, cols] }, 1), 20);
-  const r = { dtype, bytes, ms: t * 1e3, gbPerS: bytes / t / 1e9, gweightsPerS: (rows * cols) / t / 1e9, bitsPerWeight: (8 * bytes) / (rows * cols) };
+  const t = best(() => be.matmul(out, x, { addr: ws[k++ % copies]!, dtype, shape: [rows, cols] }, T), T > 1 ? 3 : 20);
+  const r = { dtype, bytes, tokens: T, exactActivations, ms: t * 1e3, gbPerS: bytes / t / 1e9, gweightsPerS: (rows * cols) / t / 1e9, gmacsPerS: (T * rows * cols) / t / 1e9, bitsPerWeight: (8 * bytes) / (rows * cols) };
   results.push(r);
-  console.log(`${dtype.padEnd(7)} [${rows}, ${cols}] ${(bytes / 2 ** 20).toFixed(1)} MiB (${r.bitsPerWeight.toFixed(4)} bits/weight): ${r.ms.toFixed(3)} ms, ${r.gbPerS.toFixed(2)} GB/s, ${r.gweightsPerS.toFixed(2)} Gweights/s`);
+  console.log(`${dtype.padEnd(7)} [${rows}, ${cols}] T=${T} ${(bytes / 2 ** 20).toFixed(1)} MiB (${r.bitsPerWeight.toFixed(4)} bits/weight): ${r.ms.toFixed(3)} ms, ${r.gbPerS.toFixed(2)} GB/s, ${r.gmacsPerS.toFixed(2)} GMAC/s`);
   for (const w of ws) be.free(w);
 }
-if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ threads: be.threads, rows, cols, memcpyGBs: copyGBs, results }, null, 2) + "\n");
+if (jsonPath) writeFileSync(jsonPath, JSON.stringify({ threads: be.threads, rows, cols, tokens: T, exactActivations, memcpyGBs: copyGBs, results }, null, 2) + "\n");
 be.destroy();

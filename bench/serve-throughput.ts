@@ -3,10 +3,12 @@
 // N × the single-stream rate, time to first token, pass time; then the prefill a prefix-cache hit
 // saves; then, with --peer, llama-cpp-python's server on the same GGUF at the same concurrency.
 //   bun bench/serve-throughput.ts [--max-memory 512MiB] [--levels 1,4,16,64] [--tokens 16]
-//                                 [--peer] [--json bench/results/serve-throughput.json]
+//                                 [--parts safetensors,prefix,gguf] [--peer] [--json FILE]
 // The ~1B random Llama (bench/random-model.ts) is written to $TMPDIR on first use; --peer needs
 // its Q8_0 GGUF from bench/make_gguf_bench_models.py (llama-cpp-python) and PYTHON with
-// llama-cpp-python's server installed.
+// llama-cpp-python's server installed (pip install 'llama-cpp-python[server]'). Its server
+// interrupts a running request whenever a new one arrives unless told not to, so it is started
+// with --interrupt_requests False: then it queues them, one at a time.
 import { existsSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -19,6 +21,7 @@ const arg = (name: string, dflt: string) => {
 const has = (name: string) => process.argv.includes(`--${name}`);
 const budget = arg("max-memory", "512MiB");
 const levels = arg("levels", "1,4,16,64").split(",").map(Number);
+const parts = new Set(arg("parts", "safetensors,prefix,gguf").split(","));
 const tokens = Number(arg("tokens", "16"));
 const root = resolve(import.meta.dir, "..");
 const binary = join(root, "dist/airllm");
@@ -63,7 +66,7 @@ async function airllmServer(model: string, extra: string[]): Promise<Server> {
 
 async function llamaCppServer(gguf: string, ctx: number): Promise<Server> {
   const port = 20000 + Math.floor(Math.random() * 2000);
-  const proc = Bun.spawn([python, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", String(port), "--n_ctx", String(ctx), "--n_threads", String(navigator.hardwareConcurrency)], { stdout: "ignore", stderr: "ignore" });
+  const proc = Bun.spawn([python, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1", "--port", String(port), "--n_ctx", String(ctx), "--n_threads", String(navigator.hardwareConcurrency), "--interrupt_requests", "False"], { stdout: "ignore", stderr: "ignore" });
   const url = `http://127.0.0.1:${port}`;
   await waitReady(`${url}/v1/models`, proc, "llama_cpp.server");
   return {
@@ -218,15 +221,19 @@ async function prefixSaving(): Promise<{ prefixTokens: number; coldPromptMs: num
 }
 
 const results: Record<string, unknown> = { date: new Date().toISOString(), cpus: navigator.hardwareConcurrency, budget, tokens, levels };
-const safetensorsRows = await airllmLevels(modelDir);
-report(`airllm serve, 1B BF16 safetensors, --max-memory ${budget}, ${tokens} tokens per request`, safetensorsRows);
-results.safetensors = safetensorsRows;
+if (parts.has("safetensors")) {
+  const safetensorsRows = await airllmLevels(modelDir);
+  report(`airllm serve, 1B BF16 safetensors, --max-memory ${budget}, ${tokens} tokens per request`, safetensorsRows);
+  results.safetensors = safetensorsRows;
+}
 
-const prefix = await prefixSaving();
-console.log(`\nprefix cache: ${prefix.prefixTokens}-token prompt prefix, request time with max_tokens 1: cold ${prefix.coldPromptMs} ms, hit ${prefix.hitPromptMs} ms (${prefix.cachedTokens} tokens cached)`);
-results.prefix = prefix;
+if (parts.has("prefix")) {
+  const prefix = await prefixSaving();
+  console.log(`\nprefix cache: ${prefix.prefixTokens}-token prompt prefix, request time with max_tokens 1: cold ${prefix.coldPromptMs} ms, hit ${prefix.hitPromptMs} ms (${prefix.cachedTokens} tokens cached)`);
+  results.prefix = prefix;
+}
 
-if (has("peer")) {
+if (parts.has("gguf") && has("peer")) {
   const gguf = join(ggufDir, "llama1b-q8_0.gguf");
   if (!existsSync(gguf)) throw new Error(`${gguf} is missing: python3 bench/make_gguf_bench_models.py ${modelDir} ${ggufDir}`);
   const ours = await airllmLevels(gguf);

@@ -16,7 +16,9 @@ import { NativeError, UsageError } from "../src/errors.ts";
 import { backendData, randoms, U, worst } from "./cpu-test-data.ts";
 import { ROOT } from "./paths.ts";
 
-const be = createCpuBackend();
+// Exact activations: the bounds below are f32 rounding of the exact products (the int8 path
+// has its own, test/int-dot.test.ts).
+const be = createCpuBackend({ exactActivations: true });
 afterAll(() => be.destroy());
 const { putBytes, putF32, get, weight } = backendData(be);
 

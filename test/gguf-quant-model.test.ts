@@ -34,7 +34,8 @@ describe("quantized GGUF Llama (hidden 256, 2 layers)", () => {
   for (const name of ["llama-q8_0.gguf", "llama-q4_k.gguf"]) {
     const types = [...new Set(Object.values(expected.files[name].tensor_types as Record<string, string>))].join("/");
     test(`${name} (${types}): exact to transformers on the file's weights, close to the f32 model`, async () => {
-      const model = await AutoModel.from_pretrained(join(DIR, name), { device: "cpu", kv_dtype: "f32" });
+      // Exact activations: transformers multiplies the f32 activations by the dequantized weights.
+      const model = await AutoModel.from_pretrained(join(DIR, name), { device: "cpu", kv_dtype: "f32", exact_activations: true });
       try {
         const seq = model.newSequence();
         const [logits] = model.forward([seq], [expected.prompt], { allLogits: true });

@@ -23,6 +23,7 @@ comptime {
         @export(&cpu.airllm_memcpy, .{ .name = "airllm_memcpy" });
         @export(&cpu.airllm_embedding, .{ .name = "airllm_embedding" });
         @export(&cpu.airllm_matmul, .{ .name = "airllm_matmul" });
+        @export(&cpu.airllm_int_dot_isa, .{ .name = "airllm_int_dot_isa" });
         @export(&cpu.airllm_dequantize, .{ .name = "airllm_dequantize" });
         @export(&cpu.airllm_quantize, .{ .name = "airllm_quantize" });
         @export(&cpu.airllm_add_bias, .{ .name = "airllm_add_bias" });

@@ -14,7 +14,7 @@ export interface SelectedBackend {
   readonly notice?: string;
 }
 
-export function selectBackend(device: DeviceChoice, opts: { threads?: number } = {}): SelectedBackend {
+export function selectBackend(device: DeviceChoice, opts: { threads?: number; exactActivations?: boolean } = {}): SelectedBackend {
   if (device === "cpu") return { backend: createCpuBackend(opts) };
   const probe = probeCuda();
   if (probe.ok) return { backend: createCudaBackend() };

@@ -8,7 +8,7 @@ import { Flags, flagHelp, parseArgs, type FlagSpec } from "./args.ts";
 import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 
-const FLAGS: readonly FlagSpec[] = [
+export const BENCH_FLAGS: readonly FlagSpec[] = [
   { name: "prompt-tokens", value: "N", help: `prefill length (default 512, fed in passes of ${PREFILL_CHUNK})` },
   { name: "decode-tokens", value: "N", help: "decode steps timed (default 32)" },
   ...MODEL_FLAGS,
@@ -22,11 +22,11 @@ Times a prefill and greedy decode steps on random token ids; reports tokens/s an
 streamed per pass under the residency plan.
 
 options:
-${flagHelp(FLAGS)}
+${flagHelp(BENCH_FLAGS)}
 `;
 
 export async function benchCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, "bench");
+  const parsed = parseArgs(argv, BENCH_FLAGS, "bench");
   const f = new Flags(parsed);
   if (f.has("help")) {
     out(BENCH_HELP);

@@ -13,7 +13,7 @@ import { resolveModelArg } from "./hub-resolve.ts";
 import { MODEL_FLAGS, modelOptions } from "./model-flags.ts";
 import { checkIdsFit, checkPromptFits, readPromptText } from "./prompt-input.ts";
 
-const FLAGS: readonly FlagSpec[] = [
+export const LOGITS_FLAGS: readonly FlagSpec[] = [
   { name: "ids", value: "LIST", help: "comma-separated token ids (fed as they are)" },
   { name: "prompt", short: "p", value: "TEXT", help: "text to encode instead of --ids (BOS per the tokenizer config)" },
   { name: "out", short: "o", value: "FILE", help: "where to write the f32 logits [tokens, vocab]" },
@@ -26,11 +26,11 @@ export const LOGITS_HELP = `usage: airllm logits MODEL (--ids LIST | -p TEXT) --
 Runs one pass over the tokens and writes the logits of every position as raw f32.
 
 options:
-${flagHelp(FLAGS)}
+${flagHelp(LOGITS_FLAGS)}
 `;
 
 export async function logitsCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const parsed = parseArgs(argv, FLAGS, "logits");
+  const parsed = parseArgs(argv, LOGITS_FLAGS, "logits");
   const f = new Flags(parsed);
   if (f.has("help")) {
     out(LOGITS_HELP);

@@ -31,6 +31,12 @@ export interface FromPretrainedOptions {
   /** CPU threads (default: all cores). */
   readonly threads?: number;
   /**
+   * CPU: GGUF legacy and K-quant weights multiply the activations in f32 as given, instead of
+   * quantizing them to int8 first as llama.cpp does (the default: faster, logits within
+   * llama.cpp's own rounding). For comparisons with transformers on a file's exact weights.
+   */
+  readonly exact_activations?: boolean;
+  /**
    * Positions one sequence may hold: the KV pool is sized for it (default: min(max_position_embeddings,
    * 4096)). Under a budget too small for it the context shrinks to what fits.
    */
@@ -179,7 +185,7 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
     const prefetchDepth = o.prefetching === false ? 0 : (o.prefetch_depth ?? 1);
     const arch = buildArchitecture(source, (n) => rowNorms(files.get(n)));
 
-    const selected = selectBackend(o.device ?? "auto", { threads: o.threads });
+    const selected = selectBackend(o.device ?? "auto", { threads: o.threads, exactActivations: o.exact_activations });
     const be = selected.backend;
     backend = be;
     if (selected.notice) o.onNotice?.(selected.notice);
@@ -267,6 +273,7 @@ async function loadDraft(path: string, o: FromPretrainedOptions, context: number
   return loadModel(local, {
     device: o.device,
     threads: o.threads,
+    exact_activations: o.exact_activations,
     kv_dtype: o.kv_dtype,
     max_seq_len: context,
     min_seq_len: context,

@@ -16,6 +16,7 @@ const elementwise = @import("elementwise.zig");
 const softmax = @import("softmax.zig");
 const embedding = @import("embedding.zig");
 const quant = @import("quant_ops.zig");
+const int_dot = @import("int_dot.zig");
 const bnb_encode = @import("quant_bnb_encode.zig");
 const reader = @import("reader.zig");
 const heads_matmul = @import("heads_matmul.zig");
@@ -44,6 +45,7 @@ fn quantStatus(e: quant.Error) Status {
     return switch (e) {
         error.BadShape => .bad_shape,
         error.BadIndex => .bad_index,
+        error.OutOfMemory => .out_of_memory,
     };
 }
 
@@ -83,16 +85,27 @@ pub fn airllm_embedding(out: usize, table: usize, dtype: u32, rows: u32, cols: u
     return if (embedding.embedding(f32Ptr(out), table, dt, rows, cols, @ptrFromInt(ids), n_ids)) .ok else .bad_index;
 }
 
-/// Output row t starts at out + t·ld floats (ld ≥ rows).
-pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32, ld: u32) callconv(.c) Status {
+/// Output row t starts at out + t·ld floats (ld ≥ rows). `flags` bit 0: exact activations
+/// (quantized weights multiply x in f32 instead of x quantized to int8).
+pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols: u32, T: u32, ld: u32, flags: u32) callconv(.c) Status {
     const dt = dtypeOf(dtype) orelse return .bad_dtype;
     if (ld < rows) return .bad_shape;
     if (dt.isQuant()) {
-        quant.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T) catch |e| return quantStatus(e);
+        quant.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T, flags & 1 != 0) catch |e| return quantStatus(e);
         return .ok;
     }
     matmul.matmul(f32Ptr(out), ld, f32Ptr(x), w, dt, rows, cols, T);
     return .ok;
+}
+
+/// The integer dot-product path of the quantized-activation matmul (int_dot.zig: 0 portable,
+/// 1 AVX2). isa ≥ 0 forces that path first (tests); -1 when this build cannot run it.
+pub fn airllm_int_dot_isa(isa: i32) callconv(.c) i32 {
+    if (isa >= 0) {
+        const want = std.meta.intToEnum(int_dot.Isa, isa) catch return -1;
+        if (!int_dot.force(want)) return -1;
+    }
+    return @intCast(@intFromEnum(int_dot.active));
 }
 
 /// dst[0..n] = f32 weights of n quantized weights at src (bit-exact to ggml's dequantize_row_*).
@@ -286,4 +299,5 @@ test {
     _ = @import("moe.zig");
     _ = @import("heads_matmul.zig");
     _ = @import("copy_rows.zig");
+    _ = @import("int_dot.zig");
 }

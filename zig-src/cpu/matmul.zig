@@ -94,7 +94,7 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
 pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) void {
     const row_align: usize = if (T == 1) decode_rb else prefill_rb;
     switch (dt) {
-        inline .f32, .f16, .bf16 => |d| tasks.Kernel(d, decodeRows, prefillBlock).run(out, ld, x, w, rows, cols, T, row_align, prefill_tb),
+        inline .f32, .f16, .bf16 => |d| tasks.Kernel(d, decodeRows, prefillBlock).run(out, ld, x, w, rows, cols, T, row_align, prefill_tb, null),
         else => unreachable, // api.zig routes quantized weights to quant_ops.zig
     }
 }

@@ -18,6 +18,8 @@ pub const Args = struct {
     row_chunk: usize,
     row_tasks: usize,
     tok_chunk: usize,
+    /// What a kernel prepared for all its tasks (the quantized activations), or null.
+    ctx: ?*const anyopaque = null,
 };
 
 /// Token rows that keep one block of x within this many bytes (half a typical L2).
@@ -43,7 +45,7 @@ pub fn Kernel(comptime dt: DType, comptime decode: anytype, comptime prefill: an
 
         /// Row chunks are multiples of `row_align` (the kernel's row tile for this T), token
         /// chunks multiples of `tok_align` (its token tile).
-        pub fn run(out: [*]f32, ld: usize, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_align: usize, tok_align: usize) void {
+        pub fn run(out: [*]f32, ld: usize, x: [*]const f32, w: usize, rows: usize, cols: usize, T: usize, row_align: usize, tok_align: usize, ctx: ?*const anyopaque) void {
             if (rows == 0 or T == 0) return;
             const c = @max(cols, 1);
             const tok_chunk = if (T == 1) 1 else roundUp(std.math.clamp(x_block_bytes / (c * 4), tok_align, T), tok_align);
@@ -54,7 +56,7 @@ pub fn Kernel(comptime dt: DType, comptime decode: anytype, comptime prefill: an
             const row_tasks = std.math.divCeil(usize, rows, row_chunk) catch unreachable;
             const a = Args{
                 .out = out, .ld = ld, .x = x, .w = w, .rows = rows, .cols = cols, .T = T,
-                .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk,
+                .row_chunk = row_chunk, .row_tasks = row_tasks, .tok_chunk = tok_chunk, .ctx = ctx,
             };
             pool.run(row_tasks * tok_tasks, &a, task);
         }

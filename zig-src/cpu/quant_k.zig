@@ -101,7 +101,7 @@ pub inline fn dequant8Any(comptime dt: DType, blk: anytype, j: usize) V8 {
 const U8x32 = @Vector(32, u8);
 const I8x32 = @Vector(32, i8);
 
-inline fn load32(p: [*]const u8) U8x32 {
+pub inline fn load32(p: [*]const u8) U8x32 {
     return @as(*align(1) const [32]u8, @ptrCast(p)).*;
 }
 
@@ -142,29 +142,41 @@ inline fn sum32(x: [*]const f32) V8 {
     return (loadX(x) + loadX(x + 8)) + (loadX(x + 16) + loadX(x + 24));
 }
 
-inline fn le32(blk: [*]const u8, o: usize) u32 {
+pub inline fn le32(blk: [*]const u8, o: usize) u32 {
     return @as(*align(1) const u32, @ptrCast(blk + o)).*;
 }
 
-inline fn u32sToV8(a: u32, b: u32) V8 {
+inline fn u32sToU8x8(a: u32, b: u32) U8x8 {
     const v: [2]u32 = .{ a, b };
-    return toF32(@as(U8x8, @bitCast(v)));
+    return @bitCast(v);
 }
 
 /// Scales and mins (as f32, unscaled) of the 8 groups of a q4_k/q5_k super-block, the 12
 /// packed bytes at `base` (ggml's kmask unpacking; same values as `scaleMin`).
 inline fn scaleMins(blk: [*]const u8, base: usize) [2]V8 {
+    const c = scaleMinCodes(blk, base);
+    return .{ toF32(c[0]), toF32(c[1]) };
+}
+
+/// The same 6-bit scales and mins as integers (the quantized-activation kernels).
+pub inline fn scaleMinCodes(blk: [*]const u8, base: usize) [2]U8x8 {
     const w0 = le32(blk, base);
     const w1 = le32(blk, base + 4);
     const w2 = le32(blk, base + 8);
-    const sc = u32sToV8(w0 & 0x3f3f3f3f, (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4));
-    const m = u32sToV8(w1 & 0x3f3f3f3f, ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4));
+    const sc = u32sToU8x8(w0 & 0x3f3f3f3f, (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4));
+    const m = u32sToU8x8(w1 & 0x3f3f3f3f, ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4));
     return .{ sc, m };
 }
 
 /// The 16 signed 6-bit scales of a q3_k super-block (bytes at `base`), as f32; same values as
 /// `scale3`.
 inline fn scales3(blk: [*]const u8, base: usize) [2]V8 {
+    const q = scale3Codes(blk, base);
+    return .{ part(q, 0), part(q, 1) };
+}
+
+/// The same 16 scales as integers (the quantized-activation kernels).
+pub inline fn scale3Codes(blk: [*]const u8, base: usize) @Vector(16, i8) {
     const a0 = le32(blk, base);
     const a1 = le32(blk, base + 4);
     const t = le32(blk, base + 8);
@@ -176,8 +188,7 @@ inline fn scales3(blk: [*]const u8, base: usize) [2]V8 {
         ((a0 >> 4) & k2) | (((t >> 4) & k1) << 4),
         ((a1 >> 4) & k2) | (((t >> 6) & k1) << 4),
     };
-    const q = @as(@Vector(16, i8), @bitCast(v)) - @as(@Vector(16, i8), @splat(32));
-    return .{ part(q, 0), part(q, 1) };
+    return @as(@Vector(16, i8), @bitCast(v)) - @as(@Vector(16, i8), @splat(32));
 }
 
 /// Accumulators of one row: acc[0], acc[1] the scaled code sums, accm the min terms.
@@ -198,6 +209,15 @@ const Acc = struct {
     }
 };
 
+/// The 32 codes of group g (< 8) of a q4_k / q5_k super-block, in weight order.
+pub inline fn codes45(comptime dt: DType, blk: [*]const u8, comptime g: usize) U8x32 {
+    const qs: usize = if (dt == .q4_k) 16 else 48;
+    const v = load32(blk + qs + 32 * (g / 2));
+    var q = if (g % 2 == 0) v & @as(U8x32, @splat(0x0f)) else v >> @splat(4);
+    if (dt == .q5_k) q |= ((load32(blk + 16) >> @splat(g)) & @as(U8x32, @splat(1))) << @splat(4);
+    return q;
+}
+
 inline fn dotBlock(comptime dt: DType, blk: [*]const u8, x: [*]const f32, a: *Acc) void {
     const three: U8x32 = @splat(3);
     const nib: U8x32 = @splat(0x0f);
@@ -208,18 +228,11 @@ inline fn dotBlock(comptime dt: DType, blk: [*]const u8, x: [*]const f32, a: *Ac
             const sm = scaleMins(blk, 4);
             const dl: [8]f32 = splat(d) * sm[0];
             const ml: [8]f32 = splat(dmin) * sm[1];
-            const qs: usize = if (dt == .q4_k) 16 else 48;
-            const qh = if (dt == .q5_k) load32(blk + 16) else undefined;
-            inline for (0..4) |p| {
-                const v = load32(blk + qs + 32 * p);
-                inline for (0..2) |k| {
-                    const g = 2 * p + k;
-                    var q = if (k == 0) v & nib else v >> @splat(4);
-                    if (dt == .q5_k) q |= ((qh >> @splat(g)) & @as(U8x32, @splat(1))) << @splat(4);
-                    const xg = x + 32 * g;
-                    a.add(g, dl[g], dot32(q, xg));
-                    a.sub(ml[g], sum32(xg));
-                }
+            inline for (0..8) |g| {
+                const q = codes45(dt, blk, g);
+                const xg = x + 32 * g;
+                a.add(g, dl[g], dot32(q, xg));
+                a.sub(ml[g], sum32(xg));
             }
         },
         .q2_k => {

@@ -10,6 +10,11 @@ import { asPtr, check, cpuLibrary, type CpuLibrary } from "./native.ts";
 export interface CpuBackendOptions {
   /** Threads for the ops (the calling thread included); default one per CPU. */
   threads?: number;
+  /**
+   * Quantized GGUF weights multiply the activations in f32 as given. Default false: the legacy
+   * and K-quant types quantize them to int8 first (llama.cpp's scheme and speed).
+   */
+  exactActivations?: boolean;
 }
 
 // The native pool is one per process: the first backend starts it, the last one destroyed
@@ -43,6 +48,8 @@ export class CpuBackend implements Backend {
   readonly caps: BackendCaps = { readsHostMemory: true, asyncUpload: false, pinnedHost: false };
   /** Threads the ops run on. */
   readonly threads: number;
+  /** See CpuBackendOptions.exactActivations. */
+  readonly exactActivations: boolean;
 
   private readonly lib: CpuLibrary;
   /** Every live allocation, so `destroy` can free what callers forgot. */
@@ -54,6 +61,7 @@ export class CpuBackend implements Backend {
     if (!Number.isInteger(threads) || threads < 0) throw new UsageError(`threads must be a non-negative integer, got ${threads}`);
     this.lib = cpuLibrary();
     this.threads = this.lib.airllm_init(threads);
+    this.exactActivations = options.exactActivations ?? false;
     liveBackends++;
   }
 
@@ -144,7 +152,7 @@ export class CpuBackend implements Backend {
     if (!Number.isInteger(ld) || ld < rows || ld > 0xffffffff) {
       throw new UsageError(`matmul: ldOut ${ld} is not an integer ≥ rows (${rows})`, "ldOut is the output's row stride in floats: the full matrix's row length");
     }
-    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T, ld);
+    const status = this.lib.airllm_matmul(asPtr(out), asPtr(x), asPtr(w.addr), DTYPE_CODE[w.dtype], rows, cols, T, ld, this.exactActivations ? 1 : 0);
     check(status, "airllm_matmul", `w ${w.dtype} [${rows}, ${cols}], T=${T}, ldOut=${ld}`);
   }
 

@@ -5,8 +5,10 @@ import { FFIType, type FFIFunction } from "bun:ffi";
 export const opSymbols = {
   /** (out, table, dtype, rows, cols, ids i32[], nIds) → status */
   airllm_embedding: { args: ["ptr", "ptr", "u32", "u32", "u32", "ptr", "u32"], returns: "i32" },
-  /** (out, x, w, dtype, rows, cols, T, ldOut) → status; output row t at out + t·ldOut floats */
-  airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
+  /** (isa) → the integer-dot path in use (0 portable, 1 AVX2), after forcing isa when ≥ 0; -1: not in this build */
+  airllm_int_dot_isa: { args: ["i32"], returns: "i32" },
+  /** (out, x, w, dtype, rows, cols, T, ldOut, flags) → status; output row t at out + t·ldOut floats; flags bit 0: exact (f32) activations */
+  airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
   /** (dtype, src, dst, n) → status: n quantized weights decoded to f32 (bit-exact to ggml) */
   airllm_dequantize: { args: ["u32", "ptr", "ptr", "u64"], returns: "i32" },
   /** (dstDtype, srcDtype, src, dst, n) → -1 ok, -2 bad dtype, else the index of the first NaN/Inf */

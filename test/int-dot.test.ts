@@ -1,0 +1,134 @@
+// The CPU backend's default matmul on GGUF legacy and K-quant weights: activations quantized
+// to int8 (llama.cpp's q8_0 / q8_1 / q8_K) and integer dot products. Checked against the plain
+// scalar reference of the same scheme in test/int-dot-reference.ts, bit for bit, on every
+// integer-dot path this build has (AVX2 and the portable one, forced), for decode and for
+// prefill; and its distance from the exact product bounded.
+import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { createCpuBackend } from "../src/backend/cpu/index.ts";
+import { cpuLibrary } from "../src/backend/cpu/native.ts";
+import { QUANT_BLOCKS, tensorBytes, type QuantDType, type Weight } from "../src/backend/backend.ts";
+import { half, INT_TYPES, intDotRow } from "./int-dot-reference.ts";
+import { backendData, randoms } from "./cpu-test-data.ts";
+import { ROOT } from "./paths.ts";
+
+const DIR = resolve(ROOT, "test/fixtures/gguf-quant");
+const be = createCpuBackend();
+const exact = createCpuBackend({ exactActivations: true });
+const { putBytes, putF32, get } = backendData(be);
+const lib = cpuLibrary();
+const startIsa = lib.airllm_int_dot_isa(-1);
+afterAll(() => {
+  lib.airllm_int_dot_isa(startIsa);
+  be.destroy();
+  exact.destroy();
+});
+
+function matmul(backend: typeof be, w: Weight, xs: Float32Array, T: number): Float32Array {
+  const rows = w.shape[0]!;
+  const x = putF32(xs);
+  const out = be.alloc(T * rows * 4);
+  backend.matmul(out, x, w, T);
+  return get(out, T * rows);
+}
+
+/** Activations with the cases the quantizers treat specially: an all-zero block, a block
+ *  whose largest magnitude is negative and tied with a positive one, values at ±1. */
+function activations(T: number, cols: number, seed: number): Float32Array {
+  const xs = randoms(T * cols, seed);
+  xs.fill(0, 0, 256);
+  xs[300] = -0.999;
+  xs[301] = 0.999;
+  return xs;
+}
+
+// The fixture blocks (test/fixtures/gen_gguf_quant_fixtures.py): real quantizer output for the
+// legacy types, random blocks (every code and scale pattern) for the K-quants; rows tiled to
+// 1536 weights so every row has several blocks of either size.
+function weight(dtype: QuantDType, rows: number, cols: number): { w: Weight; bytes: Uint8Array } {
+  const m = JSON.parse(readFileSync(resolve(DIR, "manifest.json"), "utf8")).types[dtype];
+  const fx = new Uint8Array(readFileSync(resolve(DIR, `${dtype}.blocks`)));
+  const rowBytes = tensorBytes(dtype, [m.cols]);
+  const pieces = cols / m.cols;
+  const bytes = new Uint8Array(rows * pieces * rowBytes);
+  for (let i = 0; i < rows * pieces; i++) {
+    const src = (i * 5 + 1) % m.rows;
+    bytes.set(fx.subarray(src * rowBytes, (src + 1) * rowBytes), i * rowBytes);
+  }
+  return { w: { addr: putBytes(bytes), dtype, shape: [rows, cols] }, bytes };
+}
+
+const ROWS = 6;
+const COLS = 1536;
+const ISAS = [
+  [0, "portable"],
+  [1, "avx2"],
+] as const;
+
+describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
+  const { w, bytes } = weight(dtype, ROWS, COLS);
+  const rowBytes = bytes.byteLength / ROWS;
+  const T = 3;
+  const xs = activations(T, COLS, 77);
+  const want = new Float32Array(T * ROWS);
+  for (let t = 0; t < T; t++) {
+    for (let r = 0; r < ROWS; r++) {
+      want[t * ROWS + r] = intDotRow(dtype, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), QUANT_BLOCKS[dtype].bytes, xs.subarray(t * COLS, (t + 1) * COLS));
+    }
+  }
+
+  for (const [isa, name] of ISAS) {
+    test(`${name} path: decode and prefill bit-exact to the scalar reference`, () => {
+      const forced = lib.airllm_int_dot_isa(isa);
+      if (forced === -1) {
+        // Only a build without AVX2 (not the default x86-64-v3 one) lacks that path.
+        expect(name).toBe("avx2");
+        expect(lib.airllm_int_dot_isa(-1)).toBe(0);
+        return;
+      }
+      expect(forced).toBe(isa);
+      const prefill = matmul(be, w, xs, T);
+      expect(Array.from(prefill)).toEqual(Array.from(want));
+      for (let t = 0; t < T; t++) {
+        const one = matmul(be, w, xs.subarray(t * COLS, (t + 1) * COLS), 1);
+        expect(Array.from(one)).toEqual(Array.from(want.subarray(t * ROWS, (t + 1) * ROWS)));
+      }
+      lib.airllm_int_dot_isa(startIsa);
+    });
+  }
+
+  // The int8 rounding of x: each element of a block is off by at most half a step, amax/254,
+  // plus amax·2^-11 where the step is stored as f16 (blocks of 32); the q8_1 sum term of the
+  // types with a min is an f16 too (off by 32·amax·2^-11 at most, times |m|). So
+  // |fast − exact| ≤ Σ_blocks [amax·(1/254 + 2^-11)·Σ|w_i| + 32·amax·2^-11·|m|], plus f32
+  // rounding of both sums.
+  test("within the activation rounding bound of the exact-activation product", () => {
+    const fast = matmul(be, w, xs, T);
+    const ref = matmul(exact, w, xs, T);
+    const dq = be.alloc(ROWS * COLS * 4);
+    be.dequantize(dq, w.addr, dtype, ROWS * COLS);
+    const wv = get(dq, ROWS * COLS);
+    const B = QUANT_BLOCKS[dtype].elements;
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r < ROWS; r++) {
+        let bound = 0;
+        let mag = 0;
+        for (let b = 0; b < COLS / B; b++) {
+          let amax = 0;
+          let wsum = 0;
+          for (let i = b * B; i < (b + 1) * B; i++) {
+            amax = Math.max(amax, Math.abs(xs[t * COLS + i]!));
+            wsum += Math.abs(wv[r * COLS + i]!);
+            mag += Math.abs(wv[r * COLS + i]! * xs[t * COLS + i]!);
+          }
+          const withMin = dtype === "q4_1" || dtype === "q5_1";
+          const m = withMin ? Math.abs(half(bytes, r * rowBytes + b * QUANT_BLOCKS[dtype].bytes + 2)) : 0;
+          bound += amax * (1 / 254 + 2 ** -11) * wsum + 32 * amax * 2 ** -11 * m;
+        }
+        bound += 2 * COLS * 2 ** -24 * (mag + bound);
+        expect(Math.abs(fast[t * ROWS + r]! - ref[t * ROWS + r]!)).toBeLessThanOrEqual(bound);
+      }
+    }
+  });
+});
