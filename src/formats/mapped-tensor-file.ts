@@ -8,10 +8,10 @@ import { MappedFile } from "./mmap.ts";
 import type { TensorInfo } from "./safetensors.ts";
 
 /**
- * Map `path` and read its tensors with `parse`, unmapping again if that throws. `fail` makes the
- * format's error (it names the file); `what` says which file a user should pass instead.
+ * Map `path` and read its tensors with `parse`, unmapping again if that throws. `what` says which
+ * file a user should pass instead.
  */
-export function mapTensorFile<T>(path: string, what: string, fail: (what: string, hint: string) => never, parse: (map: MappedFile) => T): { map: MappedFile; parsed: T } {
+export function mapTensorFile<T>(path: string, what: string, parse: (map: MappedFile) => T): { map: MappedFile; parsed: T } {
   // A directory, a broken link or a FIFO under a weights name is one clear error, never a hang.
   const kind = pathKind(path);
   if (kind !== "file") throw new ModelFormatError(notAFile(path, kind), `Pass the path of ${what}; download it again if it is missing.`);

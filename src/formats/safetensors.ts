@@ -190,7 +190,7 @@ export class SafetensorsFile extends MappedTensorFile {
 
   /** Map and validate `path`. Throws ModelFormatError naming the file (and tensor) on any defect. */
   static open(path: string): SafetensorsFile {
-    const { map, parsed } = mapTensorFile(path, "a .safetensors file", (what, hint) => fail(path, what, hint), (m) => parseHeader(path, m));
+    const { map, parsed } = mapTensorFile(path, "a .safetensors file", (m) => parseHeader(path, m));
     return new SafetensorsFile(path, map, parsed.tensors, parsed.dataStart);
   }
 }

@@ -30,7 +30,7 @@ export class TorchCheckpointFile extends MappedTensorFile {
   }
 
   static open(path: string): TorchCheckpointFile {
-    const { map, parsed } = mapTensorFile(path, "a pytorch_model.bin file", (what, hint) => fail(path, what, hint), (m) => readTensors(path, m));
+    const { map, parsed } = mapTensorFile(path, "a pytorch_model.bin file", (m) => readTensors(path, m));
     return new TorchCheckpointFile(path, map, parsed);
   }
 }
