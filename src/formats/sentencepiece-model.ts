@@ -7,6 +7,7 @@
 
 import { readFileSync } from "node:fs";
 import { ModelFormatError } from "../errors.ts";
+import { requireFile } from "./input-files.ts";
 import { ProtoError, protoFields, protoFloat, protoInt32, protoString, WireType, type ProtoField } from "./protobuf-reader.ts";
 
 /** ModelProto.SentencePiece.Type. */
@@ -49,6 +50,8 @@ function message(f: ProtoField, what: string): Uint8Array {
 
 /** Read and parse `path`. Throws ModelFormatError naming the file on any defect. */
 export function readSentencePieceModel(path: string): SentencePieceModel {
+  // A FIFO or a directory under the name is refused, never read (a FIFO would block forever).
+  requireFile(path, HINT);
   let buf: Uint8Array;
   try {
     buf = readFileSync(path);

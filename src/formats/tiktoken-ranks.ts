@@ -4,6 +4,7 @@
 
 import { readFileSync } from "node:fs";
 import { ModelFormatError } from "../errors.ts";
+import { requireFile } from "./input-files.ts";
 
 export interface TiktokenRanks {
   readonly path: string;
@@ -14,6 +15,8 @@ export interface TiktokenRanks {
 const HINT = "Download the rank file (e.g. qwen.tiktoken) again.";
 
 export function readTiktokenRanks(path: string): TiktokenRanks {
+  // A FIFO or a directory under the name is refused, never read (a FIFO would block forever).
+  requireFile(path, HINT);
   let text: string;
   try {
     text = readFileSync(path, "latin1");

@@ -1,9 +1,10 @@
 // The environment around a run: where stdout goes (a full device, a closed descriptor, a reader
 // that leaves after one byte), stdin closed or endless, output paths that cannot be written, and
 // model files that are FIFOs, devices, folders, broken or looping links, or damaged splits.
-import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BASES, HF_FILES, modelFolder, runArgs, type Expect, type Family, type Invocation } from "./case.ts";
+import { BASES, commandArgs, HF_FILES, modelFolder, runArgs, type Expect, type Family, type Invocation } from "./case.ts";
+import { ROOT, SHARED } from "../paths.ts";
 
 interface EnvCase {
   readonly what: string;
@@ -47,6 +48,25 @@ const CASES: EnvCase[] = [
   ...["config.json", "model.safetensors", "tokenizer.json"].map((f): EnvCase => ({
     what: `${f} is a broken symbolic link`, expect: "error", build: (d) => ({ args: runArgs(replaced(d, f, (p) => symlinkSync(join(d, "gone"), p))) }),
   })),
+  // The remote-code families' tokenizer files and PyTorch shards go through the same check.
+  ...([["internlm2", "tokenizer.model"], ["qwen", "qwen.tiktoken"]] as const).map(([family, f]): EnvCase => ({
+    what: `${f} (${family}) is a FIFO`, expect: "error", build: (d) => {
+      const model = join(d, "model");
+      mkdirSync(model);
+      for (const side of ["config.json", "tokenizer_config.json"]) copyFileSync(join(SHARED, "refcode", family, side), join(model, side));
+      fifo(join(model, f));
+      return { args: ["tokenize", model, "Once upon a time"] };
+    },
+  })),
+  {
+    what: "a pytorch_model.bin shard is a FIFO", expect: "error", build: (d) => {
+      const base = join(ROOT, "test/fixtures/torch-bin/llama-bin");
+      const shard = "pytorch_model-00001-of-00002.bin";
+      const model = modelFolder(d, base, {}, ["config.json", "generation_config.json", "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json"]);
+      fifo(join(model, shard));
+      return { args: commandArgs("logits", model, d) };
+    },
+  },
   { what: "config.json is a link to itself", expect: "error", build: (d) => ({ args: runArgs(replaced(d, "config.json", (p) => symlinkSync(p, p))) }) },
   { what: "config.json is a folder", expect: "error", build: (d) => ({ args: runArgs(replaced(d, "config.json", (p) => mkdirSync(p))) }) },
   { what: "model.safetensors is /dev/zero", expect: "error", build: (d) => ({ args: runArgs(replaced(d, "model.safetensors", (p) => symlinkSync("/dev/zero", p))) }) },
