@@ -1,6 +1,5 @@
 // The fuzz suite: every input reader's mutators, and how case n of a run with a seed is made.
-// A new reader (PyTorch .bin, SentencePiece .model, tiktoken ranks, i-quant blocks) adds its
-// family here; the weights say how often each family is drawn.
+// A new reader adds its family here; the weights say how often each family is drawn.
 import type { Case, Family } from "./case.ts";
 import { configFamily, generationConfigFamily } from "./mutate-config.ts";
 import { envFamily } from "./env-cases.ts";
@@ -8,6 +7,7 @@ import { flagFamily } from "./mutate-flags.ts";
 import { ggufFamily } from "./mutate-gguf.ts";
 import { safetensorsFamily } from "./mutate-safetensors.ts";
 import { tokenizerFamily } from "./mutate-tokenizer.ts";
+import { torchBinFamily } from "./mutate-torch-bin.ts";
 import { Rng } from "./rng.ts";
 
 export const FAMILIES: readonly { readonly name: string; readonly weight: number; readonly make: Family }[] = [
@@ -16,6 +16,7 @@ export const FAMILIES: readonly { readonly name: string; readonly weight: number
   { name: "config", weight: 3, make: configFamily },
   { name: "generation-config", weight: 1, make: generationConfigFamily },
   { name: "tokenizer", weight: 3, make: tokenizerFamily },
+  { name: "torch-bin", weight: 1, make: torchBinFamily },
   { name: "flags", weight: 3, make: flagFamily },
   { name: "environment", weight: 1, make: envFamily },
 ];
