@@ -241,18 +241,14 @@ export function intDotRow(dtype: QuantDType, w: Uint8Array, blockBytes: number, 
     return acc;
   }
   const a = quantize32(x);
-  const acc = new Array<number>(8).fill(0);
+  let acc = 0;
   for (let b = 0; b < x.length / 32; b++) {
     const blk = legacyBlock(dtype, w.subarray(b * blockBytes, (b + 1) * blockBytes));
-    const scale = f(blk.d * a.d[b]!);
-    for (let j = 0; j < 8; j++) {
-      let sumi = 0;
-      for (let k = 0; k < 4; k++) sumi += blk.q[4 * j + k]! * a.q[32 * b + 4 * j + k]!;
-      let c = f(scale * sumi);
-      if (j === 0 && blk.m !== null) c = f(c + f(blk.m * a.s[b]!));
-      acc[j] = f(acc[j]! + c);
-    }
+    let sumi = 0;
+    for (let i = 0; i < 32; i++) sumi += blk.q[i]! * a.q[32 * b + i]!;
+    let c = f(f(blk.d * a.d[b]!) * sumi);
+    if (blk.m !== null) c = f(c + f(blk.m * a.s[b]!));
+    acc = f(acc + c);
   }
-  const h = [0, 1, 2, 3].map((i) => f(acc[i]! + acc[i + 4]!));
-  return f(f(h[0]! + h[2]!) + f(h[1]! + h[3]!));
+  return acc;
 }

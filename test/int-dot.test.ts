@@ -59,7 +59,9 @@ function weight(dtype: QuantDType, rows: number, cols: number): { w: Weight; byt
   return { w: { addr: putBytes(bytes), dtype, shape: [rows, cols] }, bytes };
 }
 
-const ROWS = 6;
+// 11 rows: a whole group of 8 (the legacy kernels) and a partial one, 2 groups of 4 and a partial
+// one (the K-quants' prefill).
+const ROWS = 11;
 const COLS = 1536;
 const ISAS = [
   [0, "portable"],

@@ -36,6 +36,7 @@ pub fn force(isa: Isa) bool {
 extern fn @"llvm.x86.avx2.pmadd.ub.sw"(U8x32, I8x32) I16x16;
 extern fn @"llvm.x86.avx2.pmadd.wd"(I16x16, I16x16) I32x8;
 extern fn @"llvm.x86.avx2.psign.b"(I8x32, I8x32) I8x32;
+extern fn @"llvm.x86.avx2.pshuf.b"(U8x32, U8x32) U8x32;
 
 const ones: I16x16 = @splat(1);
 
@@ -80,20 +81,60 @@ pub inline fn dotS(comptime isa: Isa, w: I8x32, a: I8x32) I32x8 {
     return quads(p);
 }
 
-/// Scale s[g] for all 32 codes of group g (the K-quants with a scale per 32 weights).
-pub inline fn scale1(s: @Vector(16, i8), comptime g: usize) I16x16 {
-    return @shuffle(i8, s, undefined, @as(@Vector(16, i32), @splat(g)));
+/// Lane j: Σ_{k<4} (w0·a0 + w1·a1)[4j+k], unsigned codes ≤ 63: the two vpmaddubsw results are
+/// added as i16 (|4·63·127| ≤ 32767, still exact) before one vpmaddwd.
+pub inline fn dotU2(comptime isa: Isa, w0: U8x32, a0: I8x32, w1: U8x32, a1: I8x32) I32x8 {
+    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w0, a0) + @"llvm.x86.avx2.pmadd.ub.sw"(w1, a1), ones);
+    const p = @as(@Vector(32, i32), w0) * @as(@Vector(32, i32), a0) + @as(@Vector(32, i32), w1) * @as(@Vector(32, i32), a1);
+    return quads(p);
 }
 
-/// Scale s[2g] for codes 0..15 of group g, s[2g+1] for 16..31 (the K-quants with a scale per
-/// 16 weights): a byte shuffle of the block's 16 scales and one widening (vpshufb, vpmovsxbw).
-pub inline fn scale2(s: @Vector(16, i8), comptime g: usize) I16x16 {
+/// Lane j: a[2j]·b[2j] + a[2j+1]·b[2j+1] in i32 (vpmaddwd), exact for any i16 inputs.
+pub inline fn pairProducts(comptime isa: Isa, a: I16x16, b: I16x16) I32x8 {
+    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(a, b);
+    const p = @as(@Vector(16, i32), a) * @as(@Vector(16, i32), b);
+    const even: I32x8 = @shuffle(i32, p, undefined, [8]i32{ 0, 2, 4, 6, 8, 10, 12, 14 });
+    const odd: I32x8 = @shuffle(i32, p, undefined, [8]i32{ 1, 3, 5, 7, 9, 11, 13, 15 });
+    return even + odd;
+}
+
+/// Eight i8 values widened to i16 and repeated in both 128-bit halves (lanes i and 8 + i), the
+/// source of the in-lane scale broadcasts below; computed once per super-block.
+pub inline fn halves(s: @Vector(8, i8)) I16x16 {
+    const w: @Vector(8, i16) = s;
+    return @shuffle(i16, w, undefined, [16]i32{ 0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7 });
+}
+
+/// i16 lane lo of `h` in the low half, lane hi in the high half (`halves` layout): one vpshufb.
+inline fn pick(comptime isa: Isa, h: I16x16, comptime lo: usize, comptime hi: usize) I16x16 {
+    if (comptime isa == .avx2) {
+        const m = comptime blk: {
+            @setEvalBranchQuota(10000);
+            var a: [32]u8 = undefined;
+            for (0..32) |i| a[i] = @intCast(2 * (if (i < 16) lo else hi) + i % 2);
+            break :blk a;
+        };
+        return @bitCast(@"llvm.x86.avx2.pshuf.b"(@bitCast(h), m));
+    }
     const m = comptime blk: {
+        @setEvalBranchQuota(10000);
         var a: [16]i32 = undefined;
-        for (0..16) |i| a[i] = 2 * g + i / 8;
+        for (0..16) |i| a[i] = if (i < 8) lo else 8 + hi;
         break :blk a;
     };
-    return @shuffle(i8, s, undefined, m);
+    return @shuffle(i16, h, undefined, m);
+}
+
+/// Scale g for all 32 codes of group g (the K-quants with a scale per 32 weights), from
+/// `halves` of the block's 8 scales.
+pub inline fn scale1(comptime isa: Isa, h: I16x16, comptime g: usize) I16x16 {
+    return pick(isa, h, g, g);
+}
+
+/// Scale 2g for codes 0..15 of group g, 2g+1 for 16..31 (the K-quants with a scale per 16
+/// weights), from `halves` of scales 0..7 (h0) and 8..15 (h1).
+pub inline fn scale2(comptime isa: Isa, h0: I16x16, h1: I16x16, comptime g: usize) I16x16 {
+    return if (g < 4) pick(isa, h0, 2 * g, 2 * g + 1) else pick(isa, h1, 2 * g - 8, 2 * g - 7);
 }
 
 test "the AVX2 and portable paths agree on extreme codes" {
@@ -109,10 +150,26 @@ test "the AVX2 and portable paths agree on extreme codes" {
             u[i] = rnd.uintAtMost(u8, 127);
             a[i] = @intCast(rnd.intRangeAtMost(i16, -127, 127));
         }
-        var s16: @Vector(16, i8) = undefined;
-        for (0..16) |i| s16[i] = rnd.int(i8);
-        const sc = scale2(s16, 3);
+        var s8: [2]@Vector(8, i8) = undefined;
+        for (0..2) |h| for (0..8) |i| {
+            s8[h][i] = rnd.int(i8);
+        };
+        const h0 = halves(s8[0]);
+        const h1 = halves(s8[1]);
+        inline for (.{ 1, 6 }) |g| {
+            const sc = scale2(.portable, h0, h1, g);
+            try std.testing.expectEqual(sc, scale2(.avx2, h0, h1, g));
+            try std.testing.expectEqual(scale1(.portable, h0, g), scale1(.avx2, h0, g));
+            try std.testing.expectEqual(@as(i16, s8[g / 4][(2 * g) % 8]), sc[0]);
+            try std.testing.expectEqual(@as(i16, s8[g / 4][(2 * g + 1) % 8]), sc[15]);
+            try std.testing.expectEqual(dotU(.portable, u, a, sc), dotU(.avx2, u, a, sc));
+        }
+        var small = u;
+        for (0..32) |i| small[i] = u[i] & 63;
+        var sw: I16x16 = undefined;
+        for (0..16) |i| sw[i] = rnd.int(i16);
         try std.testing.expectEqual(dotS(.portable, w, a), dotS(.avx2, w, a));
-        try std.testing.expectEqual(dotU(.portable, u, a, sc), dotU(.avx2, u, a, sc));
+        try std.testing.expectEqual(dotU2(.portable, small, a, small, w), dotU2(.avx2, small, a, small, w));
+        try std.testing.expectEqual(pairProducts(.portable, sw, h0), pairProducts(.avx2, sw, h0));
     }
 }

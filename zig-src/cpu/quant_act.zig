@@ -14,9 +14,9 @@ pub const Scheme = enum { b32, b256 };
 
 /// Quantized activations of T token rows of `cols` values each. Row t's codes are
 /// qs[t·cols ..], its block scales d[t·nb ..]; `s` (b32) holds the q8_1 sums per block,
-/// `bsums` (b256) the sums of 16. With an `offset` (b32), `quads` holds offset·Σ of each
-/// quad of 4 codes per block (lane j: codes 4j .. 4j+3): what weights stored as unsigned
-/// codes minus that offset (q4_0: 8, q5_0: 16) subtract, so they skip the sign handling.
+/// `bsums` (b256) the sums of 16. With an `offset` (b32), `offs` holds offset·Σ of each
+/// block's codes: what weights stored as unsigned codes minus that offset (q4_0: 8, q5_0: 16)
+/// subtract, so they skip the sign handling.
 pub const Acts = struct {
     scheme: Scheme,
     cols: usize,
@@ -25,7 +25,7 @@ pub const Acts = struct {
     d: [*]f32,
     s: [*]f32,
     bsums: [*]i16,
-    quads: [*]@Vector(8, i32),
+    offs: [*]i32,
 
     pub fn blockElems(scheme: Scheme) usize {
         return if (scheme == .b32) 32 else 256;
@@ -35,8 +35,8 @@ pub const Acts = struct {
     pub fn bytes(scheme: Scheme, T: usize, cols: usize) usize {
         const nb = T * (cols / blockElems(scheme));
         const side = if (scheme == .b32) nb * 4 else T * (cols / 16) * 2;
-        const quads = if (scheme == .b32) nb * 32 else 0;
-        return al(T * cols) + al(nb * 4) + al(side) + al(quads);
+        const offs = if (scheme == .b32) nb * 4 else 0;
+        return al(T * cols) + al(nb * 4) + al(side) + al(offs);
     }
 
     pub fn init(scheme: Scheme, offset: i32, T: usize, cols: usize, mem: [*]align(64) u8) Acts {
@@ -52,7 +52,7 @@ pub const Acts = struct {
             .d = @ptrCast(@alignCast(mem + d_off)),
             .s = @ptrCast(@alignCast(mem + s_off)),
             .bsums = @ptrCast(@alignCast(mem + s_off)),
-            .quads = @ptrCast(@alignCast(mem + s_off + al(side))),
+            .offs = @ptrCast(@alignCast(mem + s_off + al(side))),
         };
     }
 };
@@ -87,13 +87,7 @@ fn quantizeRow32(x: [*]const f32, a: *const Acts, t: usize) void {
             sum += @reduce(.Add, r[i]);
             @as(*align(1) [8]i8, @ptrCast(q + 8 * i)).* = @as(@Vector(8, i8), @intCast(r[i]));
         }
-        if (a.offset != 0) {
-            // Lane j of vector i holds code 8i + j: quad j' = codes 4j' .. 4j'+3.
-            const all: [32]i32 = @bitCast(r);
-            var quad: @Vector(8, i32) = undefined;
-            inline for (0..8) |j| quad[j] = a.offset * (all[4 * j] + all[4 * j + 1] + all[4 * j + 2] + all[4 * j + 3]);
-            a.quads[t * nb + b] = quad;
-        }
+        if (a.offset != 0) a.offs[t * nb + b] = a.offset * sum;
         a.d[t * nb + b] = @as(f16, @floatCast(d));
         a.s[t * nb + b] = @as(f16, @floatCast(d * @as(f32, @floatFromInt(sum))));
     }

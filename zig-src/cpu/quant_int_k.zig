@@ -16,7 +16,7 @@ const id = @import("int_dot.zig");
 
 const halfAt = lg.halfAt;
 const load32 = kq.load32;
-const I32x16 = @Vector(16, i32);
+const I16x16 = @Vector(16, i16);
 const U8x32 = id.U8x32;
 
 pub fn hasMin(comptime dt: DType) bool {
@@ -27,12 +27,13 @@ fn hasOffset(comptime dt: DType) bool {
     return dt == .q3_k or dt == .q6_k;
 }
 
-/// A super-block's scales: per 32 weights in lanes 0..7 of `sc` (q4_k, q5_k) or per 16
-/// (the others), and the offsets, mins and f32 factors.
+/// A super-block's scales as `int_dot.halves` vectors (h0: scales 0..7; h1: 8..15, the types
+/// with a scale per 16), and its offsets, mins (i16 per 16 weights) and f32 factors.
 pub const Scales = struct {
-    sc: @Vector(16, i8),
-    off: I32x16,
-    mn: I32x16,
+    h0: id.I16x16,
+    h1: id.I16x16,
+    off: I16x16,
+    mn: I16x16,
     d: f32,
     dmin: f32,
 };
@@ -50,39 +51,47 @@ inline fn splat8(v: u8) U8x32 {
 }
 
 /// Per-16 values from per-32 ones: each repeated twice.
-inline fn twice(v: @Vector(8, u8)) I32x16 {
+inline fn twice(v: @Vector(8, u8)) I16x16 {
     const w: @Vector(16, u8) = @shuffle(u8, v, undefined, [16]i32{ 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7 });
     return w;
 }
 
+inline fn half8(v: @Vector(16, i8), comptime h: usize) @Vector(8, i8) {
+    return @shuffle(i8, v, undefined, [8]i32{ 8 * h, 8 * h + 1, 8 * h + 2, 8 * h + 3, 8 * h + 4, 8 * h + 5, 8 * h + 6, 8 * h + 7 });
+}
+
+inline fn per16(sc: @Vector(16, i8), off: I16x16, mn: I16x16, d: f32, dmin: f32) Scales {
+    return .{ .h0 = id.halves(half8(sc, 0)), .h1 = id.halves(half8(sc, 1)), .off = off, .mn = mn, .d = d, .dmin = dmin };
+}
+
 pub inline fn scales(comptime dt: DType, blk: [*]const u8) Scales {
-    const zero: I32x16 = @splat(0);
+    const zero: I16x16 = @splat(0);
     switch (dt) {
         .q4_k, .q5_k => {
             const sm = kq.scaleMinCodes(blk, 4);
-            const sc: @Vector(16, i8) = @bitCast(@shuffle(u8, sm[0], undefined, [16]i32{ 0, 1, 2, 3, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0 }));
-            return .{ .sc = sc, .off = zero, .mn = twice(sm[1]), .d = halfAt(blk, 0), .dmin = halfAt(blk, 2) };
+            const h = id.halves(@bitCast(sm[0]));
+            return .{ .h0 = h, .h1 = h, .off = zero, .mn = twice(sm[1]), .d = halfAt(blk, 0), .dmin = halfAt(blk, 2) };
         },
         .q2_k => {
             const sm: @Vector(16, u8) = blk[0..16].*;
-            return .{ .sc = @bitCast(sm & @as(@Vector(16, u8), @splat(0x0f))), .off = zero, .mn = sm >> @splat(4), .d = halfAt(blk, 80), .dmin = halfAt(blk, 82) };
+            return per16(@bitCast(sm & @as(@Vector(16, u8), @splat(0x0f))), zero, sm >> @splat(4), halfAt(blk, 80), halfAt(blk, 82));
         },
         .q3_k => {
             const sc = kq.scale3Codes(blk, 96);
-            return .{ .sc = sc, .off = @as(I32x16, sc) * @as(I32x16, @splat(4)), .mn = zero, .d = halfAt(blk, 108), .dmin = 0 };
+            return per16(sc, @as(I16x16, sc) * @as(I16x16, @splat(4)), zero, halfAt(blk, 108), 0);
         },
         .q6_k => {
             const sc: @Vector(16, i8) = @bitCast(blk[192..208].*);
-            return .{ .sc = sc, .off = @as(I32x16, sc) * @as(I32x16, @splat(32)), .mn = zero, .d = halfAt(blk, 208), .dmin = 0 };
+            return per16(sc, @as(I16x16, sc) * @as(I16x16, @splat(32)), zero, halfAt(blk, 208), 0);
         },
         else => @compileError("not a K-quant type"),
     }
 }
 
 /// The pair scales of group g's 32 codes.
-inline fn groupScale(comptime dt: DType, s: *const Scales, comptime g: usize) id.I16x16 {
-    if (dt == .q4_k or dt == .q5_k) return id.scale1(s.sc, g);
-    return id.scale2(s.sc, g);
+inline fn groupScale(comptime dt: DType, comptime isa: id.Isa, s: *const Scales, comptime g: usize) id.I16x16 {
+    if (dt == .q4_k or dt == .q5_k) return id.scale1(isa, s.h0, g);
+    return id.scale2(isa, s.h0, s.h1, g);
 }
 
 /// The unsigned codes of weights 32g .. 32g+31 (q2_k, q3_k, q6_k: half h = g / 4, slice g % 4).
@@ -107,12 +116,13 @@ pub inline fn codes(comptime dt: DType, blk: [*]const u8, comptime g: usize) U8x
     };
 }
 
-pub inline fn unpack(comptime dt: DType, blk: [*]const u8) Unpacked {
+pub inline fn unpack(comptime dt: DType, comptime isa: id.Isa, blk: [*]const u8) Unpacked {
+    @setEvalBranchQuota(100000);
     var u: Unpacked = undefined;
     u.s = scales(dt, blk);
     inline for (0..8) |g| {
         u.q[g] = codes(dt, blk, g);
-        u.sc[g] = groupScale(dt, &u.s, g);
+        u.sc[g] = groupScale(dt, isa, &u.s, g);
     }
     return u;
 }
@@ -122,29 +132,31 @@ inline fn actGroup(a: [*]const i8, comptime g: usize) id.I8x32 {
 }
 
 /// The f32 contribution from the lanes v of Σ sc·q·a (see the scheme above).
-inline fn finish(comptime dt: DType, v: id.I32x8, s: *const Scales, da: f32, bs: [*]const i16) f32 {
-    var isum = @reduce(.Add, v);
-    const b: I32x16 = @as(*align(1) const [16]i16, @ptrCast(bs)).*;
-    if (comptime hasOffset(dt)) isum -= @reduce(.Add, s.off * b);
-    const c = (da * s.d) * @as(f32, @floatFromInt(isum));
+inline fn finish(comptime dt: DType, comptime isa: id.Isa, v: id.I32x8, s: *const Scales, da: f32, bs: [*]const i16) f32 {
+    const b: I16x16 = @as(*align(1) const [16]i16, @ptrCast(bs)).*;
+    var iv = v;
+    if (comptime hasOffset(dt)) iv -= id.pairProducts(isa, s.off, b);
+    const c = (da * s.d) * @as(f32, @floatFromInt(@reduce(.Add, iv)));
     if (comptime !hasMin(dt)) return c;
-    const summ = @reduce(.Add, s.mn * b);
+    const summ = @reduce(.Add, id.pairProducts(isa, s.mn, b));
     return c - (da * s.dmin) * @as(f32, @floatFromInt(summ));
 }
 
 /// The super-block's contribution c (see the scheme above) against activation codes a (256),
 /// scale da and sums of 16 bs, from its unpacked codes.
 pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked, a: [*]const i8, da: f32, bs: [*]const i16) f32 {
+    @setEvalBranchQuota(100000);
     var v: id.I32x8 = @splat(0);
     inline for (0..8) |g| v += id.dotU(isa, u.q[g], actGroup(a, g), u.sc[g]);
-    return finish(dt, v, &u.s, da, bs);
+    return finish(dt, isa, v, &u.s, da, bs);
 }
 
 /// The same contribution decoding the block group by group as it goes (decode: no unpacked
 /// copy, the codes stay in registers). Exact integers, so the same value as `contrib`.
 pub inline fn contribDirect(comptime dt: DType, comptime isa: id.Isa, blk: [*]const u8, a: [*]const i8, da: f32, bs: [*]const i16) f32 {
+    @setEvalBranchQuota(100000);
     const s = scales(dt, blk);
     var v: id.I32x8 = @splat(0);
-    inline for (0..8) |g| v += id.dotU(isa, codes(dt, blk, g), actGroup(a, g), groupScale(dt, &s, g));
-    return finish(dt, v, &s, da, bs);
+    inline for (0..8) |g| v += id.dotU(isa, codes(dt, blk, g), actGroup(a, g), groupScale(dt, isa, &s, g));
+    return finish(dt, isa, v, &s, da, bs);
 }

@@ -3,10 +3,10 @@
 //! (quant_int_legacy.zig, quant_int_k.zig), llama.cpp's arithmetic. Rows are split over the
 //! threads as for the float kernels (matmul_tasks.zig); all of them read the one quantized copy
 //! of x.
-//! - Decode (T = 1): 4 rows at a time against the same activation blocks, nothing but registers
-//!   between the weight bytes and the accumulators.
-//! - Prefill: each block of 4 rows is unpacked to codes once and multiplied by every token of
-//!   the task's token range, accumulators in an L1 buffer: the weights leave memory once per
+//! - Decode (T = 1): nothing but registers between the weight bytes and the accumulators
+//!   (legacy types 8 rows at a time against the same activation blocks, K-quants a row at a time).
+//! - Prefill: each block of a row group is unpacked to codes once and multiplied by every token
+//!   of the task's token range, accumulators in an L1 buffer: the weights leave memory once per
 //!   token range and are decoded once per token range, not once per token.
 //! Every (token, row) output takes the same operations in the same order whatever T is, so a
 //! prefill equals the same tokens decoded one at a time bit for bit.
@@ -30,96 +30,115 @@ pub fn supported(dt: DType) bool {
     };
 }
 
-const rb = 4;
-/// Tokens whose accumulators one prefill pass keeps (rb · 256 · 32 bytes = 32 KB).
+/// Tokens whose accumulators one prefill pass keeps (at most 256 · 8 rows · 4 bytes = 8 KB for
+/// the legacy types, 4 rows of f32 for the K-quants).
 const tok_pass = 256;
 
-fn Family(comptime dt: DType, comptime isa: id.Isa) type {
-    const legacy = dt.blockElems() == 32;
-    const B = dt.blockElems();
+fn rowBytes(comptime dt: DType, a: *const Args) usize {
+    return a.cols / dt.blockElems() * dt.blockBytes();
+}
+
+/// The legacy types, eight rows per group (quant_int_legacy.zig); a last group of fewer rows
+/// repeats its last row in the missing lanes and stores only the real ones.
+fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
+    const n = il.rows;
     return struct {
-        pub const Acc = if (legacy) V8 else f32;
-        const U = if (legacy) il.Unpacked(dt) else ik.Unpacked;
+        const row_align = n;
 
-        inline fn unpack(blk: [*]const u8) U {
-            return if (legacy) il.unpack(dt, blk) else ik.unpack(dt, blk);
-        }
-
-        /// acc[i] += the contribution of block b of token t for each unpacked row u[i].
-        inline fn step(comptime n: usize, u: *const [n]U, acc: *[n]Acc, a: *const act.Acts, t: usize, b: usize) void {
-            const nb = a.cols / B;
-            const da = a.d[t * nb + b];
-            if (legacy) {
-                const q: id.I8x32 = @as(*align(1) const [32]i8, @ptrCast(a.qs + t * a.cols + 32 * b)).*;
-                const sa = a.s[t * nb + b];
-                const quad = if (comptime il.offset(dt) != 0) a.quads[t * nb + b] else undefined;
-                const dav: V8 = @splat(da);
-                inline for (0..n) |i| acc[i] = acc[i] + il.contrib(dt, isa, &u[i], q, quad, dav, sa);
-            } else {
-                const q = a.qs + t * a.cols + 256 * b;
-                const bs = a.bsums + t * (a.cols / 16) + 16 * b;
-                inline for (0..n) |i| acc[i] = acc[i] + ik.contrib(dt, isa, &u[i], q, da, bs);
-            }
-        }
-
-        inline fn total(acc: Acc) f32 {
-            return if (legacy) il.total(acc) else acc;
-        }
-
-        fn rowBytes(a: *const Args) usize {
-            return a.cols / B * dt.blockBytes();
-        }
-
-        inline fn unpackRows(comptime n: usize, a: *const Args, r: usize, b: usize) [n]U {
-            var u: [n]U = undefined;
+        fn blocks(a: *const Args, r: usize, count: usize) [n][*]const u8 {
             const w: [*]const u8 = @ptrFromInt(a.w);
-            inline for (0..n) |i| u[i] = unpack(w + (r + i) * rowBytes(a) + b * dt.blockBytes());
-            return u;
+            var p: [n][*]const u8 = undefined;
+            inline for (0..n) |i| p[i] = w + (r + @min(i, count - 1)) * rowBytes(dt, a);
+            return p;
         }
 
-        fn decodeGroup(comptime n: usize, a: *const Args, r: usize) void {
-            const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            var acc: [n]Acc = @splat(std.mem.zeroes(Acc));
-            for (0..a.cols / B) |b| {
-                const u = unpackRows(n, a, r, b);
-                step(n, &u, &acc, acts, 0, b);
+        inline fn advance(p: *const [n][*]const u8, b: usize) [n][*]const u8 {
+            var q: [n][*]const u8 = undefined;
+            inline for (0..n) |i| q[i] = p[i] + b * dt.blockBytes();
+            return q;
+        }
+
+        inline fn store(a: *const Args, acc: V8, t: usize, r: usize, count: usize) void {
+            inline for (0..n) |l| {
+                if (il.lane_rows[l] < count) a.out[t * a.ld + r + il.lane_rows[l]] = acc[l];
             }
-            inline for (0..n) |i| a.out[r + i] = total(acc[i]);
         }
 
-        /// K-quants: one row at a time, each super-block decoded group by group straight from
-        /// its bytes (quant_int_k.zig `contribDirect`): codes never leave the registers.
-        fn decodeRowK(a: *const Args, r: usize) void {
+        fn decodeGroup(a: *const Args, r: usize, count: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            const w: [*]const u8 = @as([*]const u8, @ptrFromInt(a.w)) + r * rowBytes(a);
+            const base = blocks(a, r, count);
+            var acc: V8 = @splat(0);
+            for (0..a.cols / 32) |b| {
+                const g = il.group(dt, &advance(&base, b));
+                acc = acc + il.contrib(dt, isa, &g, acts, 0, b);
+            }
+            store(a, acc, 0, r, count);
+        }
+
+        pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
+            var r = lo;
+            while (r < hi) : (r += n) decodeGroup(a, r, @min(n, hi - r));
+        }
+
+        fn prefillGroup(a: *const Args, r: usize, count: usize, t_lo: usize, t_hi: usize) void {
+            const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            const base = blocks(a, r, count);
+            var acc: [tok_pass]V8 = undefined;
+            @memset(acc[0 .. t_hi - t_lo], @as(V8, @splat(0)));
+            for (0..a.cols / 32) |b| {
+                const g = il.group(dt, &advance(&base, b));
+                for (t_lo..t_hi) |t| acc[t - t_lo] = acc[t - t_lo] + il.contrib(dt, isa, &g, acts, t, b);
+            }
+            for (t_lo..t_hi) |t| store(a, acc[t - t_lo], t, r, count);
+        }
+
+        pub fn prefill(comptime _: DType, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
+            var t0 = t_lo;
+            while (t0 < t_hi) : (t0 += tok_pass) {
+                var r = r_lo;
+                while (r < r_hi) : (r += n) prefillGroup(a, r, @min(n, r_hi - r), t0, @min(t_hi, t0 + tok_pass));
+            }
+        }
+    };
+}
+
+/// The K-quants: decode a row at a time straight from the bytes (quant_int_k.zig
+/// `contribDirect`, codes never leave the registers); prefill unpacks a super-block of 4 rows
+/// once and multiplies it by every token of the range.
+fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
+    const rb = 4;
+    return struct {
+        const row_align = rb;
+
+        fn decodeRow(a: *const Args, r: usize) void {
+            const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            const w: [*]const u8 = @as([*]const u8, @ptrFromInt(a.w)) + r * rowBytes(dt, a);
             var acc: f32 = 0;
-            for (0..a.cols / B) |b| acc = acc + ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
+            for (0..a.cols / 256) |b| acc = acc + ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
             a.out[r] = acc;
         }
 
         pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
-            if (!legacy) {
-                for (lo..hi) |r| decodeRowK(a, r);
-                return;
-            }
-            var r = lo;
-            while (r + rb <= hi) : (r += rb) decodeGroup(rb, a, r);
-            switch (hi - r) {
-                inline 1...rb - 1 => |n| decodeGroup(n, a, r),
-                else => {},
-            }
+            for (lo..hi) |r| decodeRow(a, r);
         }
 
         fn prefillGroup(comptime n: usize, a: *const Args, r: usize, t_lo: usize, t_hi: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            var acc: [tok_pass][n]Acc = undefined;
-            for (acc[0 .. t_hi - t_lo]) |*row| row.* = @splat(std.mem.zeroes(Acc));
-            for (0..a.cols / B) |b| {
-                const u = unpackRows(n, a, r, b);
-                for (t_lo..t_hi) |t| step(n, &u, &acc[t - t_lo], acts, t, b);
+            const w: [*]const u8 = @ptrFromInt(a.w);
+            const nb = a.cols / 256;
+            var acc: [tok_pass][n]f32 = undefined;
+            for (acc[0 .. t_hi - t_lo]) |*row| row.* = @splat(0);
+            for (0..nb) |b| {
+                var u: [n]ik.Unpacked = undefined;
+                inline for (0..n) |i| u[i] = ik.unpack(dt, isa, w + (r + i) * rowBytes(dt, a) + b * dt.blockBytes());
+                for (t_lo..t_hi) |t| {
+                    const q = acts.qs + t * a.cols + 256 * b;
+                    const bs = acts.bsums + t * (a.cols / 16) + 16 * b;
+                    inline for (0..n) |i| acc[t - t_lo][i] = acc[t - t_lo][i] + ik.contrib(dt, isa, &u[i], q, acts.d[t * nb + b], bs);
+                }
             }
             for (t_lo..t_hi) |t| {
-                inline for (0..n) |i| a.out[t * a.ld + r + i] = total(acc[t - t_lo][i]);
+                inline for (0..n) |i| a.out[t * a.ld + r + i] = acc[t - t_lo][i];
             }
         }
 
@@ -136,6 +155,10 @@ fn Family(comptime dt: DType, comptime isa: id.Isa) type {
             }
         }
     };
+}
+
+fn Family(comptime dt: DType, comptime isa: id.Isa) type {
+    return if (dt.blockElems() == 32) Legacy(dt, isa) else KQuant(dt, isa);
 }
 
 pub const Error = error{OutOfMemory};
@@ -162,7 +185,7 @@ pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows
         inline else => |isa| switch (dt) {
             inline .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => |d| {
                 const F = Family(d, isa);
-                tasks.Kernel(d, F.decode, F.prefill).run(out, ld, x, w, rows, cols, T, rb, 1, &acts);
+                tasks.Kernel(d, F.decode, F.prefill).run(out, ld, x, w, rows, cols, T, F.row_align, 1, &acts);
             },
             else => unreachable,
         },
