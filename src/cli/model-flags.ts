@@ -17,6 +17,7 @@ export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "compression", value: "4bit|8bit", help: "AirLLM compression: use MODEL/splitted_model.4bit|8bit, creating it first" },
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
   { name: "max-memory", value: "SIZE", help: "CPU: peak RSS of the whole process beyond a 64 MiB runtime overhead, e.g. 4GiB; weights beyond it are read from disk every pass" },
+  { name: "mmap", help: "CPU without --max-memory: read the weights from the file mapping instead of copying them into huge-page RAM at load (the default when they fit in 3/4 of the available RAM)" },
   { name: "max-host-cache", value: "SIZE", help: "pinned host RAM for streamed layers (default: half the free RAM)" },
   { name: "prefetch", value: "N", help: "chunks fetched ahead while one computes (default 1)" },
   { name: "no-prefetch", help: "fetch each chunk only when it is needed (AirLLM prefetching=False)" },
@@ -66,6 +67,7 @@ export function modelOptions(f: Flags, err: (s: string) => void): FromPretrained
     exact_activations: f.has("exact-activations") || undefined,
     max_gpu_memory: f.size("max-gpu-memory"),
     max_memory: f.size("max-memory"),
+    use_mmap: f.has("mmap") || undefined,
     // 0 is meaningful: no pinned cache, every streamed layer read from disk.
     max_host_cache: f.size("max-host-cache", false),
     prefetching: !f.has("no-prefetch"),

@@ -10,6 +10,7 @@ import { DEFAULT_PAGE_SIZE, KvPool } from "../engine/kv/kv-pool.ts";
 import { LayerStreamer } from "../engine/layer-streamer.ts";
 import type { MemoryPlan } from "../engine/memory-plan.ts";
 import { HostMappedWeights, type WeightProvider } from "../engine/weight-provider.ts";
+import { HostCopiedWeights } from "../engine/host-copied-weights.ts";
 import { UsageError } from "../errors.ts";
 import type { Compression, SplitProgress } from "../split/split-model.ts";
 import { formatBytes, parseSize } from "../util/size.ts";
@@ -52,9 +53,15 @@ export interface FromPretrainedOptions {
   /**
    * CPU only: RAM budget ("256MiB" or bytes) for resident weights, the streaming ring, KV cache and
    * activations; what does not fit is read from the weight files on every pass. Without it the
-   * CPU reads the file mapping directly (the whole model resident in the page cache).
+   * CPU copies the weights into RAM at load when they fit in 3/4 of the available memory beside
+   * the KV cache, else reads the file mapping directly (the whole model in the page cache).
    */
   readonly max_memory?: number | string;
+  /**
+   * CPU without max_memory: always read the weights from the file mapping, never copy them at
+   * load (slower to stream: 4 KiB pages; as llama.cpp's use_mmap without its repacking).
+   */
+  readonly use_mmap?: boolean;
   /** Pinned host RAM for streamed weights (default: half the free RAM). */
   readonly max_host_cache?: number | string;
   /** Streaming slot size ("64MiB" or bytes) instead of the planner's choice. */
@@ -116,6 +123,8 @@ const DEFAULT_MAX_SEQ = 4096;
 /** Device memory kept free for the driver, the module and fragmentation when no budget is given. */
 const DEVICE_MARGIN = 256 * 2 ** 20;
 const KV_DTYPES: readonly KvDType[] = ["f16", "bf16", "f32"];
+/** CPU without a budget: the share of the available RAM the weight copies and KV cache may take. */
+const COPY_FRACTION = 0.75;
 
 export const AutoModel = {
   /** `path`: a model folder, a .gguf file, or a hub id (ORG/NAME[@REVISION][:QUANT]) from the cache or downloaded. */
@@ -207,7 +216,17 @@ export async function loadModel(path: string, o: FromPretrainedOptions): Promise
         );
       }
       pool = new KvPool(be, shape);
-      weights = new HostMappedWeights(files, arch.plan);
+      // Copies in huge pages are faster to stream than the file mapping; they are made when they
+      // leave a quarter of the available RAM free beside the KV cache (else the page cache,
+      // which the OS can evict, holds the weights).
+      const copyBytes = HostCopiedWeights.bytesFor(files, arch.plan);
+      const copy = o.use_mmap !== true && copyBytes + KvPool.bytes(shape) <= freemem() * COPY_FRACTION;
+      try {
+        weights = copy ? new HostCopiedWeights(be, files, arch.plan) : new HostMappedWeights(files, arch.plan);
+      } catch (e) {
+        pool.dispose();
+        throw e;
+      }
     } else {
       const device: DeviceKind = onHost ? "cpu" : "cuda";
       const budget = onHost
@@ -274,6 +293,7 @@ async function loadDraft(path: string, o: FromPretrainedOptions, context: number
     device: o.device,
     threads: o.threads,
     exact_activations: o.exact_activations,
+    use_mmap: o.use_mmap,
     kv_dtype: o.kv_dtype,
     max_seq_len: context,
     min_seq_len: context,
