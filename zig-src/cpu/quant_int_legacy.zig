@@ -131,9 +131,15 @@ inline fn pairSum(comptime dt: DType, comptime isa: id.Isa, p: *const Pair(dt), 
     return id.dotU2(isa, p.lo, a.lo, p.hi, a.hi);
 }
 
+extern fn @"llvm.x86.avx2.phadd.d"(I32x8, I32x8) I32x8;
+
 /// Four pairs' quad sums folded into the eight rows' block sums, lane l holding row
-/// lane_rows[l]: two rounds of in-lane unpack and add (vpunpck[lh]dq, vpunpck[lh]qdq).
-inline fn fold(m: *const [4]I32x8) I32x8 {
+/// lane_rows[l]: three vphaddd (AVX2), or two rounds of in-lane unpack and add.
+inline fn fold(comptime isa: id.Isa, m: *const [4]I32x8) I32x8 {
+    if (comptime isa == .avx2) {
+        const hadd = @"llvm.x86.avx2.phadd.d";
+        return hadd(hadd(m[0], m[1]), hadd(m[2], m[3]));
+    }
     const lo32 = [8]i32{ 0, ~@as(i32, 0), 1, ~@as(i32, 1), 4, ~@as(i32, 4), 5, ~@as(i32, 5) };
     const hi32 = [8]i32{ 2, ~@as(i32, 2), 3, ~@as(i32, 3), 6, ~@as(i32, 6), 7, ~@as(i32, 7) };
     const s = @shuffle(i32, m[0], m[1], lo32) + @shuffle(i32, m[0], m[1], hi32);
@@ -175,7 +181,7 @@ pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, g: *const Group(
     const q = acts32(a.qs + t * a.cols + 32 * b);
     var m: [4]I32x8 = undefined;
     inline for (0..4) |i| m[i] = pairSum(dt, isa, &g.p[i], q);
-    var sumi = fold(&m);
+    var sumi = fold(isa, &m);
     if (comptime offset(dt) != 0) sumi -= @as(I32x8, @splat(a.offs[t * nb + b]));
     var c = (g.d * @as(V8, @splat(a.d[t * nb + b]))) * @as(V8, @floatFromInt(sumi));
     if (comptime hasMin(dt)) c = c + g.m * @as(V8, @splat(a.s[t * nb + b]));

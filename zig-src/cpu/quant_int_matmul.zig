@@ -65,10 +65,22 @@ fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
         }
 
         fn decodeGroup(a: *const Args, r: usize, count: usize) void {
+            @setEvalBranchQuota(100000);
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
             const base = blocks(a, r, count);
             var acc: V8 = @splat(0);
-            for (0..a.cols / 32) |b| {
+            const nb = a.cols / 32;
+            var b: usize = 0;
+            // Blocks in twos: the two contributions are independent chains the core overlaps
+            // (one alone is longer than its out-of-order window covers), added in order.
+            while (b + 2 <= nb) : (b += 2) {
+                const g0 = il.group(dt, &advance(&base, b));
+                const g1 = il.group(dt, &advance(&base, b + 1));
+                const c0 = il.contrib(dt, isa, &g0, acts, 0, b);
+                const c1 = il.contrib(dt, isa, &g1, acts, 0, b + 1);
+                acc = (acc + c0) + c1;
+            }
+            if (b < nb) {
                 const g = il.group(dt, &advance(&base, b));
                 acc = acc + il.contrib(dt, isa, &g, acts, 0, b);
             }
@@ -81,6 +93,7 @@ fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
         }
 
         fn prefillGroup(a: *const Args, r: usize, count: usize, t_lo: usize, t_hi: usize) void {
+            @setEvalBranchQuota(100000);
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
             const base = blocks(a, r, count);
             var acc: [tok_pass]V8 = undefined;
@@ -113,8 +126,16 @@ fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
         fn decodeRow(a: *const Args, r: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
             const w: [*]const u8 = @as([*]const u8, @ptrFromInt(a.w)) + r * rowBytes(dt, a);
+            const nb = a.cols / 256;
             var acc: f32 = 0;
-            for (0..a.cols / 256) |b| acc = acc + ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
+            var b: usize = 0;
+            // Super-blocks in twos, as the legacy decode: independent chains, added in order.
+            while (b + 2 <= nb) : (b += 2) {
+                const c0 = ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
+                const c1 = ik.contribDirect(dt, isa, w + (b + 1) * dt.blockBytes(), acts.qs + 256 * (b + 1), acts.d[b + 1], acts.bsums + 16 * (b + 1));
+                acc = (acc + c0) + c1;
+            }
+            if (b < nb) acc = acc + ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
             a.out[r] = acc;
         }
 
