@@ -131,32 +131,67 @@ inline fn actGroup(a: [*]const i8, comptime g: usize) id.I8x32 {
     return @as(*align(1) const [32]i8, @ptrCast(a + 32 * g)).*;
 }
 
-/// The f32 contribution from the lanes v of Σ sc·q·a (see the scheme above).
-inline fn finish(comptime dt: DType, comptime isa: id.Isa, v: id.I32x8, s: *const Scales, da: f32, bs: [*]const i16) f32 {
+/// One row's integer sums of a super-block, lanes still to be added: iv = Σ sc·q·a − Σ off·bsum,
+/// mm = Σ mn·bsum (the types with mins; undefined for the others).
+pub const Sums = struct { iv: id.I32x8, mm: id.I32x8 };
+
+inline fn withSides(comptime dt: DType, comptime isa: id.Isa, v: id.I32x8, s: *const Scales, bs: [*]const i16) Sums {
     const b: I16x16 = @as(*align(1) const [16]i16, @ptrCast(bs)).*;
-    var iv = v;
-    if (comptime hasOffset(dt)) iv -= id.pairProducts(isa, s.off, b);
-    const c = (da * s.d) * @as(f32, @floatFromInt(@reduce(.Add, iv)));
-    if (comptime !hasMin(dt)) return c;
-    const summ = @reduce(.Add, id.pairProducts(isa, s.mn, b));
-    return c - (da * s.dmin) * @as(f32, @floatFromInt(summ));
+    var r: Sums = .{ .iv = v, .mm = undefined };
+    if (comptime hasOffset(dt)) r.iv -= id.pairProducts(isa, s.off, b);
+    if (comptime hasMin(dt)) r.mm = id.pairProducts(isa, s.mn, b);
+    return r;
 }
 
-/// The super-block's contribution c (see the scheme above) against activation codes a (256),
-/// scale da and sums of 16 bs, from its unpacked codes.
-pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked, a: [*]const i8, da: f32, bs: [*]const i16) f32 {
+/// The sums against activation codes a (256) and sums of 16 bs, from unpacked codes (prefill).
+pub inline fn sums(comptime dt: DType, comptime isa: id.Isa, u: *const Unpacked, a: [*]const i8, bs: [*]const i16) Sums {
     @setEvalBranchQuota(100000);
     var v: id.I32x8 = @splat(0);
     inline for (0..8) |g| v += id.dotU(isa, u.q[g], actGroup(a, g), u.sc[g]);
-    return finish(dt, isa, v, &u.s, da, bs);
+    return withSides(dt, isa, v, &u.s, bs);
 }
 
-/// The same contribution decoding the block group by group as it goes (decode: no unpacked
-/// copy, the codes stay in registers). Exact integers, so the same value as `contrib`.
-pub inline fn contribDirect(comptime dt: DType, comptime isa: id.Isa, blk: [*]const u8, a: [*]const i8, da: f32, bs: [*]const i16) f32 {
+/// The same sums decoding the block group by group as it goes (decode: no unpacked copy, the
+/// codes stay in registers); `s` is `scales(dt, blk)`. Exact integers: the same as `sums`.
+pub inline fn sumsDirect(comptime dt: DType, comptime isa: id.Isa, blk: [*]const u8, s: *const Scales, a: [*]const i8, bs: [*]const i16) Sums {
     @setEvalBranchQuota(100000);
-    const s = scales(dt, blk);
     var v: id.I32x8 = @splat(0);
-    inline for (0..8) |g| v += id.dotU(isa, codes(dt, blk, g), actGroup(a, g), groupScale(dt, isa, &s, g));
-    return finish(dt, isa, v, &s, da, bs);
+    inline for (0..8) |g| v += id.dotU(isa, codes(dt, blk, g), actGroup(a, g), groupScale(dt, isa, s, g));
+    return withSides(dt, isa, v, s, bs);
+}
+
+/// One row's contribution c (see the scheme above) from its sums, d and dmin, against
+/// activation scale da.
+pub inline fn contrib1(comptime dt: DType, s: Sums, d: f32, dmin: f32, da: f32) f32 {
+    const c = (da * d) * @as(f32, @floatFromInt(@reduce(.Add, s.iv)));
+    if (comptime !hasMin(dt)) return c;
+    return c - (da * dmin) * @as(f32, @floatFromInt(@reduce(.Add, s.mm)));
+}
+
+pub const V4 = @Vector(4, f32);
+
+extern fn @"llvm.x86.avx2.phadd.d"(id.I32x8, id.I32x8) id.I32x8;
+
+/// Lane i: the sum of v[i]'s lanes (three vphaddd and one add on AVX2; exact either way).
+inline fn fold4(comptime isa: id.Isa, v: [4]id.I32x8) @Vector(4, i32) {
+    if (comptime isa == .avx2) {
+        const hadd = @"llvm.x86.avx2.phadd.d";
+        const h = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));
+        return @shuffle(i32, h, undefined, [4]i32{ 0, 1, 2, 3 }) + @shuffle(i32, h, undefined, [4]i32{ 4, 5, 6, 7 });
+    }
+    var r: @Vector(4, i32) = undefined;
+    inline for (0..4) |i| r[i] = @reduce(.Add, v[i]);
+    return r;
+}
+
+/// Four rows' contributions c (see the scheme above), lane i from s[i] and that row's d and
+/// dmin, against activation scale da: the f32 steps of four rows in one vector.
+pub inline fn contrib4(comptime dt: DType, comptime isa: id.Isa, s: *const [4]Sums, d: V4, dmin: V4, da: f32) V4 {
+    var iv: [4]id.I32x8 = undefined;
+    inline for (0..4) |i| iv[i] = s[i].iv;
+    const c = (@as(V4, @splat(da)) * d) * @as(V4, @floatFromInt(fold4(isa, iv)));
+    if (comptime !hasMin(dt)) return c;
+    var mm: [4]id.I32x8 = undefined;
+    inline for (0..4) |i| mm[i] = s[i].mm;
+    return c - (@as(V4, @splat(da)) * dmin) * @as(V4, @floatFromInt(fold4(isa, mm)));
 }

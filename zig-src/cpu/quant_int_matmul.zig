@@ -4,7 +4,7 @@
 //! threads as for the float kernels (matmul_tasks.zig); all of them read the one quantized copy
 //! of x.
 //! - Decode (T = 1): nothing but registers between the weight bytes and the accumulators
-//!   (legacy types 8 rows at a time against the same activation blocks, K-quants a row at a time).
+//!   (legacy types 8 rows at a time against the same activation blocks, K-quants 4).
 //! - Prefill: each block of a row group is unpacked to codes once and multiplied by every token
 //!   of the task's token range, accumulators in an L1 buffer: the weights leave memory once per
 //!   token range and are decoded once per token range, not once per token.
@@ -115,14 +115,31 @@ fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
     };
 }
 
-/// The K-quants: decode a row at a time straight from the bytes (quant_int_k.zig
-/// `contribDirect`, codes never leave the registers); prefill unpacks a super-block of 4 rows
-/// once and multiplies it by every token of the range.
+/// The K-quants: decode a row at a time straight from the bytes (codes never leave the
+/// registers); prefill in groups of four rows (their f32 steps in one vector, quant_int_k.zig
+/// `contrib4`), each super-block unpacked once and multiplied by every token of the range. A last
+/// group of fewer rows repeats its last row, as the legacy one does.
 fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
-    const rb = 4;
+    const n = 4;
+    const V4 = ik.V4;
     return struct {
-        const row_align = rb;
+        const row_align = n;
 
+        fn blocks(a: *const Args, r: usize, count: usize) [n][*]const u8 {
+            const w: [*]const u8 = @ptrFromInt(a.w);
+            var p: [n][*]const u8 = undefined;
+            inline for (0..n) |i| p[i] = w + (r + @min(i, count - 1)) * rowBytes(dt, a);
+            return p;
+        }
+
+        inline fn store(a: *const Args, acc: V4, t: usize, r: usize, count: usize) void {
+            inline for (0..n) |i| {
+                if (i < count) a.out[t * a.ld + r + i] = acc[i];
+            }
+        }
+
+        /// A row at a time: one sequential stream of weight bytes, which the hardware
+        /// prefetcher follows best (four rows interleaved measured a third slower cold).
         fn decodeRow(a: *const Args, r: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
             const w: [*]const u8 = @as([*]const u8, @ptrFromInt(a.w)) + r * rowBytes(dt, a);
@@ -131,48 +148,55 @@ fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
             var b: usize = 0;
             // Super-blocks in twos, as the legacy decode: independent chains, added in order.
             while (b + 2 <= nb) : (b += 2) {
-                const c0 = ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
-                const c1 = ik.contribDirect(dt, isa, w + (b + 1) * dt.blockBytes(), acts.qs + 256 * (b + 1), acts.d[b + 1], acts.bsums + 16 * (b + 1));
+                const c0 = superBlock(acts, w, b);
+                const c1 = superBlock(acts, w, b + 1);
                 acc = (acc + c0) + c1;
             }
-            if (b < nb) acc = acc + ik.contribDirect(dt, isa, w + b * dt.blockBytes(), acts.qs + 256 * b, acts.d[b], acts.bsums + 16 * b);
+            if (b < nb) acc = acc + superBlock(acts, w, b);
             a.out[r] = acc;
+        }
+
+        inline fn superBlock(acts: *const act.Acts, w: [*]const u8, b: usize) f32 {
+            const blk = w + b * dt.blockBytes();
+            const sc = ik.scales(dt, blk);
+            return ik.contrib1(dt, ik.sumsDirect(dt, isa, blk, &sc, acts.qs + 256 * b, acts.bsums + 16 * b), sc.d, sc.dmin, acts.d[b]);
         }
 
         pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
             for (lo..hi) |r| decodeRow(a, r);
         }
 
-        fn prefillGroup(comptime n: usize, a: *const Args, r: usize, t_lo: usize, t_hi: usize) void {
+        fn prefillGroup(a: *const Args, r: usize, count: usize, t_lo: usize, t_hi: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            const w: [*]const u8 = @ptrFromInt(a.w);
+            const base = blocks(a, r, count);
             const nb = a.cols / 256;
-            var acc: [tok_pass][n]f32 = undefined;
-            for (acc[0 .. t_hi - t_lo]) |*row| row.* = @splat(0);
+            var acc: [tok_pass]V4 = undefined;
+            @memset(acc[0 .. t_hi - t_lo], @as(V4, @splat(0)));
             for (0..nb) |b| {
                 var u: [n]ik.Unpacked = undefined;
-                inline for (0..n) |i| u[i] = ik.unpack(dt, isa, w + (r + i) * rowBytes(dt, a) + b * dt.blockBytes());
+                var d: V4 = undefined;
+                var dmin: V4 = undefined;
+                inline for (0..n) |i| {
+                    u[i] = ik.unpack(dt, isa, base[i] + b * dt.blockBytes());
+                    d[i] = u[i].s.d;
+                    dmin[i] = u[i].s.dmin;
+                }
                 for (t_lo..t_hi) |t| {
                     const q = acts.qs + t * a.cols + 256 * b;
                     const bs = acts.bsums + t * (a.cols / 16) + 16 * b;
-                    inline for (0..n) |i| acc[t - t_lo][i] = acc[t - t_lo][i] + ik.contrib(dt, isa, &u[i], q, acts.d[t * nb + b], bs);
+                    var s: [n]ik.Sums = undefined;
+                    inline for (0..n) |i| s[i] = ik.sums(dt, isa, &u[i], q, bs);
+                    acc[t - t_lo] = acc[t - t_lo] + ik.contrib4(dt, isa, &s, d, dmin, acts.d[t * nb + b]);
                 }
             }
-            for (t_lo..t_hi) |t| {
-                inline for (0..n) |i| a.out[t * a.ld + r + i] = acc[t - t_lo][i];
-            }
+            for (t_lo..t_hi) |t| store(a, acc[t - t_lo], t, r, count);
         }
 
         pub fn prefill(comptime _: DType, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
             var t0 = t_lo;
             while (t0 < t_hi) : (t0 += tok_pass) {
-                const t1 = @min(t_hi, t0 + tok_pass);
                 var r = r_lo;
-                while (r + rb <= r_hi) : (r += rb) prefillGroup(rb, a, r, t0, t1);
-                switch (r_hi - r) {
-                    inline 1...rb - 1 => |n| prefillGroup(n, a, r, t0, t1),
-                    else => {},
-                }
+                while (r < r_hi) : (r += n) prefillGroup(a, r, @min(n, r_hi - r), t0, @min(t_hi, t0 + tok_pass));
             }
         }
     };
