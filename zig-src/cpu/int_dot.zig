@@ -36,6 +36,7 @@ pub fn force(isa: Isa) bool {
 extern fn @"llvm.x86.avx2.pmadd.ub.sw"(U8x32, I8x32) I16x16;
 extern fn @"llvm.x86.avx2.pmadd.wd"(I16x16, I16x16) I32x8;
 extern fn @"llvm.x86.avx2.psign.b"(I8x32, I8x32) I8x32;
+extern fn @"llvm.x86.avx2.pshuf.b"(U8x32, U8x32) U8x32;
 
 const ones: I16x16 = @splat(1);
 
@@ -80,6 +81,25 @@ pub inline fn dotS(comptime isa: Isa, w: I8x32, a: I8x32) I32x8 {
     return quads(p);
 }
 
+/// dotS with |w| given: where w comes from a table lookup, |w| is one more lookup, which
+/// leaves the pipes vpabsb shares with the multiplies.
+pub inline fn dotSAbs(comptime isa: Isa, w: I8x32, w_abs: U8x32, a: I8x32) I32x8 {
+    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w_abs, @"llvm.x86.avx2.psign.b"(a, w)), ones);
+    return dotS(isa, w, a);
+}
+
+/// Lane i: table[idx[i]], indices 0..15 (the codes of a non-linear 4-bit type): avx2 with one
+/// vpshufb on the table held in both 128-bit halves, portable one element at a time.
+pub inline fn lookup16(comptime isa: Isa, comptime table: [16]i8, idx: U8x32) I8x32 {
+    if (comptime isa == .avx2) {
+        const both: U8x32 = @bitCast(table ++ table);
+        return @bitCast(@"llvm.x86.avx2.pshuf.b"(both, idx));
+    }
+    var r: I8x32 = undefined;
+    inline for (0..32) |i| r[i] = table[idx[i] & 15];
+    return r;
+}
+
 /// Scale s[g] for all 32 codes of group g (the K-quants with a scale per 32 weights).
 pub inline fn scale1(s: @Vector(16, i8), comptime g: usize) I16x16 {
     return @shuffle(i8, s, undefined, @as(@Vector(16, i32), @splat(g)));
@@ -114,5 +134,10 @@ test "the AVX2 and portable paths agree on extreme codes" {
         const sc = scale2(s16, 3);
         try std.testing.expectEqual(dotS(.portable, w, a), dotS(.avx2, w, a));
         try std.testing.expectEqual(dotU(.portable, u, a, sc), dotU(.avx2, u, a, sc));
+        const idx = u & @as(U8x32, @splat(15));
+        const table: [16]i8 = .{ -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127 };
+        try std.testing.expectEqual(lookup16(.portable, table, idx), lookup16(.avx2, table, idx));
+        const w_abs: U8x32 = @bitCast(@abs(w));
+        try std.testing.expectEqual(dotS(.portable, w, a), dotSAbs(.avx2, w, w_abs, a));
     }
 }

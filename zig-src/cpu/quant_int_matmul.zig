@@ -1,6 +1,7 @@
-//! out[T, rows] = x[T, cols] · wᵀ for GGUF legacy and K-quant weights with the activations
-//! quantized to int8 once per call (quant_act.zig) and integer dot products per block
-//! (quant_int_legacy.zig, quant_int_k.zig), llama.cpp's arithmetic. Rows are split over the
+//! out[T, rows] = x[T, cols] · wᵀ for GGUF legacy and K-quant weights, and AirLLM's compression
+//! formats in rows of whole blocks, with the activations quantized to int8 once per call
+//! (quant_act.zig) and integer dot products per block (quant_int_legacy.zig, quant_int_k.zig,
+//! quant_int_bnb.zig): llama.cpp's arithmetic for the GGUF types. Rows are split over the
 //! threads as for the float kernels (matmul_tasks.zig); all of them read the one quantized copy
 //! of x.
 //! - Decode (T = 1): 4 rows at a time against the same activation blocks, nothing but registers
@@ -17,15 +18,18 @@ const act = @import("quant_act.zig");
 const id = @import("int_dot.zig");
 const il = @import("quant_int_legacy.zig");
 const ik = @import("quant_int_k.zig");
+const ib = @import("quant_int_bnb.zig");
 const tasks = @import("matmul_tasks.zig");
 const Args = tasks.Args;
 
 const V8 = @Vector(8, f32);
 
-/// Types with an integer kernel.
-pub fn supported(dt: DType) bool {
+/// Types with an integer kernel for rows of `cols` weights (bitsandbytes blocks may span rows
+/// otherwise: those keep the f32 kernel of quant_bnb.zig).
+pub fn supported(dt: DType, cols: usize) bool {
     return switch (dt) {
         .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => true,
+        .nf4, .q8_block => cols % dt.blockElems() == 0,
         else => false,
     };
 }
@@ -35,20 +39,27 @@ const rb = 4;
 const tok_pass = 256;
 
 fn Family(comptime dt: DType, comptime isa: id.Isa) type {
+    const bnb = dt.isBnb();
     const legacy = dt.blockElems() == 32;
     const B = dt.blockElems();
     return struct {
-        pub const Acc = if (legacy) V8 else f32;
-        const U = if (legacy) il.Unpacked(dt) else ik.Unpacked;
+        pub const Acc = if (legacy or bnb) V8 else f32;
+        const U = if (legacy) il.Unpacked(dt) else if (bnb) ib.Unpacked else ik.Unpacked;
 
         inline fn unpack(blk: [*]const u8) U {
-            return if (legacy) il.unpack(dt, blk) else ik.unpack(dt, blk);
+            return if (legacy) il.unpack(dt, blk) else if (bnb) ib.unpack(dt, isa, blk) else ik.unpack(dt, blk);
         }
 
         /// acc[i] += the contribution of block b of token t for each unpacked row u[i].
         inline fn step(comptime n: usize, u: *const [n]U, acc: *[n]Acc, a: *const act.Acts, t: usize, b: usize) void {
             const nb = a.cols / B;
             const da = a.d[t * nb + b];
+            if (bnb) {
+                const q: *align(1) const [2]id.I8x32 = @ptrCast(a.qs + t * a.cols + 64 * b);
+                const qa = q.*;
+                inline for (0..n) |i| acc[i] = acc[i] + ib.contrib(dt, isa, &u[i], &qa, da);
+                return;
+            }
             if (legacy) {
                 const q: id.I8x32 = @as(*align(1) const [32]i8, @ptrCast(a.qs + t * a.cols + 32 * b)).*;
                 const sa = a.s[t * nb + b];
@@ -63,7 +74,7 @@ fn Family(comptime dt: DType, comptime isa: id.Isa) type {
         }
 
         inline fn total(acc: Acc) f32 {
-            return if (legacy) il.total(acc) else acc;
+            return if (legacy) il.total(acc) else if (bnb) il.total(acc) / 127 else acc;
         }
 
         fn rowBytes(a: *const Args) usize {
@@ -98,7 +109,7 @@ fn Family(comptime dt: DType, comptime isa: id.Isa) type {
         }
 
         pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
-            if (!legacy) {
+            if (!legacy and !bnb) {
                 for (lo..hi) |r| decodeRowK(a, r);
                 return;
             }
@@ -143,10 +154,14 @@ pub const Error = error{OutOfMemory};
 /// Scratch for one decode call's activations, enough for rows of 28672 (a 70B FFN).
 const stack_bytes = 40 * 1024;
 
-/// out[T, rows] = x[T, cols] · wᵀ, w of a `supported` type, cols whole blocks, out row t at
-/// out + t·ld. error.OutOfMemory when the quantized copy of x cannot be allocated.
+/// out[T, rows] = x[T, cols] · wᵀ, w of a type `supported` for cols, cols whole blocks, out
+/// row t at out + t·ld. error.OutOfMemory when the quantized copy of x cannot be allocated.
 pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) Error!void {
-    const scheme: act.Scheme = if (dt.blockElems() == 32) .b32 else .b256;
+    const scheme: act.Scheme = switch (dt.blockElems()) {
+        32 => .b32,
+        64 => .b64,
+        else => .b256,
+    };
     const bytes = act.Acts.bytes(scheme, T, cols);
     var stack: [stack_bytes]u8 align(64) = undefined;
     const heap = bytes > stack_bytes;
@@ -156,11 +171,15 @@ pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows
         inline .q4_0, .q5_0 => |d| il.offset(d),
         else => 0,
     };
-    const acts = act.Acts.init(scheme, off, T, cols, mem);
+    const order: act.Order = switch (dt) {
+        inline .nf4, .q8_block => |d| ib.order(d),
+        else => .natural,
+    };
+    const acts = act.Acts.init(scheme, off, order, T, cols, mem);
     act.quantize(&acts, x, T);
     switch (id.active) {
         inline else => |isa| switch (dt) {
-            inline .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => |d| {
+            inline .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .nf4, .q8_block => |d| {
                 const F = Family(d, isa);
                 tasks.Kernel(d, F.decode, F.prefill).run(out, ld, x, w, rows, cols, T, rb, 1, &acts);
             },
