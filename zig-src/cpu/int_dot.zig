@@ -95,8 +95,9 @@ pub inline fn lookup16(comptime isa: Isa, comptime table: [16]i8, idx: U8x32) I8
         const both: U8x32 = @bitCast(table ++ table);
         return @bitCast(@"llvm.x86.avx2.pshuf.b"(both, idx));
     }
-    var r: I8x32 = undefined;
-    inline for (0..32) |i| r[i] = table[idx[i] & 15];
+    const ix: [32]u8 = idx;
+    var r: [32]i8 = undefined;
+    for (&r, ix) |*v, i| v.* = table[i & 15];
     return r;
 }
 
