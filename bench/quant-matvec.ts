@@ -2,7 +2,7 @@
 // GB/s of weight bytes read beside a large memcpy (the ceiling: decode streams every weight once).
 // Quantized weights are random blocks with small f16 scales (speed does not depend on values).
 // With --tokens T > 1 the same weight multiplies T token rows (prefill); GGUF legacy and
-// K-quant types quantize the activations to int8 unless --exact-activations.
+// K-quant types, nf4 and q8_block quantize the activations to int8 unless --exact-activations.
 //   bun bench/quant-matvec.ts [--threads N] [--rows 4096] [--cols 4096] [--types bf16,q4_k,iq1_s,...]
 //                             [--tokens 1] [--exact-activations] [--json bench/results/NAME.json]
 import { toArrayBuffer, type Pointer } from "bun:ffi";

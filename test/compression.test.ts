@@ -4,8 +4,11 @@
 //   (bitsandbytes 0.50.2, CPU) hold its codes, absmax and dequantized values for inputs with
 //   ragged rows, all-zero blocks, a huge outlier and bf16 values; ours must be bit-exact;
 // - fused matmul (decode and prefill) against dequantize-then-multiply in float64: decoded
-//   weights are exact, so the only error is f32 summation, ≤ cols·u·Σ|xᵢwᵢ| (Higham);
-// - stories260K compressed vs F32: next-token KL over llama2.c's 200-token greedy sequence;
+//   weights are exact, so the only error is f32 summation, ≤ cols·u·Σ|xᵢwᵢ| (Higham). That is
+//   the exact-activation path, and the default one where blocks span rows; the default int8
+//   path on rows of whole blocks is checked in test/int-dot.test.ts;
+// - stories260K compressed vs F32: next-token KL over llama2.c's 200-token greedy sequence, on
+//   the default (int8 activations) and the exact-activation paths;
 // - compressed splits: NaN rejected naming the tensor, resumable, re-created when markers vanish.
 import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeSync, openSync, closeSync } from "node:fs";
@@ -24,9 +27,11 @@ import { storiesRef } from "./stories-reference.ts";
 const U = 2 ** -24;
 const DIR = resolve(ROOT, "test/fixtures/bnb");
 const be = new CpuBackend();
+const exactBe = new CpuBackend({ exactActivations: true });
 const tmp = mkdtempSync(join(tmpdir(), "airllm-compress-"));
 afterAll(() => {
   be.destroy();
+  exactBe.destroy();
   rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -153,9 +158,12 @@ function rng(seed: number): () => number {
 }
 
 describe("fused matmul on compressed weights", () => {
+  const shapes = [[1, 64, 172], [1, 33, 4096], [5, 64, 172], [13, 20, 4100], [3, 9, 128]] as const;
+  const cases = shapes.flatMap((s) => [[...s, "exact activations"] as const, ...(s[2] % 64 ? [[...s, "default"] as const] : [])]);
   for (const dtype of ["nf4", "q8_block"] as const) {
-    for (const [T, rows, cols] of [[1, 64, 172], [1, 33, 4096], [5, 64, 172], [13, 20, 4100]]) {
-      test(`${dtype} T=${T} [${rows},${cols}] is within f32 summation of dequantize-then-multiply`, () => {
+    for (const [T, rows, cols, path] of cases) {
+      test(`${dtype} T=${T} [${rows},${cols}], ${path}: within f32 summation of dequantize-then-multiply`, () => {
+        const backend = path === "default" ? be : exactBe;
         const rand = rng(rows * cols + T);
         const w = Float32Array.from({ length: rows * cols }, rand);
         const x = Float32Array.from({ length: T * cols }, rand);
@@ -164,7 +172,7 @@ describe("fused matmul on compressed weights", () => {
         const wa = put(blocks);
         const xa = put(x);
         const oa = be.alloc(T * rows * 4);
-        be.matmul(oa, xa, { addr: wa, dtype, shape: [rows, cols] }, T);
+        backend.matmul(oa, xa, { addr: wa, dtype, shape: [rows, cols] }, T);
         const out = new Float32Array(T * rows);
         be.download(out, oa, T * rows * 4);
         for (const a of [wa, xa, oa]) be.free(a);
@@ -202,32 +210,52 @@ async function logitsAndText(model: CausalLM, ids: number[]): Promise<{ logits: 
 }
 
 describe("stories260K-hf compressed vs F32", () => {
-  // Measured: 8bit 3.3e-4 (bitsandbytes with the same map on transformers: 3.29e-4; AirLLM's own
-  // dynamic-map 8-bit over blocks of 2048: 2.07e-3), 4bit 0.106 (a 64-wide model: every weight
-  // matters). 8bit: the issue's goal, 1e-3; 4bit: the measured value with ~40% margin.
-  test("mean next-token KL over llama2.c's greedy sequence: 8bit < 1e-3, 4bit < 0.15", async () => {
+  // Mean next-token KL over llama2.c's greedy sequence, on both CPU paths: exact (f32
+  // activations) and the default (x rounded to int8 in blocks of 64; NF4's table as int8 codes
+  // over 127; zig-src/cpu/quant_int_bnb.zig). A 64-wide model: every weight matters. Bounds:
+  // - 8bit: KL(F32 ‖ 8bit) < 1e-3, the issue's goal, on either path.
+  // - 4bit, exact path: < 0.15 (measured 0.106 when written, ~40% margin).
+  // - The default path's int8 arithmetic adds 8-bit roundings on top of the compression: of x
+  //   for both, and of NF4's table values for 4bit. An 8-bit rounding of the weights may cost
+  //   1e-3 (the goal above), so KL(exact ‖ default) < 1e-3 for 8bit and < 2e-3 for 4bit (KLs
+  //   of independent small perturbations add). √KL adds like a distance (KL ≈ ½δᵀFδ, F the
+  //   Fisher information), so the default 4bit stays within (√KL_exact + √2e-3)² of F32: the
+  //   exact path's own KL plus that budget, a bound the exact path meets trivially.
+  // Measured on this model (exact / default): 8bit 3.3e-4 / 6.5e-4 (bitsandbytes with the same
+  // map on transformers: 3.29e-4; AirLLM's own dynamic-map 8-bit over blocks of 2048:
+  // 2.07e-3), 4bit 0.1057 / 0.1056; KL(exact ‖ default) 3.2e-4 (8bit), 8.6e-4 (4bit).
+  test("mean next-token KL over llama2.c's greedy sequence, exact and int8 paths", async () => {
     const ids = [1, ...storiesRef().sequence_after_bos_prompt_then_greedy].slice(0, 200);
     const runs: Record<string, { logits: Float32Array; text: string }> = {};
     for (const c of [undefined, "8bit", "4bit"] as const) {
-      const model = await AutoModel.from_pretrained(STORIES_HF, { device: "cpu", compression: c, layer_shards_saving_path: tmp });
-      runs[c ?? "f32"] = await logitsAndText(model, ids);
-      model.dispose();
+      for (const exact of c ? [false, true] : [true]) {
+        const model = await AutoModel.from_pretrained(STORIES_HF, { device: "cpu", compression: c, layer_shards_saving_path: tmp, exact_activations: exact });
+        runs[(c ?? "f32") + (c && exact ? " exact" : "")] = await logitsAndText(model, ids);
+        model.dispose();
+      }
     }
     const V = 512;
-    const kl = (c: string) => {
+    const kl = (from: string, to: string) => {
       let total = 0;
       for (let t = 0; t < ids.length; t++) {
-        const p = softmax(runs.f32!.logits, t * V, V);
-        const q = softmax(runs[c]!.logits, t * V, V);
+        const p = softmax(runs[from]!.logits, t * V, V);
+        const q = softmax(runs[to]!.logits, t * V, V);
         for (let i = 0; i < V; i++) if (p[i]! > 0) total += p[i]! * Math.log(p[i]! / q[i]!);
       }
       return total / ids.length;
     };
-    const kl8 = kl("8bit");
-    const kl4 = kl("4bit");
-    console.log(JSON.stringify({ kl8, kl4, f32: runs.f32!.text, "8bit": runs["8bit"]!.text, "4bit": runs["4bit"]!.text }));
-    expect(kl8).toBeLessThan(1e-3);
-    expect(kl4).toBeLessThan(0.15);
+    const budget = 1e-3; // per 8-bit rounding
+    const m = {
+      kl8: kl("f32", "8bit"), kl8Exact: kl("f32", "8bit exact"), kl4: kl("f32", "4bit"), kl4Exact: kl("f32", "4bit exact"),
+      int8Cost8: kl("8bit exact", "8bit"), int8Cost4: kl("4bit exact", "4bit"),
+    };
+    console.log(JSON.stringify({ ...m, f32: runs.f32!.text, "8bit": runs["8bit"]!.text, "4bit": runs["4bit"]!.text }));
+    expect(m.kl8Exact).toBeLessThan(budget);
+    expect(m.kl8).toBeLessThan(budget);
+    expect(m.kl4Exact).toBeLessThan(0.15);
+    expect(m.int8Cost8).toBeLessThan(budget);
+    expect(m.int8Cost4).toBeLessThan(2 * budget);
+    expect(m.kl4).toBeLessThan((Math.sqrt(m.kl4Exact) + Math.sqrt(2 * budget)) ** 2);
     // Compressed files: 2-D weights as U8 with their logical dtype; norms kept in F32.
     const layer = SafetensorsFile.open(join(tmp, "splitted_model.4bit/model.layers.0.safetensors"));
     expect(layer.get("model.layers.0.mlp.down_proj.weight").dtype).toBe("nf4");

@@ -62,6 +62,21 @@ export function f16Decode(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** `rows` × `cols` weights (cols a multiple of 64) of nf4 / q8_block blocks with every code
+ *  byte pattern (q8_block's unused code 0 included) and absmax over four decades, one zero. */
+export function bnbBlocks(dtype: "nf4" | "q8_block", rows: number, cols: number, seed: number): Uint8Array {
+  const blockBytes = dtype === "nf4" ? 36 : 68;
+  const n = (rows * cols) / 64;
+  const out = new Uint8Array(n * blockBytes);
+  const view = new DataView(out.buffer);
+  const r = rng(seed);
+  for (let b = 0; b < n; b++) {
+    view.setFloat32(b * blockBytes, b === 3 ? 0 : 10 ** (2 * r() - 2), true);
+    for (let i = 4; i < blockBytes; i++) out[b * blockBytes + i] = (b * 97 + i * 31 + Math.floor((r() + 1) * 128)) & 255;
+  }
+  return out;
+}
+
 /** Largest |got - ref| / tol(i) over all elements; below 1 passes. NaN counts as a failure. */
 export function worst(got: ArrayLike<number>, ref: ArrayLike<number>, tol: (i: number) => number): number {
   expect(got.length).toBe(ref.length);

@@ -252,3 +252,65 @@ export function intDotRow(dtype: QuantDType, w: Uint8Array, blockBytes: number, 
   }
   return acc;
 }
+
+// AirLLM's compression formats (zig-src/cpu/quant_int_bnb.zig): blocks of 64 weights after an
+// f32 absmax, activations in blocks of 64, int8 codes c with w ≈ absmax·c/127.
+
+/** bitsandbytes' NF4 values (functional.py get_4bit_type("nf4")). */
+const NF4 = [
+  -1.0, -0.6961928009986877, -0.5250730514526367, -0.39491748809814453, -0.28444138169288635, -0.18477343022823334, -0.09105003625154495, 0.0,
+  0.07958029955625534, 0.16093020141124725, 0.24611230194568634, 0.33791524171829224, 0.44070982933044434, 0.5626170039176941, 0.7229568362236023, 1.0,
+];
+/** NF4 as int8 codes over 127 (none of the 16 products is a tie). */
+export const NF4_I8 = NF4.map((v) => Math.round(127 * v));
+
+export const BNB_INT_TYPES = ["nf4", "q8_block"] as const;
+
+/** Blocks of 64: d = amax/127 in f32 (not f16), q = rne(x·127/amax). */
+export function quantize64(x: Float32Array): QuantRow {
+  const q = new Int8Array(x.length);
+  const d: number[] = [];
+  for (let b = 0; b < x.length / 64; b++) {
+    let amax = 0;
+    for (let i = 0; i < 64; i++) amax = Math.max(amax, Math.abs(x[64 * b + i]!));
+    const id = amax !== 0 ? f(127 / amax) : 0;
+    for (let i = 0; i < 64; i++) q[64 * b + i] = roundEven(f(x[64 * b + i]! * id));
+    d.push(f(amax / 127));
+  }
+  return { q, d, s: [] };
+}
+
+/** The signed code of weight i (0..63) of a block whose codes start at w[o]. NF4: weight 2k is
+ *  the high nibble of byte k, 2k+1 the low one. */
+function bnbCode(dtype: "nf4" | "q8_block", w: Uint8Array, o: number, i: number): number {
+  if (dtype === "q8_block") return w[o + i]! - 128;
+  const byte = w[o + (i >> 1)]!;
+  return NF4_I8[i % 2 === 0 ? byte >> 4 : byte & 15]!;
+}
+
+/** One output of the int8 path for nf4 / q8_block: the weight row `w` (whole blocks) against x.
+ *  NF4 pairs its codes with the activations odds first (weights 1, 3, .., 63, then 0, .., 62),
+ *  which sets the lanes the integer sums fall in. */
+export function bnbIntDotRow(dtype: "nf4" | "q8_block", w: Uint8Array, x: Float32Array): number {
+  const a = quantize64(x);
+  const blockBytes = dtype === "nf4" ? 36 : 68;
+  const order = Array.from({ length: 64 }, (_, i) => (dtype === "nf4" ? (i < 32 ? 2 * i + 1 : 2 * (i - 32)) : i));
+  const view = new DataView(w.buffer, w.byteOffset, w.byteLength);
+  const acc = new Array<number>(8).fill(0);
+  for (let b = 0; b < x.length / 64; b++) {
+    const absmax = view.getFloat32(b * blockBytes, true);
+    const scale = f(absmax * a.d[b]!);
+    for (let j = 0; j < 8; j++) {
+      let sumi = 0;
+      for (const half of [0, 32]) {
+        for (let k = 0; k < 4; k++) {
+          const e = order[half + 4 * j + k]!;
+          sumi += bnbCode(dtype, w, b * blockBytes + 4, e) * a.q[64 * b + e]!;
+        }
+      }
+      acc[j] = f(acc[j]! + f(scale * sumi));
+    }
+  }
+  const h = [0, 1, 2, 3].map((i) => f(acc[i]! + acc[i + 4]!));
+  return f(f(f(h[0]! + h[2]!) + f(h[1]! + h[3]!)) / 127);
+}

@@ -1,5 +1,6 @@
-// The CPU backend's default matmul on GGUF legacy and K-quant weights: activations quantized
-// to int8 (llama.cpp's q8_0 / q8_1 / q8_K) and integer dot products. Checked against the plain
+// The CPU backend's default matmul on GGUF legacy and K-quant weights, and on AirLLM's nf4 /
+// q8_block in rows of whole blocks: activations quantized to int8 (llama.cpp's q8_0 / q8_1 /
+// q8_K; blocks of 64 for nf4 / q8_block) and integer dot products. Checked against the plain
 // scalar reference of the same scheme in test/int-dot-reference.ts, bit for bit, on every
 // integer-dot path this build has (AVX2 and the portable one, forced), for decode and for
 // prefill; and its distance from the exact product bounded.
@@ -9,8 +10,8 @@ import { resolve } from "node:path";
 import { createCpuBackend } from "../src/backend/cpu/index.ts";
 import { cpuLibrary } from "../src/backend/cpu/native.ts";
 import { QUANT_BLOCKS, tensorBytes, type QuantDType, type Weight } from "../src/backend/backend.ts";
-import { half, INT_TYPES, intDotRow } from "./int-dot-reference.ts";
-import { backendData, randoms } from "./cpu-test-data.ts";
+import { BNB_INT_TYPES, bnbIntDotRow, half, INT_TYPES, intDotRow, NF4_I8 } from "./int-dot-reference.ts";
+import { backendData, bnbBlocks, randoms } from "./cpu-test-data.ts";
 import { ROOT } from "./paths.ts";
 
 const DIR = resolve(ROOT, "test/fixtures/gguf-quant");
@@ -68,18 +69,25 @@ const ISAS = [
   [1, "avx2"],
 ] as const;
 
-describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
-  const { w, bytes } = weight(dtype, ROWS, COLS);
+/** The scalar reference's output for every token t and weight row r: row(w_r, x_t). */
+function reference(bytes: Uint8Array, xs: Float32Array, T: number, row: (w: Uint8Array, x: Float32Array) => number): Float32Array {
   const rowBytes = bytes.byteLength / ROWS;
-  const T = 3;
-  const xs = activations(T, COLS, 77);
   const want = new Float32Array(T * ROWS);
   for (let t = 0; t < T; t++) {
-    for (let r = 0; r < ROWS; r++) {
-      want[t * ROWS + r] = intDotRow(dtype, bytes.subarray(r * rowBytes, (r + 1) * rowBytes), QUANT_BLOCKS[dtype].bytes, xs.subarray(t * COLS, (t + 1) * COLS));
-    }
+    for (let r = 0; r < ROWS; r++) want[t * ROWS + r] = row(bytes.subarray(r * rowBytes, (r + 1) * rowBytes), xs.subarray(t * COLS, (t + 1) * COLS));
   }
+  return want;
+}
 
+/** The default (int8) and exact-activation products, and the dequantized weights. */
+function products(w: Weight, xs: Float32Array, T: number): { fast: Float32Array; ref: Float32Array; wv: Float32Array } {
+  const dq = be.alloc(ROWS * COLS * 4);
+  be.dequantize(dq, w.addr, w.dtype as QuantDType, ROWS * COLS);
+  return { fast: matmul(be, w, xs, T), ref: matmul(exact, w, xs, T), wv: get(dq, ROWS * COLS) };
+}
+
+/** One test per integer-dot path: the prefill of T tokens and each token alone equal `want`. */
+function bitExactOnEveryPath(w: Weight, xs: Float32Array, T: number, want: Float32Array): void {
   for (const [isa, name] of ISAS) {
     test(`${name} path: decode and prefill bit-exact to the scalar reference`, () => {
       const forced = lib.airllm_int_dot_isa(isa);
@@ -99,6 +107,14 @@ describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
       lib.airllm_int_dot_isa(startIsa);
     });
   }
+}
+
+describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
+  const { w, bytes } = weight(dtype, ROWS, COLS);
+  const rowBytes = bytes.byteLength / ROWS;
+  const T = 3;
+  const xs = activations(T, COLS, 77);
+  bitExactOnEveryPath(w, xs, T, reference(bytes, xs, T, (wr, x) => intDotRow(dtype, wr, QUANT_BLOCKS[dtype].bytes, x)));
 
   // The int8 rounding of x: each element of a block is off by at most half a step, amax/254,
   // plus amax·2^-11 where the step is stored as f16 (blocks of 32); the q8_1 sum term of the
@@ -106,11 +122,7 @@ describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
   // |fast − exact| ≤ Σ_blocks [amax·(1/254 + 2^-11)·Σ|w_i| + 32·amax·2^-11·|m|], plus f32
   // rounding of both sums.
   test("within the activation rounding bound of the exact-activation product", () => {
-    const fast = matmul(be, w, xs, T);
-    const ref = matmul(exact, w, xs, T);
-    const dq = be.alloc(ROWS * COLS * 4);
-    be.dequantize(dq, w.addr, dtype, ROWS * COLS);
-    const wv = get(dq, ROWS * COLS);
+    const { fast, ref, wv } = products(w, xs, T);
     const B = QUANT_BLOCKS[dtype].elements;
     for (let t = 0; t < T; t++) {
       for (let r = 0; r < ROWS; r++) {
@@ -132,5 +144,56 @@ describe.each(INT_TYPES)("%s with int8 activations", (dtype) => {
         expect(Math.abs(fast[t * ROWS + r]! - ref[t * ROWS + r]!)).toBeLessThanOrEqual(bound);
       }
     }
+  });
+});
+
+describe.each(BNB_INT_TYPES)("%s with int8 activations", (dtype) => {
+  const bytes = bnbBlocks(dtype, ROWS, COLS, 5);
+  const w: Weight = { addr: putBytes(bytes), dtype, shape: [ROWS, COLS] };
+  const rowBytes = bytes.byteLength / ROWS;
+  const T = 3;
+  const xs = activations(T, COLS, 78);
+  bitExactOnEveryPath(w, xs, T, reference(bytes, xs, T, (wr, x) => bnbIntDotRow(dtype, wr, x)));
+
+  // The int path multiplies w' = absmax·c/127 (c: q − 128 for q8_block, so w' = w; NF4's
+  // round(127·code), so |w' − w| ≤ absmax/254) by x rounded to int8 in blocks of 64, each
+  // element off by at most amax/254 (d = amax/127 in f32, one more rounding of 2^-24). So
+  // |fast − exact| ≤ Σ_blocks amax·(1/254)(1 + 2^-20)·Σ|w'_i| + Σ_i |w'_i − w_i|·|x_i|, plus
+  // f32 rounding of both sums.
+  test("within the activation and table rounding bound of the exact-activation product", () => {
+    const { fast, ref, wv } = products(w, xs, T);
+    const view = new DataView(bytes.buffer);
+    const blockBytes = rowBytes / (COLS / 64);
+    const intWeight = (r: number, i: number): number => {
+      const o = r * rowBytes + Math.floor(i / 64) * blockBytes;
+      const byte = bytes[o + 4 + (dtype === "nf4" ? (i % 64) >> 1 : i % 64)]!;
+      const c = dtype === "q8_block" ? byte - 128 : NF4_I8[i % 2 === 0 ? byte >> 4 : byte & 15]!;
+      return (view.getFloat32(o, true) * c) / 127;
+    };
+    let tableTerms = 0;
+    for (let t = 0; t < T; t++) {
+      for (let r = 0; r < ROWS; r++) {
+        let bound = 0;
+        let mag = 0;
+        for (let b = 0; b < COLS / 64; b++) {
+          let amax = 0;
+          let wsum = 0;
+          for (let i = b * 64; i < (b + 1) * 64; i++) {
+            const wi = intWeight(r, i);
+            amax = Math.max(amax, Math.abs(xs[t * COLS + i]!));
+            wsum += Math.abs(wi);
+            mag += Math.abs(wv[r * COLS + i]! * xs[t * COLS + i]!);
+            const table = Math.abs(wi - wv[r * COLS + i]!) * Math.abs(xs[t * COLS + i]!);
+            bound += table;
+            tableTerms += table;
+          }
+          bound += (amax / 254) * (1 + 2 ** -20) * wsum;
+        }
+        bound += 2 * COLS * 2 ** -24 * (mag + bound);
+        expect(Math.abs(fast[t * ROWS + r]! - ref[t * ROWS + r]!)).toBeLessThanOrEqual(bound);
+      }
+    }
+    // NF4's int8 table is the only approximation of the weights; q8_block's codes are exact.
+    if (dtype === "nf4") expect(tableTerms).toBeGreaterThan(0);
   });
 });

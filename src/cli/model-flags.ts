@@ -13,7 +13,7 @@ import { HUB_FLAGS } from "./hub-flags.ts";
 export const MODEL_FLAGS: readonly FlagSpec[] = [
   { name: "device", value: "D", help: "cuda, cpu or auto (default auto: CUDA when available, else CPU)" },
   { name: "threads", value: "N", help: "CPU threads (default: all cores)" },
-  { name: "exact-activations", help: "CPU, GGUF quantized weights: multiply f32 activations instead of int8-quantized ones (slower; exact to the file's weights)" },
+  { name: "exact-activations", help: "CPU, GGUF quantized and 4bit/8bit compressed weights: multiply f32 activations instead of int8-quantized ones (slower; exact to the file's weights)" },
   { name: "compression", value: "4bit|8bit", help: "AirLLM compression: use MODEL/splitted_model.4bit|8bit, creating it first" },
   { name: "max-gpu-memory", value: "SIZE", help: "device memory budget, e.g. 4GiB; layers beyond it stream from host RAM" },
   { name: "max-memory", value: "SIZE", help: "CPU: peak RSS of the whole process beyond a 64 MiB runtime overhead, e.g. 4GiB; weights beyond it are read from disk every pass" },

@@ -32,7 +32,9 @@ export async function selftestCommand(argv: readonly string[], out: (s: string) 
   }
   const probe = probeCuda();
   if (!probe.ok) throw new UsageError(`no usable CUDA GPU: ${probe.reason}`, "run selftest on a machine with an NVIDIA GPU and driver");
-  const cpu = createCpuBackend({});
+  // The CUDA kernels multiply f32 activations: compare with the CPU's exact-activation path, not
+  // its default int8 one (GGUF and 4bit/8bit weights), which rounds x.
+  const cpu = createCpuBackend({ exactActivations: true });
   const gpu = createCudaBackend();
   let checks;
   try {

@@ -32,9 +32,10 @@ export interface FromPretrainedOptions {
   /** CPU threads (default: all cores). */
   readonly threads?: number;
   /**
-   * CPU: GGUF legacy and K-quant weights multiply the activations in f32 as given, instead of
-   * quantizing them to int8 first as llama.cpp does (the default: faster, logits within
-   * llama.cpp's own rounding). For comparisons with transformers on a file's exact weights.
+   * CPU: GGUF legacy and K-quant weights, and 4bit / 8bit compressed ones, multiply the
+   * activations in f32 as given, instead of quantizing them to int8 first as llama.cpp does
+   * (the default: faster, logits within llama.cpp's own rounding). For comparisons with
+   * transformers on a file's exact weights.
    */
   readonly exact_activations?: boolean;
   /**

@@ -89,6 +89,26 @@ pub inline fn dotU2(comptime isa: Isa, w0: U8x32, a0: I8x32, w1: U8x32, a1: I8x3
     return quads(p);
 }
 
+/// dotS with |w| given: where w comes from a table lookup, |w| is one more lookup, which
+/// leaves the pipes vpabsb shares with the multiplies.
+pub inline fn dotSAbs(comptime isa: Isa, w: I8x32, w_abs: U8x32, a: I8x32) I32x8 {
+    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w_abs, @"llvm.x86.avx2.psign.b"(a, w)), ones);
+    return dotS(isa, w, a);
+}
+
+/// Lane i: table[idx[i]], indices 0..15 (the codes of a non-linear 4-bit type): avx2 with one
+/// vpshufb on the table held in both 128-bit halves, portable one element at a time.
+pub inline fn lookup16(comptime isa: Isa, comptime table: [16]i8, idx: U8x32) I8x32 {
+    if (comptime isa == .avx2) {
+        const both: U8x32 = @bitCast(table ++ table);
+        return @bitCast(@"llvm.x86.avx2.pshuf.b"(both, idx));
+    }
+    const ix: [32]u8 = idx;
+    var r: [32]i8 = undefined;
+    for (&r, ix) |*v, i| v.* = table[i & 15];
+    return r;
+}
+
 /// Lane j: a[2j]·b[2j] + a[2j+1]·b[2j+1] in i32 (vpmaddwd), exact for any i16 inputs.
 pub inline fn pairProducts(comptime isa: Isa, a: I16x16, b: I16x16) I32x8 {
     if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(a, b);
@@ -171,5 +191,10 @@ test "the AVX2 and portable paths agree on extreme codes" {
         try std.testing.expectEqual(dotS(.portable, w, a), dotS(.avx2, w, a));
         try std.testing.expectEqual(dotU2(.portable, small, a, small, w), dotU2(.avx2, small, a, small, w));
         try std.testing.expectEqual(pairProducts(.portable, sw, h0), pairProducts(.avx2, sw, h0));
+        const idx = u & @as(U8x32, @splat(15));
+        const table: [16]i8 = .{ -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127 };
+        try std.testing.expectEqual(lookup16(.portable, table, idx), lookup16(.avx2, table, idx));
+        const w_abs: U8x32 = @bitCast(@abs(w));
+        try std.testing.expectEqual(dotS(.portable, w, a), dotSAbs(.avx2, w, w_abs, a));
     }
 }

@@ -6,21 +6,26 @@
 //! - blocks of 256 with sums of 16 (ggml `quantize_row_q8_K`) for the K-quants: max = the
 //!   first x of largest |x|, iscale = -127/max, q = min(127, round-half-even(iscale·x)),
 //!   d = 1/iscale, bsums[k] = Σ q over weights 16k .. 16k+15.
+//! - blocks of 64 for AirLLM's compression formats (quant_int_bnb.zig), one per weight block:
+//!   as blocks of 32 but with d = amax/127 kept in f32, and the codes stored in the order the
+//!   weight codes unpack in (`Order.odds_first` for NF4: codes 1, 3, .., 63, then 0, 2, .., 62).
 //! Token rows are quantized in parallel; every output row and thread then reads them.
 const std = @import("std");
 const pool = @import("thread_pool.zig");
 
-pub const Scheme = enum { b32, b256 };
+pub const Scheme = enum { b32, b64, b256 };
+pub const Order = enum { natural, odds_first };
 
 /// Quantized activations of T token rows of `cols` values each. Row t's codes are
-/// qs[t·cols ..], its block scales d[t·nb ..]; `s` (b32) holds the q8_1 sums per block,
-/// `bsums` (b256) the sums of 16. With an `offset` (b32), `offs` holds offset·Σ of each
-/// block's codes: what weights stored as unsigned codes minus that offset (q4_0: 8, q5_0: 16)
-/// subtract, so they skip the sign handling.
+/// qs[t·cols ..] (in `order`, b64), its block scales d[t·nb ..]; `s` (b32) holds the q8_1
+/// sums per block, `bsums` (b256) the sums of 16. With an `offset` (b32), `offs` holds
+/// offset·Σ of each block's codes: what weights stored as unsigned codes minus that offset
+/// (q4_0: 8, q5_0: 16) subtract, so they skip the sign handling.
 pub const Acts = struct {
     scheme: Scheme,
     cols: usize,
     offset: i32,
+    order: Order,
     qs: [*]i8,
     d: [*]f32,
     s: [*]f32,
@@ -28,26 +33,39 @@ pub const Acts = struct {
     offs: [*]i32,
 
     pub fn blockElems(scheme: Scheme) usize {
-        return if (scheme == .b32) 32 else 256;
+        return switch (scheme) {
+            .b32 => 32,
+            .b64 => 64,
+            .b256 => 256,
+        };
+    }
+
+    /// Bytes of the q8_1 sums (b32) or sums of 16 (b256) of T rows.
+    fn sideBytes(scheme: Scheme, T: usize, cols: usize) usize {
+        return switch (scheme) {
+            .b32 => T * (cols / 32) * 4,
+            .b64 => 0,
+            .b256 => T * (cols / 16) * 2,
+        };
     }
 
     /// Bytes of scratch for T rows (all arrays 64-byte aligned within it).
     pub fn bytes(scheme: Scheme, T: usize, cols: usize) usize {
         const nb = T * (cols / blockElems(scheme));
-        const side = if (scheme == .b32) nb * 4 else T * (cols / 16) * 2;
         const offs = if (scheme == .b32) nb * 4 else 0;
-        return al(T * cols) + al(nb * 4) + al(side) + al(offs);
+        return al(T * cols) + al(nb * 4) + al(sideBytes(scheme, T, cols)) + al(offs);
     }
 
-    pub fn init(scheme: Scheme, offset: i32, T: usize, cols: usize, mem: [*]align(64) u8) Acts {
+    pub fn init(scheme: Scheme, offset: i32, order: Order, T: usize, cols: usize, mem: [*]align(64) u8) Acts {
         const nb = T * (cols / blockElems(scheme));
         const d_off = al(T * cols);
         const s_off = d_off + al(nb * 4);
-        const side = if (scheme == .b32) nb * 4 else T * (cols / 16) * 2;
+        const side = sideBytes(scheme, T, cols);
         return .{
             .scheme = scheme,
             .cols = cols,
             .offset = offset,
+            .order = order,
             .qs = @ptrCast(mem),
             .d = @ptrCast(@alignCast(mem + d_off)),
             .s = @ptrCast(@alignCast(mem + s_off)),
@@ -93,6 +111,34 @@ fn quantizeRow32(x: [*]const f32, a: *const Acts, t: usize) void {
     }
 }
 
+/// Codes 1, 3, .., 63 then 0, 2, .., 62 of a block of 64.
+const odds_first: [64]i32 = blk: {
+    var m: [64]i32 = undefined;
+    for (0..32) |i| {
+        m[i] = 2 * i + 1;
+        m[32 + i] = 2 * i;
+    }
+    break :blk m;
+};
+
+fn quantizeRow64(x: [*]const f32, a: *const Acts, t: usize) void {
+    const nb = a.cols / 64;
+    for (0..nb) |b| {
+        var v: [8]V8 = undefined;
+        inline for (0..8) |i| v[i] = @as(*align(1) const [8]f32, @ptrCast(x + 64 * b + 8 * i)).*;
+        var m = @abs(v[0]);
+        inline for (1..8) |i| m = @max(m, @abs(v[i]));
+        const amax = @reduce(.Max, m);
+        const id: f32 = if (amax != 0) 127.0 / amax else 0;
+        var r: [8]@Vector(8, i32) = undefined;
+        inline for (0..8) |i| r[i] = @intFromFloat(roundEven(v[i] * @as(V8, @splat(id))));
+        const codes: @Vector(64, i32) = @bitCast(r);
+        const stored = if (a.order == .odds_first) @shuffle(i32, codes, undefined, odds_first) else codes;
+        @as(*align(1) [64]i8, @ptrCast(a.qs + t * a.cols + 64 * b)).* = @as(@Vector(64, i8), @intCast(stored));
+        a.d[t * nb + b] = amax / 127.0;
+    }
+}
+
 fn quantizeRow256(x: [*]const f32, a: *const Acts, t: usize) void {
     const nb = a.cols / 256;
     for (0..nb) |b| {
@@ -135,7 +181,11 @@ const Job = struct { x: [*]const f32, acts: *const Acts };
 fn quantizeRows(j: *const Job, lo: usize, hi: usize) void {
     for (lo..hi) |t| {
         const x = j.x + t * j.acts.cols;
-        if (j.acts.scheme == .b32) quantizeRow32(x, j.acts, t) else quantizeRow256(x, j.acts, t);
+        switch (j.acts.scheme) {
+            .b32 => quantizeRow32(x, j.acts, t),
+            .b64 => quantizeRow64(x, j.acts, t),
+            .b256 => quantizeRow256(x, j.acts, t),
+        }
     }
 }
 

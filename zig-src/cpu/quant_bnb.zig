@@ -15,8 +15,9 @@
 //! Block b starts at byte b·blockBytes.
 //!
 //! Decoding is `code·absmax` in f32, bit-exact to bitsandbytes' dequantize. The fused matmul
-//! multiplies codes by x and scales each block's partial sum once: within f32 rounding of
-//! dequantize-then-multiply. `weightAt`/`codeValue` take any indexable byte pointer, so the CUDA
+//! here multiplies codes by x and scales each block's partial sum once: within f32 rounding of
+//! dequantize-then-multiply. It is the exact-activation path, and the only one where blocks
+//! span rows; rows of whole blocks take the int8 path by default (quant_int_bnb.zig). `weightAt`/`codeValue` take any indexable byte pointer, so the CUDA
 //! kernels (zig-src/cuda/quant_bnb.zig) decode with this same code.
 const std = @import("std");
 const DType = @import("../dtype.zig").DType;

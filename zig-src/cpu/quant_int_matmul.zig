@@ -1,10 +1,12 @@
-//! out[T, rows] = x[T, cols] · wᵀ for GGUF legacy and K-quant weights with the activations
-//! quantized to int8 once per call (quant_act.zig) and integer dot products per block
-//! (quant_int_legacy.zig, quant_int_k.zig), llama.cpp's arithmetic. Rows are split over the
+//! out[T, rows] = x[T, cols] · wᵀ for GGUF legacy and K-quant weights and AirLLM's compression
+//! formats with the activations quantized to int8 once per call (quant_act.zig) and integer dot
+//! products per block (quant_int_legacy.zig, quant_int_k.zig: llama.cpp's arithmetic;
+//! quant_int_bnb.zig). Rows are split over the
 //! threads as for the float kernels (matmul_tasks.zig); all of them read the one quantized copy
 //! of x.
 //! - Decode (T = 1): nothing but registers between the weight bytes and the accumulators
-//!   (legacy types 8 rows at a time against the same activation blocks, K-quants 4).
+//!   (legacy types 8 rows at a time against the same activation blocks, AirLLM's formats 4,
+//!   K-quants one row: a single sequential stream).
 //! - Prefill: each block of a row group is unpacked to codes once and multiplied by every token
 //!   of the task's token range, accumulators in an L1 buffer: the weights leave memory once per
 //!   token range and are decoded once per token range, not once per token.
@@ -17,15 +19,18 @@ const act = @import("quant_act.zig");
 const id = @import("int_dot.zig");
 const il = @import("quant_int_legacy.zig");
 const ik = @import("quant_int_k.zig");
+const ib = @import("quant_int_bnb.zig");
 const tasks = @import("matmul_tasks.zig");
 const Args = tasks.Args;
 
 const V8 = @Vector(8, f32);
 
-/// Types with an integer kernel.
-pub fn supported(dt: DType) bool {
+/// Types with an integer kernel for rows of `cols` weights (AirLLM's formats: whole blocks, so
+/// none spans two rows).
+pub fn supported(dt: DType, cols: usize) bool {
     return switch (dt) {
         .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => true,
+        .nf4, .q8_block => cols % dt.blockElems() == 0,
         else => false,
     };
 }
@@ -38,19 +43,21 @@ fn rowBytes(comptime dt: DType, a: *const Args) usize {
     return a.cols / dt.blockElems() * dt.blockBytes();
 }
 
+/// The first bytes of rows r .. r + n of a group of `count` ≤ n real rows; the missing ones
+/// repeat the last real row (computed, never stored).
+fn groupRows(comptime dt: DType, comptime n: usize, a: *const Args, r: usize, count: usize) [n][*]const u8 {
+    const w: [*]const u8 = @ptrFromInt(a.w);
+    var p: [n][*]const u8 = undefined;
+    inline for (0..n) |i| p[i] = w + (r + @min(i, count - 1)) * rowBytes(dt, a);
+    return p;
+}
+
 /// The legacy types, eight rows per group (quant_int_legacy.zig); a last group of fewer rows
 /// repeats its last row in the missing lanes and stores only the real ones.
 fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
     const n = il.rows;
     return struct {
         const row_align = n;
-
-        fn blocks(a: *const Args, r: usize, count: usize) [n][*]const u8 {
-            const w: [*]const u8 = @ptrFromInt(a.w);
-            var p: [n][*]const u8 = undefined;
-            inline for (0..n) |i| p[i] = w + (r + @min(i, count - 1)) * rowBytes(dt, a);
-            return p;
-        }
 
         inline fn advance(p: *const [n][*]const u8, b: usize) [n][*]const u8 {
             var q: [n][*]const u8 = undefined;
@@ -67,7 +74,7 @@ fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
         fn decodeGroup(a: *const Args, r: usize, count: usize) void {
             @setEvalBranchQuota(100000);
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            const base = blocks(a, r, count);
+            const base = groupRows(dt, n, a, r, count);
             var acc: V8 = @splat(0);
             const nb = a.cols / 32;
             var b: usize = 0;
@@ -95,7 +102,7 @@ fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
         fn prefillGroup(a: *const Args, r: usize, count: usize, t_lo: usize, t_hi: usize) void {
             @setEvalBranchQuota(100000);
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            const base = blocks(a, r, count);
+            const base = groupRows(dt, n, a, r, count);
             var acc: [tok_pass]V8 = undefined;
             @memset(acc[0 .. t_hi - t_lo], @as(V8, @splat(0)));
             for (0..a.cols / 32) |b| {
@@ -124,13 +131,6 @@ fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
     const V4 = ik.V4;
     return struct {
         const row_align = n;
-
-        fn blocks(a: *const Args, r: usize, count: usize) [n][*]const u8 {
-            const w: [*]const u8 = @ptrFromInt(a.w);
-            var p: [n][*]const u8 = undefined;
-            inline for (0..n) |i| p[i] = w + (r + @min(i, count - 1)) * rowBytes(dt, a);
-            return p;
-        }
 
         inline fn store(a: *const Args, acc: V4, t: usize, r: usize, count: usize) void {
             inline for (0..n) |i| {
@@ -168,7 +168,7 @@ fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
 
         fn prefillGroup(a: *const Args, r: usize, count: usize, t_lo: usize, t_hi: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
-            const base = blocks(a, r, count);
+            const base = groupRows(dt, n, a, r, count);
             const nb = a.cols / 256;
             var acc: [tok_pass]V4 = undefined;
             @memset(acc[0 .. t_hi - t_lo], @as(V4, @splat(0)));
@@ -202,7 +202,72 @@ fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
     };
 }
 
+/// AirLLM's formats, four rows per group against the same activation blocks (quant_int_bnb.zig).
+fn Bnb(comptime dt: DType, comptime isa: id.Isa) type {
+    const rb = 4;
+    return struct {
+        const row_align = rb;
+
+        inline fn unpackRows(comptime n: usize, a: *const Args, r: usize, b: usize) [n]ib.Unpacked {
+            const w: [*]const u8 = @ptrFromInt(a.w);
+            var u: [n]ib.Unpacked = undefined;
+            inline for (0..n) |i| u[i] = ib.unpack(dt, isa, w + (r + i) * rowBytes(dt, a) + b * dt.blockBytes());
+            return u;
+        }
+
+        inline fn step(comptime n: usize, u: *const [n]ib.Unpacked, acc: *[n]V8, a: *const act.Acts, t: usize, b: usize) void {
+            const q: *align(1) const [2]id.I8x32 = @ptrCast(a.qs + t * a.cols + 64 * b);
+            const qa = q.*;
+            const da = a.d[t * (a.cols / 64) + b];
+            inline for (0..n) |i| acc[i] = acc[i] + ib.contrib(dt, isa, &u[i], &qa, da);
+        }
+
+        fn decodeGroup(comptime n: usize, a: *const Args, r: usize) void {
+            const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            var acc: [n]V8 = @splat(@splat(0));
+            for (0..a.cols / 64) |b| step(n, &unpackRows(n, a, r, b), &acc, acts, 0, b);
+            inline for (0..n) |i| a.out[r + i] = ib.total(acc[i]);
+        }
+
+        pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
+            var r = lo;
+            while (r + rb <= hi) : (r += rb) decodeGroup(rb, a, r);
+            switch (hi - r) {
+                inline 1...rb - 1 => |n| decodeGroup(n, a, r),
+                else => {},
+            }
+        }
+
+        fn prefillGroup(comptime n: usize, a: *const Args, r: usize, t_lo: usize, t_hi: usize) void {
+            const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            var acc: [tok_pass][n]V8 = undefined;
+            for (acc[0 .. t_hi - t_lo]) |*row| row.* = @splat(@splat(0));
+            for (0..a.cols / 64) |b| {
+                const u = unpackRows(n, a, r, b);
+                for (t_lo..t_hi) |t| step(n, &u, &acc[t - t_lo], acts, t, b);
+            }
+            for (t_lo..t_hi) |t| {
+                inline for (0..n) |i| a.out[t * a.ld + r + i] = ib.total(acc[t - t_lo][i]);
+            }
+        }
+
+        pub fn prefill(comptime _: DType, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
+            var t0 = t_lo;
+            while (t0 < t_hi) : (t0 += tok_pass) {
+                const t1 = @min(t_hi, t0 + tok_pass);
+                var r = r_lo;
+                while (r + rb <= r_hi) : (r += rb) prefillGroup(rb, a, r, t0, t1);
+                switch (r_hi - r) {
+                    inline 1...rb - 1 => |n| prefillGroup(n, a, r, t0, t1),
+                    else => {},
+                }
+            }
+        }
+    };
+}
+
 fn Family(comptime dt: DType, comptime isa: id.Isa) type {
+    if (dt.isBnb()) return Bnb(dt, isa);
     return if (dt.blockElems() == 32) Legacy(dt, isa) else KQuant(dt, isa);
 }
 
@@ -211,10 +276,14 @@ pub const Error = error{OutOfMemory};
 /// Scratch for one decode call's activations, enough for rows of 28672 (a 70B FFN).
 const stack_bytes = 40 * 1024;
 
-/// out[T, rows] = x[T, cols] · wᵀ, w of a `supported` type, cols whole blocks, out row t at
-/// out + t·ld. error.OutOfMemory when the quantized copy of x cannot be allocated.
+/// out[T, rows] = x[T, cols] · wᵀ, w of a type `supported` for cols, cols whole blocks, out
+/// row t at out + t·ld. error.OutOfMemory when the quantized copy of x cannot be allocated.
 pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize) Error!void {
-    const scheme: act.Scheme = if (dt.blockElems() == 32) .b32 else .b256;
+    const scheme: act.Scheme = switch (dt.blockElems()) {
+        32 => .b32,
+        64 => .b64,
+        else => .b256,
+    };
     const bytes = act.Acts.bytes(scheme, T, cols);
     var stack: [stack_bytes]u8 align(64) = undefined;
     const heap = bytes > stack_bytes;
@@ -224,11 +293,15 @@ pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows
         inline .q4_0, .q5_0 => |d| il.offset(d),
         else => 0,
     };
-    const acts = act.Acts.init(scheme, off, T, cols, mem);
+    const order: act.Order = switch (dt) {
+        inline .nf4, .q8_block => |d| ib.order(d),
+        else => .natural,
+    };
+    const acts = act.Acts.init(scheme, off, order, T, cols, mem);
     act.quantize(&acts, x, T);
     switch (id.active) {
         inline else => |isa| switch (dt) {
-            inline .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k => |d| {
+            inline .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .nf4, .q8_block => |d| {
                 const F = Family(d, isa);
                 tasks.Kernel(d, F.decode, F.prefill).run(out, ld, x, w, rows, cols, T, F.row_align, 1, &acts);
             },

@@ -195,17 +195,18 @@ fn prefillBlock(comptime dt: DType, a: *const Args, r_lo: usize, r_hi: usize, t_
 
 /// out[T, rows] = x[T, cols] · wᵀ, w quantized [rows, cols], output row t at out + t·ld.
 /// `exact`: multiply by x as given (f32). Otherwise the types with an integer kernel quantize
-/// x to int8 first (quant_int_matmul.zig, llama.cpp's scheme); the others ignore the flag.
+/// x to int8 first (quant_int_matmul.zig: llama.cpp's scheme for GGUF types; nf4 / q8_block
+/// in rows of whole blocks); the others ignore the flag.
 /// error.BadShape when cols is not a whole number of blocks.
 pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows: usize, cols: usize, T: usize, exact: bool) Error!void {
     if (!validCols(dt, cols)) return error.BadShape;
-    if (dt.isBnb()) return bnb.matmul(out, ld, x, w, dt, rows, cols, T);
     if (rows == 0 or T == 0) return;
     if (cols == 0) {
         for (0..T) |t| @memset(out[t * ld ..][0..rows], 0);
         return;
     }
-    if (!exact and int_matmul.supported(dt)) return int_matmul.matmul(out, ld, x, w, dt, rows, cols, T);
+    if (!exact and int_matmul.supported(dt, cols)) return int_matmul.matmul(out, ld, x, w, dt, rows, cols, T);
+    if (dt.isBnb()) return bnb.matmul(out, ld, x, w, dt, rows, cols, T);
     switch (dt) {
         inline else => |d| if (comptime d.isGguf()) tasks.Kernel(d, decodeRows, prefillBlock).run(out, ld, x, w, rows, cols, T, prefill_rb, prefill_tb, null) else unreachable,
     }
