@@ -2,7 +2,8 @@
 // q8_block in rows of whole blocks: activations quantized to int8 (llama.cpp's q8_0 / q8_1 /
 // q8_K; blocks of 64 for nf4 / q8_block) and integer dot products. Checked against the plain
 // scalar reference of the same scheme in test/int-dot-reference.ts, bit for bit, on every
-// integer-dot path this build has (AVX2 and the portable one, forced), for decode and for
+// integer-dot path this CPU runs (the portable one, AVX2, AVX-VNNI and AVX512-VNNI, each forced;
+// the ones it lacks are refused, checked against /proc/cpuinfo), for decode and for
 // prefill; and its distance from the exact product bounded.
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
@@ -67,7 +68,21 @@ const COLS = 1536;
 const ISAS = [
   [0, "portable"],
   [1, "avx2"],
+  [2, "avxvnni"],
+  [3, "avx512vnni"],
 ] as const;
+
+// What the kernel's CPUID check must agree with: Linux's own flags for this CPU.
+const CPU_FLAGS = new Set(
+  (readFileSync("/proc/cpuinfo", "utf8").match(/^flags\s*:(.*)$/m)?.[1] ?? "").trim().split(/\s+/),
+);
+/** Whether Linux says this CPU runs the path (the default x86-64-v3 build has AVX2 everywhere). */
+function cpuRuns(name: (typeof ISAS)[number][1]): boolean {
+  if (name === "portable") return true;
+  if (name === "avx2") return CPU_FLAGS.has("avx2");
+  if (name === "avxvnni") return CPU_FLAGS.has("avx2") && CPU_FLAGS.has("avx_vnni");
+  return CPU_FLAGS.has("avx512_vnni") && CPU_FLAGS.has("avx512vl") && CPU_FLAGS.has("avx512f");
+}
 
 /** The scalar reference's output for every token t and weight row r: row(w_r, x_t). */
 function reference(bytes: Uint8Array, xs: Float32Array, T: number, row: (w: Uint8Array, x: Float32Array) => number): Float32Array {
@@ -91,12 +106,9 @@ function bitExactOnEveryPath(w: Weight, xs: Float32Array, T: number, want: Float
   for (const [isa, name] of ISAS) {
     test(`${name} path: decode and prefill bit-exact to the scalar reference`, () => {
       const forced = lib.airllm_int_dot_isa(isa);
-      if (forced === -1) {
-        // Only a build without AVX2 (not the default x86-64-v3 one) lacks that path.
-        expect(name).toBe("avx2");
-        expect(lib.airllm_int_dot_isa(-1)).toBe(0);
-        return;
-      }
+      // A path the CPU lacks is refused, exactly when Linux's flags say so (then nothing runs).
+      expect(forced === -1).toBe(!cpuRuns(name));
+      if (forced === -1) return;
       expect(forced).toBe(isa);
       const prefill = matmul(be, w, xs, T);
       expect(Array.from(prefill)).toEqual(Array.from(want));

@@ -99,13 +99,14 @@ pub fn airllm_matmul(out: usize, x: usize, w: usize, dtype: u32, rows: u32, cols
 }
 
 /// The integer dot-product path of the quantized-activation matmul (int_dot.zig: 0 portable,
-/// 1 AVX2). isa ≥ 0 forces that path first (tests); -1 when this build cannot run it.
+/// 1 AVX2, 2 AVX-VNNI, 3 AVX512-VNNI). isa ≥ 0 forces that path first (tests); -1 when this
+/// build or CPU cannot run it.
 pub fn airllm_int_dot_isa(isa: i32) callconv(.c) i32 {
     if (isa >= 0) {
         const want = std.meta.intToEnum(int_dot.Isa, isa) catch return -1;
         if (!int_dot.force(want)) return -1;
     }
-    return @intCast(@intFromEnum(int_dot.active));
+    return @intCast(@intFromEnum(int_dot.current()));
 }
 
 /// dst[0..n] = f32 weights of n quantized weights at src (bit-exact to ggml's dequantize_row_*).

@@ -3,10 +3,15 @@
 //! quad 4j .. 4j+3, times the i16 scale of that quad's pair lanes where one is given:
 //! - avx2: vpmaddubsw (u8 × i8 → i16 pair sums) then vpmaddwd by the scales (→ i32 quad sums),
 //!   llama.cpp's sequence; signed codes go through vpsignb / |w| first.
+//! - avxvnni / avx512vnni: vpdpbusd (u8 × i8, four products summed straight into i32) where the
+//!   quads have no scale, VEX- or EVEX-encoded by inline assembly (the library is compiled for
+//!   x86-64-v3, whose features do not include VNNI; the CPU is checked when the library loads);
+//!   the scaled K-quant products keep the AVX2 sequence.
 //! - portable: the same products widened to i32 and summed in the same quads, plain @Vector
 //!   code for any target.
-//! Both are exact integer arithmetic within the bounds below (no i16 saturation), so they give
-//! identical results; `active` picks one when the library loads, and tests can force either.
+//! All are exact integer arithmetic within the bounds below (no i16 saturation), so they give
+//! identical results; `active` is the fastest the CPU runs, and tests can force any of them.
+//! The VNNI paths have not run here: the development machine's CPU (AMD Zen 1) has no VNNI.
 //!
 //! Bounds that keep vpmaddubsw exact (|pair| ≤ 32767): activations in [-127, 127], unsigned
 //! codes ≤ 127, signed codes in [-128, 127] (2·128·127 = 32512).
@@ -18,20 +23,126 @@ pub const U8x32 = @Vector(32, u8);
 pub const I16x16 = @Vector(16, i16);
 pub const I32x8 = @Vector(8, i32);
 
-pub const Isa = enum(u32) { portable = 0, avx2 = 1 };
+pub const Isa = enum(u32) {
+    portable = 0,
+    avx2 = 1,
+    avxvnni = 2,
+    avx512vnni = 3,
+
+    /// Every path but the portable one has AVX2 (the VNNI ones are supersets).
+    pub fn simd(isa: Isa) bool {
+        return isa != .portable;
+    }
+};
 
 pub const has_avx2 = builtin.cpu.arch == .x86_64 and std.Target.x86.featureSetHas(builtin.cpu.features, .avx2);
 
-/// The path the matmul takes: the fastest one this build can run (the library is built for
-/// x86-64-v3 by default, so AVX2 is there wherever it loads).
-pub var active: Isa = if (has_avx2) .avx2 else .portable;
+/// The path the matmul takes: the fastest this CPU runs, found on first use (`current`).
+var active: ?Isa = null;
 
-/// Forces a path (tests); false when this build cannot run it.
+pub fn current() Isa {
+    if (active == null) active = fastest();
+    return active.?;
+}
+
+/// Whether this build on this CPU can run `isa`.
+pub fn runs(isa: Isa) bool {
+    return switch (isa) {
+        .portable => true,
+        .avx2 => has_avx2,
+        .avxvnni => has_avx2 and cpu.avxVnni(),
+        .avx512vnni => has_avx2 and cpu.avx512Vnni(),
+    };
+}
+
+fn fastest() Isa {
+    for ([_]Isa{ .avxvnni, .avx512vnni, .avx2 }) |isa| {
+        if (runs(isa)) return isa;
+    }
+    return .portable;
+}
+
+/// Forces a path (tests); false when this build or CPU cannot run it.
 pub fn force(isa: Isa) bool {
-    if (isa == .avx2 and !has_avx2) return false;
+    if (!runs(isa)) return false;
     active = isa;
     return true;
 }
+
+/// CPUID and XGETBV: the VNNI features, and the OS saving the registers they use.
+const cpu = struct {
+    const Regs = struct { a: u32, b: u32, c: u32, d: u32 };
+
+    fn cpuid(leaf: u32, sub: u32) Regs {
+        var a: u32 = undefined;
+        var b: u32 = undefined;
+        var c: u32 = undefined;
+        var d: u32 = undefined;
+        asm volatile ("cpuid"
+            : [a] "={eax}" (a),
+              [b] "={ebx}" (b),
+              [c] "={ecx}" (c),
+              [d] "={edx}" (d),
+            : [leaf] "{eax}" (leaf),
+              [sub] "{ecx}" (sub),
+        );
+        return .{ .a = a, .b = b, .c = c, .d = d };
+    }
+
+    /// XCR0: which register states the OS saves (bits 1–2: xmm/ymm, 5–7: opmask/zmm).
+    fn xcr0() u32 {
+        if (cpuid(1, 0).c & (1 << 27) == 0) return 0; // no OSXSAVE: XGETBV would fault
+        return asm volatile ("xgetbv"
+            : [a] "={eax}" (-> u32),
+            : [c] "{ecx}" (@as(u32, 0)),
+            : "edx"
+        );
+    }
+
+    fn leaf7() bool {
+        if (comptime builtin.cpu.arch != .x86_64) return false;
+        return cpuid(0, 0).a >= 7;
+    }
+
+    fn avxVnni() bool {
+        if (!leaf7()) return false;
+        return cpuid(7, 1).a & (1 << 4) != 0 and xcr0() & 0x6 == 0x6;
+    }
+
+    /// AVX512-VNNI on 256-bit registers needs AVX512VL as well, and the zmm/opmask state saved.
+    fn avx512Vnni() bool {
+        if (!leaf7()) return false;
+        const r = cpuid(7, 0);
+        const has_vnni = r.c & (1 << 11) != 0;
+        const f_vl = r.b & (1 << 16) != 0 and r.b & (1 << 31) != 0;
+        return has_vnni and f_vl and xcr0() & 0xe6 == 0xe6;
+    }
+};
+
+/// acc + Σ_{k<4} u[4j+k]·s[4j+k] in lane j (vpdpbusd), exact.
+inline fn dpbusd(comptime isa: Isa, acc: I32x8, u: U8x32, s: I8x32) I32x8 {
+    return switch (isa) {
+        .avxvnni => asm ("{vex} vpdpbusd %[s], %[u], %[acc]"
+            : [acc] "=x" (-> I32x8),
+            : [u] "x" (u),
+              [s] "x" (s),
+              [acc0] "0" (acc),
+        ),
+        .avx512vnni => asm ("{evex} vpdpbusd %[s], %[u], %[acc]"
+            : [acc] "=v" (-> I32x8),
+            : [u] "v" (u),
+              [s] "v" (s),
+              [acc0] "0" (acc),
+        ),
+        else => @compileError("not a VNNI path"),
+    };
+}
+
+inline fn vnni(comptime isa: Isa) bool {
+    return isa == .avxvnni or isa == .avx512vnni;
+}
+
+const zero8: I32x8 = @splat(0);
 
 extern fn @"llvm.x86.avx2.pmadd.ub.sw"(U8x32, I8x32) I16x16;
 extern fn @"llvm.x86.avx2.pmadd.wd"(I16x16, I16x16) I32x8;
@@ -66,17 +177,16 @@ inline fn quadScales(sc: I16x16) I32x8 {
 /// Lane j: sc[2j]·Σ_{k<4} w[4j+k]·a[4j+k], unsigned codes w; sc holds one scale per pair of
 /// i16 lanes (both lanes of a pair equal).
 pub inline fn dotU(comptime isa: Isa, w: U8x32, a: I8x32, sc: I16x16) I32x8 {
-    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w, a), sc);
+    if (comptime isa.simd()) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w, a), sc);
     const p = @as(@Vector(32, i32), w) * @as(@Vector(32, i32), a);
     return quads(p) * quadScales(sc);
 }
 
 /// Lane j: Σ_{k<4} w[4j+k]·a[4j+k], signed codes w.
 pub inline fn dotS(comptime isa: Isa, w: I8x32, a: I8x32) I32x8 {
-    if (comptime isa == .avx2) {
-        // |w| · (a with w's sign): the products keep their signs, the left operand is unsigned.
-        return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(@abs(w), @"llvm.x86.avx2.psign.b"(a, w)), ones);
-    }
+    // |w| · (a with w's sign): the products keep their signs, the left operand is unsigned.
+    if (comptime vnni(isa)) return dpbusd(isa, zero8, @abs(w), @"llvm.x86.avx2.psign.b"(a, w));
+    if (comptime isa.simd()) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(@abs(w), @"llvm.x86.avx2.psign.b"(a, w)), ones);
     const p = @as(@Vector(32, i32), w) * @as(@Vector(32, i32), a);
     return quads(p);
 }
@@ -84,7 +194,8 @@ pub inline fn dotS(comptime isa: Isa, w: I8x32, a: I8x32) I32x8 {
 /// Lane j: Σ_{k<4} (w0·a0 + w1·a1)[4j+k], unsigned codes ≤ 63: the two vpmaddubsw results are
 /// added as i16 (|4·63·127| ≤ 32767, still exact) before one vpmaddwd.
 pub inline fn dotU2(comptime isa: Isa, w0: U8x32, a0: I8x32, w1: U8x32, a1: I8x32) I32x8 {
-    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w0, a0) + @"llvm.x86.avx2.pmadd.ub.sw"(w1, a1), ones);
+    if (comptime vnni(isa)) return dpbusd(isa, dpbusd(isa, zero8, w0, a0), w1, a1);
+    if (comptime isa.simd()) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w0, a0) + @"llvm.x86.avx2.pmadd.ub.sw"(w1, a1), ones);
     const p = @as(@Vector(32, i32), w0) * @as(@Vector(32, i32), a0) + @as(@Vector(32, i32), w1) * @as(@Vector(32, i32), a1);
     return quads(p);
 }
@@ -92,14 +203,15 @@ pub inline fn dotU2(comptime isa: Isa, w0: U8x32, a0: I8x32, w1: U8x32, a1: I8x3
 /// dotS with |w| given: where w comes from a table lookup, |w| is one more lookup, which
 /// leaves the pipes vpabsb shares with the multiplies.
 pub inline fn dotSAbs(comptime isa: Isa, w: I8x32, w_abs: U8x32, a: I8x32) I32x8 {
-    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w_abs, @"llvm.x86.avx2.psign.b"(a, w)), ones);
+    if (comptime vnni(isa)) return dpbusd(isa, zero8, w_abs, @"llvm.x86.avx2.psign.b"(a, w));
+    if (comptime isa.simd()) return @"llvm.x86.avx2.pmadd.wd"(@"llvm.x86.avx2.pmadd.ub.sw"(w_abs, @"llvm.x86.avx2.psign.b"(a, w)), ones);
     return dotS(isa, w, a);
 }
 
 /// Lane i: table[idx[i]], indices 0..15 (the codes of a non-linear 4-bit type): avx2 with one
 /// vpshufb on the table held in both 128-bit halves, portable one element at a time.
 pub inline fn lookup16(comptime isa: Isa, comptime table: [16]i8, idx: U8x32) I8x32 {
-    if (comptime isa == .avx2) {
+    if (comptime isa.simd()) {
         const both: U8x32 = @bitCast(table ++ table);
         return @bitCast(@"llvm.x86.avx2.pshuf.b"(both, idx));
     }
@@ -111,7 +223,7 @@ pub inline fn lookup16(comptime isa: Isa, comptime table: [16]i8, idx: U8x32) I8
 
 /// Lane j: a[2j]·b[2j] + a[2j+1]·b[2j+1] in i32 (vpmaddwd), exact for any i16 inputs.
 pub inline fn pairProducts(comptime isa: Isa, a: I16x16, b: I16x16) I32x8 {
-    if (comptime isa == .avx2) return @"llvm.x86.avx2.pmadd.wd"(a, b);
+    if (comptime isa.simd()) return @"llvm.x86.avx2.pmadd.wd"(a, b);
     const p = @as(@Vector(16, i32), a) * @as(@Vector(16, i32), b);
     const even: I32x8 = @shuffle(i32, p, undefined, [8]i32{ 0, 2, 4, 6, 8, 10, 12, 14 });
     const odd: I32x8 = @shuffle(i32, p, undefined, [8]i32{ 1, 3, 5, 7, 9, 11, 13, 15 });
@@ -127,7 +239,7 @@ pub inline fn halves(s: @Vector(8, i8)) I16x16 {
 
 /// i16 lane lo of `h` in the low half, lane hi in the high half (`halves` layout): one vpshufb.
 inline fn pick(comptime isa: Isa, h: I16x16, comptime lo: usize, comptime hi: usize) I16x16 {
-    if (comptime isa == .avx2) {
+    if (comptime isa.simd()) {
         const m = comptime blk: {
             @setEvalBranchQuota(10000);
             var a: [32]u8 = undefined;

@@ -174,7 +174,7 @@ extern fn @"llvm.x86.avx2.phadd.d"(id.I32x8, id.I32x8) id.I32x8;
 
 /// Lane i: the sum of v[i]'s lanes (three vphaddd and one add on AVX2; exact either way).
 inline fn fold4(comptime isa: id.Isa, v: [4]id.I32x8) @Vector(4, i32) {
-    if (comptime isa == .avx2) {
+    if (comptime isa.simd()) {
         const hadd = @"llvm.x86.avx2.phadd.d";
         const h = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));
         return @shuffle(i32, h, undefined, [4]i32{ 0, 1, 2, 3 }) + @shuffle(i32, h, undefined, [4]i32{ 4, 5, 6, 7 });

@@ -136,7 +136,7 @@ extern fn @"llvm.x86.avx2.phadd.d"(I32x8, I32x8) I32x8;
 /// Four pairs' quad sums folded into the eight rows' block sums, lane l holding row
 /// lane_rows[l]: three vphaddd (AVX2), or two rounds of in-lane unpack and add.
 inline fn fold(comptime isa: id.Isa, m: *const [4]I32x8) I32x8 {
-    if (comptime isa == .avx2) {
+    if (comptime isa.simd()) {
         const hadd = @"llvm.x86.avx2.phadd.d";
         return hadd(hadd(m[0], m[1]), hadd(m[2], m[3]));
     }

@@ -266,6 +266,13 @@ fn Bnb(comptime dt: DType, comptime isa: id.Isa) type {
     };
 }
 
+/// The K-quants' products all carry scales, which vpdpbusd does not apply: on the VNNI paths
+/// they take the AVX2 code (one instantiation fewer each, the same code).
+fn familyIsa(comptime dt: DType, comptime isa: id.Isa) id.Isa {
+    const k = !dt.isBnb() and dt.blockElems() == 256;
+    return if (k and isa.simd()) .avx2 else isa;
+}
+
 fn Family(comptime dt: DType, comptime isa: id.Isa) type {
     if (dt.isBnb()) return Bnb(dt, isa);
     return if (dt.blockElems() == 32) Legacy(dt, isa) else KQuant(dt, isa);
@@ -299,10 +306,10 @@ pub fn matmul(out: [*]f32, ld: usize, x: [*]const f32, w: usize, dt: DType, rows
     };
     const acts = act.Acts.init(scheme, off, order, T, cols, mem);
     act.quantize(&acts, x, T);
-    switch (id.active) {
+    switch (id.current()) {
         inline else => |isa| switch (dt) {
             inline .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_k, .q3_k, .q4_k, .q5_k, .q6_k, .nf4, .q8_block => |d| {
-                const F = Family(d, isa);
+                const F = Family(d, familyIsa(d, isa));
                 tasks.Kernel(d, F.decode, F.prefill).run(out, ld, x, w, rows, cols, T, F.row_align, 1, &acts);
             },
             else => unreachable,

@@ -5,7 +5,7 @@ import { FFIType, type FFIFunction } from "bun:ffi";
 export const opSymbols = {
   /** (out, table, dtype, rows, cols, ids i32[], nIds) → status */
   airllm_embedding: { args: ["ptr", "ptr", "u32", "u32", "u32", "ptr", "u32"], returns: "i32" },
-  /** (isa) → the integer-dot path in use (0 portable, 1 AVX2), after forcing isa when ≥ 0; -1: not in this build */
+  /** (isa) → the integer-dot path in use (0 portable, 1 AVX2, 2 AVX-VNNI, 3 AVX512-VNNI), after forcing isa when ≥ 0; -1: not in this build or CPU */
   airllm_int_dot_isa: { args: ["i32"], returns: "i32" },
   /** (out, x, w, dtype, rows, cols, T, ldOut, flags) → status; output row t at out + t·ldOut floats; flags bit 0: exact (f32) activations */
   airllm_matmul: { args: ["ptr", "ptr", "ptr", "u32", "u32", "u32", "u32", "u32", "u32"], returns: "i32" },
