@@ -5,8 +5,9 @@
 //!   llama.cpp's sequence; signed codes go through vpsignb / |w| first.
 //! - avxvnni / avx512vnni: vpdpbusd (u8 × i8, four products summed straight into i32) where the
 //!   quads have no scale, VEX- or EVEX-encoded by inline assembly (the library is compiled for
-//!   x86-64-v3, whose features do not include VNNI; the CPU is checked when the library loads);
-//!   the scaled K-quant products keep the AVX2 sequence.
+//!   x86-64-v3, whose features do not include VNNI; the CPU is checked on first use, and the path
+//!   taken only if its primitives agree with the AVX2 ones on a fixed set of codes); the scaled
+//!   K-quant products keep the AVX2 sequence.
 //! - portable: the same products widened to i32 and summed in the same quads, plain @Vector
 //!   code for any target.
 //! All are exact integer arithmetic within the bounds below (no i16 saturation), so they give
@@ -56,10 +57,27 @@ pub fn runs(isa: Isa) bool {
 }
 
 fn fastest() Isa {
-    for ([_]Isa{ .avxvnni, .avx512vnni, .avx2 }) |isa| {
-        if (runs(isa)) return isa;
+    inline for (.{ Isa.avxvnni, Isa.avx512vnni }) |isa| {
+        if (runs(isa) and agrees(isa)) return isa;
     }
-    return .portable;
+    return if (has_avx2) .avx2 else .portable;
+}
+
+/// A check when a VNNI path is first chosen: its primitives on extreme and mixed codes against
+/// the AVX2 ones (the paths no CI machine here can run are never taken on faith).
+fn agrees(comptime isa: Isa) bool {
+    var w: I8x32 = undefined;
+    var u: U8x32 = undefined;
+    var a: I8x32 = undefined;
+    for (0..32) |i| {
+        w[i] = @bitCast(@as(u8, @truncate(i * 37 + 128)));
+        u[i] = @truncate((i * 53) % 64);
+        a[i] = @intCast(@as(i32, @intCast((i * 91) % 255)) - 127);
+    }
+    const w_abs: U8x32 = @bitCast(@abs(w));
+    return @reduce(.And, dotS(isa, w, a) == dotS(.avx2, w, a)) and
+        @reduce(.And, dotU2(isa, u, a, u, w) == dotU2(.avx2, u, a, u, w)) and
+        @reduce(.And, dotSAbs(isa, w, w_abs, a) == dotSAbs(.avx2, w, w_abs, a));
 }
 
 /// Forces a path (tests); false when this build or CPU cannot run it.
