@@ -166,6 +166,7 @@ extern fn @"llvm.x86.avx2.pmadd.ub.sw"(U8x32, I8x32) I16x16;
 extern fn @"llvm.x86.avx2.pmadd.wd"(I16x16, I16x16) I32x8;
 extern fn @"llvm.x86.avx2.psign.b"(I8x32, I8x32) I8x32;
 extern fn @"llvm.x86.avx2.pshuf.b"(U8x32, U8x32) U8x32;
+extern fn @"llvm.x86.avx2.phadd.d"(I32x8, I32x8) I32x8;
 
 const ones: I16x16 = @splat(1);
 
@@ -237,6 +238,21 @@ pub inline fn lookup16(comptime isa: Isa, comptime table: [16]i8, idx: U8x32) I8
     var r: [32]i8 = undefined;
     for (&r, ix) |*v, i| v.* = table[i & 15];
     return r;
+}
+
+/// Adjacent lane sums of a and b within each 128-bit half (vphaddd):
+/// [a0+a1, a2+a3, b0+b1, b2+b3 | a4+a5, a6+a7, b4+b5, b6+b7].
+pub inline fn pairSums(comptime isa: Isa, a: I32x8, b: I32x8) I32x8 {
+    if (comptime isa.simd()) return @"llvm.x86.avx2.phadd.d"(a, b);
+    const even = [8]i32{ 0, 2, ~@as(i32, 0), ~@as(i32, 2), 4, 6, ~@as(i32, 4), ~@as(i32, 6) };
+    const odd = [8]i32{ 1, 3, ~@as(i32, 1), ~@as(i32, 3), 5, 7, ~@as(i32, 5), ~@as(i32, 7) };
+    return @shuffle(i32, a, b, even) + @shuffle(i32, a, b, odd);
+}
+
+/// Four vectors' lane sums, folded: lane i of each half holds half i of v[i] summed, so
+/// out[i] + out[4 + i] = Σ v[i] (three vphaddd).
+pub inline fn fold4(comptime isa: Isa, v: *const [4]I32x8) I32x8 {
+    return pairSums(isa, pairSums(isa, v[0], v[1]), pairSums(isa, v[2], v[3]));
 }
 
 /// Lane j: a[2j]·b[2j] + a[2j+1]·b[2j+1] in i32 (vpmaddwd), exact for any i16 inputs.
@@ -321,6 +337,10 @@ test "the AVX2 and portable paths agree on extreme codes" {
         try std.testing.expectEqual(dotS(.portable, w, a), dotS(.avx2, w, a));
         try std.testing.expectEqual(dotU2(.portable, small, a, small, w), dotU2(.avx2, small, a, small, w));
         try std.testing.expectEqual(pairProducts(.portable, sw, h0), pairProducts(.avx2, sw, h0));
+        const q = [4]I32x8{ dotS(.portable, w, a), dotU2(.portable, small, a, small, w), dotS(.portable, a, w), pairProducts(.portable, sw, h0) };
+        const f = fold4(.portable, &q);
+        try std.testing.expectEqual(f, fold4(.avx2, &q));
+        inline for (0..4) |i| try std.testing.expectEqual(@reduce(.Add, q[i]), f[i] + f[4 + i]);
         const idx = u & @as(U8x32, @splat(15));
         const table: [16]i8 = .{ -127, -88, -67, -50, -36, -23, -12, 0, 10, 20, 31, 43, 56, 71, 92, 127 };
         try std.testing.expectEqual(lookup16(.portable, table, idx), lookup16(.avx2, table, idx));

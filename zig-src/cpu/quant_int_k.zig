@@ -170,18 +170,10 @@ pub inline fn contrib1(comptime dt: DType, s: Sums, d: f32, dmin: f32, da: f32) 
 
 pub const V4 = @Vector(4, f32);
 
-extern fn @"llvm.x86.avx2.phadd.d"(id.I32x8, id.I32x8) id.I32x8;
-
-/// Lane i: the sum of v[i]'s lanes (three vphaddd and one add on AVX2; exact either way).
-inline fn fold4(comptime isa: id.Isa, v: [4]id.I32x8) @Vector(4, i32) {
-    if (comptime isa.simd()) {
-        const hadd = @"llvm.x86.avx2.phadd.d";
-        const h = hadd(hadd(v[0], v[1]), hadd(v[2], v[3]));
-        return @shuffle(i32, h, undefined, [4]i32{ 0, 1, 2, 3 }) + @shuffle(i32, h, undefined, [4]i32{ 4, 5, 6, 7 });
-    }
-    var r: @Vector(4, i32) = undefined;
-    inline for (0..4) |i| r[i] = @reduce(.Add, v[i]);
-    return r;
+/// Lane i: the sum of v[i]'s lanes (exact).
+inline fn rowSums(comptime isa: id.Isa, v: *const [4]id.I32x8) @Vector(4, i32) {
+    const f = id.fold4(isa, v);
+    return @shuffle(i32, f, undefined, [4]i32{ 0, 1, 2, 3 }) + @shuffle(i32, f, undefined, [4]i32{ 4, 5, 6, 7 });
 }
 
 /// Four rows' contributions c (see the scheme above), lane i from s[i] and that row's d and
@@ -189,9 +181,9 @@ inline fn fold4(comptime isa: id.Isa, v: [4]id.I32x8) @Vector(4, i32) {
 pub inline fn contrib4(comptime dt: DType, comptime isa: id.Isa, s: *const [4]Sums, d: V4, dmin: V4, da: f32) V4 {
     var iv: [4]id.I32x8 = undefined;
     inline for (0..4) |i| iv[i] = s[i].iv;
-    const c = (@as(V4, @splat(da)) * d) * @as(V4, @floatFromInt(fold4(isa, iv)));
+    const c = (@as(V4, @splat(da)) * d) * @as(V4, @floatFromInt(rowSums(isa, &iv)));
     if (comptime !hasMin(dt)) return c;
     var mm: [4]id.I32x8 = undefined;
     inline for (0..4) |i| mm[i] = s[i].mm;
-    return c - (@as(V4, @splat(da)) * dmin) * @as(V4, @floatFromInt(fold4(isa, mm)));
+    return c - (@as(V4, @splat(da)) * dmin) * @as(V4, @floatFromInt(rowSums(isa, &mm)));
 }

@@ -13,9 +13,9 @@
 //! (convert, scale, accumulate) is as large again when each row does it alone. Rows go in pairs,
 //! row i's 16 code bytes in the low 128-bit half of a vector and row i+1's in the high half, so
 //! one vpmaddubsw against activations broadcast to both halves serves two rows; four pairs'
-//! sums are then folded (in-lane shuffles) into one vector holding the eight rows' block sums,
-//! and one convert, two multiplies and one add finish the block for all eight (lane order
-//! `lane_rows`). The result per (row, block) is the same exact integer whatever the order.
+//! sums are then folded (vphaddd, int_dot.zig `fold4`) into one vector holding the eight rows'
+//! block sums, and one convert, two multiplies and one add finish the block for all eight (lane
+//! order `lane_rows`). The result per (row, block) is the same exact integer whatever the order.
 const DType = @import("../dtype.zig").DType;
 const id = @import("int_dot.zig");
 const act = @import("quant_act.zig");
@@ -131,24 +131,6 @@ inline fn pairSum(comptime dt: DType, comptime isa: id.Isa, p: *const Pair(dt), 
     return id.dotU2(isa, p.lo, a.lo, p.hi, a.hi);
 }
 
-extern fn @"llvm.x86.avx2.phadd.d"(I32x8, I32x8) I32x8;
-
-/// Four pairs' quad sums folded into the eight rows' block sums, lane l holding row
-/// lane_rows[l]: three vphaddd (AVX2), or two rounds of in-lane unpack and add.
-inline fn fold(comptime isa: id.Isa, m: *const [4]I32x8) I32x8 {
-    if (comptime isa.simd()) {
-        const hadd = @"llvm.x86.avx2.phadd.d";
-        return hadd(hadd(m[0], m[1]), hadd(m[2], m[3]));
-    }
-    const lo32 = [8]i32{ 0, ~@as(i32, 0), 1, ~@as(i32, 1), 4, ~@as(i32, 4), 5, ~@as(i32, 5) };
-    const hi32 = [8]i32{ 2, ~@as(i32, 2), 3, ~@as(i32, 3), 6, ~@as(i32, 6), 7, ~@as(i32, 7) };
-    const s = @shuffle(i32, m[0], m[1], lo32) + @shuffle(i32, m[0], m[1], hi32);
-    const t = @shuffle(i32, m[2], m[3], lo32) + @shuffle(i32, m[2], m[3], hi32);
-    const lo64 = [8]i32{ 0, 1, ~@as(i32, 0), ~@as(i32, 1), 4, 5, ~@as(i32, 4), ~@as(i32, 5) };
-    const hi64 = [8]i32{ 2, 3, ~@as(i32, 2), ~@as(i32, 3), 6, 7, ~@as(i32, 6), ~@as(i32, 7) };
-    return @shuffle(i32, s, t, lo64) + @shuffle(i32, s, t, hi64);
-}
-
 /// The eight rows' codes, scales and mins of one block, unpacked once for many tokens.
 pub fn Group(comptime dt: DType) type {
     return struct {
@@ -181,7 +163,9 @@ pub inline fn contrib(comptime dt: DType, comptime isa: id.Isa, g: *const Group(
     const q = acts32(a.qs + t * a.cols + 32 * b);
     var m: [4]I32x8 = undefined;
     inline for (0..4) |i| m[i] = pairSum(dt, isa, &g.p[i], q);
-    var sumi = fold(isa, &m);
+    // Pair i's lanes 0..3 are row 2i's quads, 4..7 row 2i+1's: the fold leaves row 2i in lane i
+    // and row 2i+1 in lane 4 + i (`lane_rows`).
+    var sumi = id.fold4(isa, &m);
     if (comptime offset(dt) != 0) sumi -= @as(I32x8, @splat(a.offs[t * nb + b]));
     var c = (g.d * @as(V8, @splat(a.d[t * nb + b]))) * @as(V8, @floatFromInt(sumi));
     if (comptime hasMin(dt)) c = c + g.m * @as(V8, @splat(a.s[t * nb + b]));

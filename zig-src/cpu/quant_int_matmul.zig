@@ -52,6 +52,16 @@ fn groupRows(comptime dt: DType, comptime n: usize, a: *const Args, r: usize, co
     return p;
 }
 
+/// A prefill's token range in passes of at most tok_pass tokens (their accumulators stay in
+/// L1), each over the range's row groups of n: group(a, r, count, t0, t1).
+inline fn prefillPasses(comptime n: usize, comptime group: anytype, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
+    var t0 = t_lo;
+    while (t0 < t_hi) : (t0 += tok_pass) {
+        var r = r_lo;
+        while (r < r_hi) : (r += n) group(a, r, @min(n, r_hi - r), t0, @min(t_hi, t0 + tok_pass));
+    }
+}
+
 /// The legacy types, eight rows per group (quant_int_legacy.zig); a last group of fewer rows
 /// repeats its last row in the missing lanes and stores only the real ones.
 fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
@@ -113,11 +123,7 @@ fn Legacy(comptime dt: DType, comptime isa: id.Isa) type {
         }
 
         pub fn prefill(comptime _: DType, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
-            var t0 = t_lo;
-            while (t0 < t_hi) : (t0 += tok_pass) {
-                var r = r_lo;
-                while (r < r_hi) : (r += n) prefillGroup(a, r, @min(n, r_hi - r), t0, @min(t_hi, t0 + tok_pass));
-            }
+            prefillPasses(n, prefillGroup, a, r_lo, r_hi, t_lo, t_hi);
         }
     };
 }
@@ -193,75 +199,64 @@ fn KQuant(comptime dt: DType, comptime isa: id.Isa) type {
         }
 
         pub fn prefill(comptime _: DType, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
-            var t0 = t_lo;
-            while (t0 < t_hi) : (t0 += tok_pass) {
-                var r = r_lo;
-                while (r < r_hi) : (r += n) prefillGroup(a, r, @min(n, r_hi - r), t0, @min(t_hi, t0 + tok_pass));
-            }
+            prefillPasses(n, prefillGroup, a, r_lo, r_hi, t_lo, t_hi);
         }
     };
 }
 
-/// AirLLM's formats, four rows per group against the same activation blocks (quant_int_bnb.zig).
+/// AirLLM's formats, four rows per group against the same activation blocks (quant_int_bnb.zig);
+/// a last group of fewer rows repeats its last row, as the others do.
 fn Bnb(comptime dt: DType, comptime isa: id.Isa) type {
-    const rb = 4;
+    const n = 4;
     return struct {
-        const row_align = rb;
+        const row_align = n;
 
-        inline fn unpackRows(comptime n: usize, a: *const Args, r: usize, b: usize) [n]ib.Unpacked {
-            const w: [*]const u8 = @ptrFromInt(a.w);
+        inline fn unpackRows(base: *const [n][*]const u8, b: usize) [n]ib.Unpacked {
             var u: [n]ib.Unpacked = undefined;
-            inline for (0..n) |i| u[i] = ib.unpack(dt, isa, w + (r + i) * rowBytes(dt, a) + b * dt.blockBytes());
+            inline for (0..n) |i| u[i] = ib.unpack(dt, isa, base[i] + b * dt.blockBytes());
             return u;
         }
 
-        inline fn step(comptime n: usize, u: *const [n]ib.Unpacked, acc: *[n]V8, a: *const act.Acts, t: usize, b: usize) void {
+        inline fn step(u: *const [n]ib.Unpacked, acc: *[n]V8, a: *const act.Acts, t: usize, b: usize) void {
             const q: *align(1) const [2]id.I8x32 = @ptrCast(a.qs + t * a.cols + 64 * b);
             const qa = q.*;
             const da = a.d[t * (a.cols / 64) + b];
             inline for (0..n) |i| acc[i] = acc[i] + ib.contrib(dt, isa, &u[i], &qa, da);
         }
 
-        fn decodeGroup(comptime n: usize, a: *const Args, r: usize) void {
+        inline fn store(a: *const Args, acc: *const [n]V8, t: usize, r: usize, count: usize) void {
+            inline for (0..n) |i| {
+                if (i < count) a.out[t * a.ld + r + i] = ib.total(acc[i]);
+            }
+        }
+
+        fn decodeGroup(a: *const Args, r: usize, count: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            const base = groupRows(dt, n, a, r, count);
             var acc: [n]V8 = @splat(@splat(0));
-            for (0..a.cols / 64) |b| step(n, &unpackRows(n, a, r, b), &acc, acts, 0, b);
-            inline for (0..n) |i| a.out[r + i] = ib.total(acc[i]);
+            for (0..a.cols / 64) |b| step(&unpackRows(&base, b), &acc, acts, 0, b);
+            store(a, &acc, 0, r, count);
         }
 
         pub fn decode(comptime _: DType, a: *const Args, lo: usize, hi: usize) void {
             var r = lo;
-            while (r + rb <= hi) : (r += rb) decodeGroup(rb, a, r);
-            switch (hi - r) {
-                inline 1...rb - 1 => |n| decodeGroup(n, a, r),
-                else => {},
-            }
+            while (r < hi) : (r += n) decodeGroup(a, r, @min(n, hi - r));
         }
 
-        fn prefillGroup(comptime n: usize, a: *const Args, r: usize, t_lo: usize, t_hi: usize) void {
+        fn prefillGroup(a: *const Args, r: usize, count: usize, t_lo: usize, t_hi: usize) void {
             const acts: *const act.Acts = @ptrCast(@alignCast(a.ctx.?));
+            const base = groupRows(dt, n, a, r, count);
             var acc: [tok_pass][n]V8 = undefined;
             for (acc[0 .. t_hi - t_lo]) |*row| row.* = @splat(@splat(0));
             for (0..a.cols / 64) |b| {
-                const u = unpackRows(n, a, r, b);
-                for (t_lo..t_hi) |t| step(n, &u, &acc[t - t_lo], acts, t, b);
+                const u = unpackRows(&base, b);
+                for (t_lo..t_hi) |t| step(&u, &acc[t - t_lo], acts, t, b);
             }
-            for (t_lo..t_hi) |t| {
-                inline for (0..n) |i| a.out[t * a.ld + r + i] = ib.total(acc[t - t_lo][i]);
-            }
+            for (t_lo..t_hi) |t| store(a, &acc[t - t_lo], t, r, count);
         }
 
         pub fn prefill(comptime _: DType, a: *const Args, r_lo: usize, r_hi: usize, t_lo: usize, t_hi: usize) void {
-            var t0 = t_lo;
-            while (t0 < t_hi) : (t0 += tok_pass) {
-                const t1 = @min(t_hi, t0 + tok_pass);
-                var r = r_lo;
-                while (r + rb <= r_hi) : (r += rb) prefillGroup(rb, a, r, t0, t1);
-                switch (r_hi - r) {
-                    inline 1...rb - 1 => |n| prefillGroup(n, a, r, t0, t1),
-                    else => {},
-                }
-            }
+            prefillPasses(n, prefillGroup, a, r_lo, r_hi, t_lo, t_hi);
         }
     };
 }
