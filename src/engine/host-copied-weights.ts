@@ -1,8 +1,8 @@
 // For the CPU without a budget, when the weights fit in RAM: every tensor the plan reads is copied
 // once at load into one block of the backend's memory, which it advises as transparent huge pages.
 // The matmuls then stream weights with a TLB miss per 2 MiB instead of one per 4 KiB page of the
-// file mapping (the page cache has no huge pages for ordinary files): 10–18% faster decode on the
-// GGUF bench files (bench/RESULTS.md, "Resident weights in huge pages"). llama.cpp reaches the same
+// file mapping (the page cache has no huge pages for ordinary files): 9–23% faster decode on the
+// GGUF bench files (bench/RESULTS.md, "CPU int8 kernels against llama.cpp, second round"). llama.cpp reaches the same
 // by repacking its 4-bit tensors into its own buffers at load. The bytes come by pread on the
 // native reader threads (no page faults on the mapping, which stays untouched and out of RSS), and
 // a copy cannot fault when its file shrinks under the process, as a mapping does.
